@@ -1,0 +1,1 @@
+"""Samia Tarot back end."""

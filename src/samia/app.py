@@ -1,0 +1,100 @@
+"""The FastAPI application: one Platform object holds what every request shares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from samia import db
+from samia.auth.tokens import Passwords
+from samia.config import Settings
+from samia.core import logging as app_logging
+from samia.core import problems
+from samia.core.middleware import RequestContext
+from samia.notifications import outbox
+from samia.providers.email import MailboxMailer, Mailer
+from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    dsns: db.Dsns
+    pool: AsyncConnectionPool
+    passwords: Passwords
+    mailer: Mailer
+    sms_sink: SmsSink
+    rate_scopes: dict[str, bool] = field(default_factory=dict)
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _verifier: PhoneVerifier | None = None
+
+    def verifier(self) -> PhoneVerifier:
+        """Built on first use, so an unconfigured provider answers 503 on its own routes only."""
+        if self._verifier is None:
+            self._verifier = make_verifier(self.settings, self.sms_sink)
+        return self._verifier
+
+
+async def _reset(conn: AsyncConnection) -> None:
+    """A connection goes back to the pool read-write; each borrower sets what it needs."""
+    await conn.set_read_only(False)
+
+
+def make_pool(settings: Settings, dsn: str) -> AsyncConnectionPool:
+    kwargs = {"autocommit": False, "prepare_threshold": None if settings.db_transaction_pooler else 5}
+    return AsyncConnectionPool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                               kwargs=kwargs, open=False, timeout=10, name="app", reset=_reset)
+
+
+def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Mailer | None = None,
+               sms_sink: SmsSink | None = None, run_outbox: bool = True) -> FastAPI:
+    app_logging.configure(settings.log_level)
+    dsns = dsns or db.resolve(settings)
+    platform = Platform(
+        settings=settings, dsns=dsns, pool=make_pool(settings, dsns.app),
+        passwords=Passwords(settings),
+        mailer=mailer or MailboxMailer(settings.data_dir / "mail"),
+        sms_sink=sms_sink or DeviceFileSink(settings.data_dir / "dev-phone"),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await platform.pool.open(wait=True)
+        task = asyncio.create_task(outbox.run_forever(platform, platform.outbox_wake)) if run_outbox else None
+        try:
+            yield
+        finally:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await platform.pool.close()
+
+    app = FastAPI(title="Samia Tarot API", version="0.1.0", lifespan=lifespan,
+                  description="Back end of the Samia Tarot readings marketplace. Errors are RFC 9457 "
+                              "problem+json; bearer tokens in Authorization.")
+    app.state.platform = platform
+    problems.install(app)
+
+    from samia.auth.api import router as auth_router
+    from samia.ops.api import router as ops_router
+    from samia.profiles.api import router as profiles_router
+    from samia.users.api import router as users_router
+
+    for router in (auth_router, profiles_router, users_router, ops_router):
+        app.include_router(router)
+    app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
+    return app
+
+
+def from_env() -> FastAPI:
+    """uvicorn factory (`samia serve`, workers): settings and DSNs from the environment."""
+    from samia.cli import load_settings
+
+    return create_app(load_settings())

@@ -1,0 +1,188 @@
+"""`samia`: serve, migrate, users, audit, parity."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import psycopg
+
+from samia import db
+from samia.config import Settings
+from samia.db import migrate
+
+DEMO_ROLES = ("superadmin", "admin", "monitor", "reader", "client")
+CLI_CLAIMS = json.dumps({"actor": "cli"})
+
+
+def load_settings() -> Settings:
+    """Settings from the environment. On the embedded default a development SECRET_KEY is
+    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
+    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
+        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
+        path = data_dir / "secrets.env"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
+            path.chmod(0o600)
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except Exception as e:
+        sys.exit(f"samia: configuration error: {e}")
+
+
+def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
+                country: str | None = None, first_name: str = "", last_name: str = "",
+                settings: Settings) -> str:
+    """Create an account directly as the database owner (bootstrap of the first superadmin)."""
+    from samia.auth.tokens import Passwords
+
+    pw_hash = asyncio.run(Passwords(settings).hash(password))
+    with psycopg.connect(owner_dsn) as conn:
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (CLI_CLAIMS,))
+        row = conn.execute(
+            """insert into profiles (email, first_name, last_name, dob, country, role_id, email_verified)
+               values (%s, %s, %s, %s, %s, (select id from roles where code = %s), true)
+               on conflict (email) do update set role_id = excluded.role_id
+               returning id::text""",
+            (email, first_name or None, last_name or None, dob, country, role)).fetchone()
+        assert row is not None
+        conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
+    return row[0]
+
+
+def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
+    """One user per role; passwords generated once per data dir and kept there (0600)."""
+    path = settings.data_dir / "demo-credentials.json"
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    out = []
+    for role in DEMO_ROLES:
+        email = f"{role}@demo.samia-tarot.example.com"
+        password = creds.setdefault(email, secrets.token_urlsafe(12))
+        create_user(owner_dsn, email=email, password=password, role=role, dob="1990-05-15",
+                    country="LB", first_name=role.capitalize(), last_name="Demo", settings=settings)
+        out.append((role, email, password))
+    path.write_text(json.dumps(creds, indent=1))
+    path.chmod(0o600)
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = load_settings()
+    dsns = db.resolve(settings)
+    migrate.up(dsns.owner)
+    if args.demo:
+        print("\nDemo accounts (one per role):")
+        for role, email, password in seed_demo(settings, dsns.owner):
+            print(f"  {role:10} {email:42} {password}")
+    os.environ["DATABASE_URL"] = dsns.owner
+    os.environ.setdefault("APP_DATABASE_URL", dsns.app)
+    print(f"\nAPI on http://{args.host}:{args.port}  (OpenAPI docs at /docs)\n", flush=True)
+    uvicorn.run("samia.app:from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, access_log=False, log_config=None, proxy_headers=False)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    owner = db.resolve(settings).owner
+    try:
+        if args.action == "up":
+            migrate.up(owner)
+        elif args.action == "down":
+            migrate.down(owner)
+        elif not migrate.audit(owner):
+            sys.exit(1)
+    except migrate.MigrationError as e:
+        sys.exit(f"samia migrate: {e}")
+
+
+def cmd_users(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    owner = db.resolve(settings).owner
+    uid = create_user(owner, email=args.email, password=args.password, role=args.role, dob=args.dob,
+                      country=args.country, first_name=args.first_name, last_name=args.last_name,
+                      settings=settings)
+    print(f"{args.role} {args.email} id={uid}")
+
+
+def verify_audit(owner_dsn: str) -> tuple[bool, str]:
+    with psycopg.connect(owner_dsn) as conn:
+        bad = conn.execute("select id, problem from app.audit_verify()").fetchone()
+        count, head = conn.execute(
+            "select count(*), (select row_hash from audit_log order by id desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
+    if bad:
+        return False, f"audit chain BROKEN at row id={bad[0]}: {bad[1]}"
+    return True, f"audit chain ok: {count} rows, head {head or '-'}"
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    ok, message = verify_audit(db.resolve(settings).owner)
+    print(message)
+    if not ok:
+        sys.exit(1)
+
+
+def cmd_parity(args: argparse.Namespace) -> None:
+    from samia.app import create_app
+    from samia.core.parity import check
+
+    settings = load_settings()
+    dsns = db.resolve(settings)
+    report = check(create_app(settings, dsns=dsns, run_outbox=False), dsns.owner)
+    print("\n".join(report.lines()))
+    if not report.ok:
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="samia", description="Samia Tarot back end")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the API (embedded PostgreSQL when DATABASE_URL is unset)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--demo", action="store_true", help="seed one demo user per role and print them")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply, revert or audit migrations")
+    p.add_argument("action", choices=["up", "down", "audit"])
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("users", help="manage users")
+    usub = p.add_subparsers(dest="users_command", required=True)
+    c = usub.add_parser("create", help="create (or re-role) a user; bootstraps the superadmin")
+    c.add_argument("--email", required=True)
+    c.add_argument("--password", required=True)
+    c.add_argument("--role", required=True, choices=DEMO_ROLES)
+    c.add_argument("--dob")
+    c.add_argument("--country")
+    c.add_argument("--first-name", default="")
+    c.add_argument("--last-name", default="")
+    c.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("audit", help="audit trail tools")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    v = asub.add_parser("verify", help="check the hash chain; names the first broken row")
+    v.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("parity", help="route guards vs database permissions report")
+    p.set_defaults(func=cmd_parity)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Settings from the environment. Nothing secret has a default here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    env: Literal["dev", "test", "prod"] = Field("dev", alias="SAMIA_ENV")
+    data_dir: Path = Field(Path("var"), alias="SAMIA_DATA_DIR")
+
+    # Owner DSN (migrations, CLI). Unset: the embedded cluster under data_dir.
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    # The API's login (authenticator). Unset: DATABASE_URL with user=authenticator.
+    app_database_url: str | None = Field(None, alias="APP_DATABASE_URL")
+    db_pool_min: int = Field(2, alias="DB_POOL_MIN")
+    db_pool_max: int = Field(10, alias="DB_POOL_MAX")
+    # Behind a transaction pooler (PgBouncer/Supavisor) server-side prepares must be off.
+    db_transaction_pooler: bool = Field(False, alias="DB_TRANSACTION_POOLER")
+
+    secret_key: SecretStr = Field(alias="SECRET_KEY", min_length=32)
+    supabase_jwt_secret: SecretStr | None = Field(None, alias="SUPABASE_JWT_SECRET")
+    access_token_ttl: int = Field(900, alias="ACCESS_TOKEN_TTL", ge=60, le=3600)
+    refresh_token_ttl: int = Field(30 * 86400, alias="REFRESH_TOKEN_TTL", ge=3600)
+    jwt_issuer: str = Field("samia", alias="JWT_ISSUER")
+    # argon2id cost (RFC 9106 low-memory profile by default)
+    argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST", ge=1)
+    argon2_memory_kib: int = Field(65536, alias="ARGON2_MEMORY_KIB", ge=1024)
+
+    public_base_url: str = Field("http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
+    trust_proxy_headers: bool = Field(False, alias="TRUST_PROXY_HEADERS")
+
+    phone_provider: Literal["local", "twilio"] = Field("local", alias="PHONE_PROVIDER")
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_verify_sid: str | None = Field(None, alias="TWILIO_VERIFY_SID")
+    # Only for tests and regional edges: where the Twilio SDK's requests are sent.
+    twilio_base_url: str | None = Field(None, alias="TWILIO_BASE_URL")
+
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    def subkey(self, purpose: str) -> bytes:
+        """A key for one purpose (JWT signing, email links, OTP HMAC), derived from SECRET_KEY."""
+        return hmac.new(self.secret_key.get_secret_value().encode(), purpose.encode(), hashlib.sha256).digest()
+
+    @property
+    def jwt_key(self) -> bytes:
+        return self.subkey("jwt-access-v1")

@@ -1,0 +1,76 @@
+"""JSON logs through structlog, with a redaction processor in front of every sink
+(our own events and the standard library's, uvicorn included)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEY = re.compile(
+    r"pass|token|secret|otp|code|authorization|cookie|phone|email|dob|birth|first_name|last_name|"
+    r"address|card|iban|claims|body|message|content", re.I)
+# harmless keys that happen to match the pattern above
+SAFE_KEYS = {"status_code", "error_code", "problem_code", "content_type", "content_length"}
+SCRUBBERS = [
+    (re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "[jwt]"),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[email]"),
+    (re.compile(r"\+?\d[\d\s().-]{7,}\d"), "[number]"),
+    (re.compile(r"(?i)bearer\s+\S+"), "Bearer [redacted]"),
+]
+
+
+def scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for pattern, repl in SCRUBBERS:
+            value = pattern.sub(repl, value)
+        return value
+    if isinstance(value, dict):
+        return {k: redact_pair(k, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def redact_pair(key: str, value: Any) -> Any:
+    if key not in SAFE_KEYS and SENSITIVE_KEY.search(key) and value is not None:
+        return "[redacted]"
+    return scrub(value)
+
+
+def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if k in ("timestamp", "level", "logger") else redact_pair(k, v)) if k != "event"
+            else scrub(v) for k, v in event.items()}
+
+
+def configure(level: str = "INFO", stream: Any = None) -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer(ensure_ascii=False)]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our access log has no query strings

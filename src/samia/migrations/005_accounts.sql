@@ -1,0 +1,359 @@
+-- Accounts: the profile guard (seeds 000 M45 in the database), the role-change
+-- audit trail, and the credential store reached only through definer functions.
+
+-- Request roles (anon/authenticated) are checked here; the owner, service_role and the
+-- app_auth definer functions are trusted paths and pass through.
+create or replace function app.profiles_guard() returns trigger
+language plpgsql set search_path = '' as $$
+declare
+  caller text := app.user_role();
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;
+  end if;
+  if tg_op = 'INSERT' then
+    if new.role_id = 1 and caller is distinct from 'superadmin' then
+      raise exception 'only the superadmin may create a superadmin'
+        using errcode = '42501', hint = 'superadmin_reserved';
+    end if;
+    return new;
+  end if;
+
+  if caller is null or caller not in ('admin', 'superadmin') then
+    if (new.role_id, new.email, new.email_verified, new.phone, new.phone_verified, new.is_test,
+        new.blocked_at, new.blocked_until, new.deleted_at)
+       is distinct from
+       (old.role_id, old.email, old.email_verified, old.phone, old.phone_verified, old.is_test,
+        old.blocked_at, old.blocked_until, old.deleted_at) then
+      raise exception 'this field can only be changed by an admin'
+        using errcode = '42501', hint = 'protected_field';
+    end if;
+    return new;
+  end if;
+
+  if caller = 'admin' then
+    if old.role_id = 1 or new.role_id = 1 then
+      raise exception 'only the superadmin may grant, change or revoke the superadmin role'
+        using errcode = '42501', hint = 'superadmin_reserved';
+    end if;
+    if new.deleted_at is distinct from old.deleted_at then
+      raise exception 'only the superadmin may delete users'
+        using errcode = '42501', hint = 'delete_reserved';
+    end if;
+  end if;
+
+  if old.role_id = 1 and (new.role_id <> 1 or new.deleted_at is not null)
+     and not exists (select 1 from public.profiles p
+                      where p.role_id = 1 and p.deleted_at is null and p.id <> old.id) then
+    raise exception 'the last superadmin cannot be demoted or deleted'
+      using errcode = '42501', hint = 'last_superadmin';
+  end if;
+  return new;
+end
+$$;
+
+drop trigger if exists trg_profiles_guard on public.profiles;
+create trigger trg_profiles_guard before insert or update on public.profiles
+  for each row execute function app.profiles_guard();
+
+-- Change log for role/permission edits (who and when come from app.audit).
+create or replace function app.profiles_audit() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if tg_op = 'INSERT' then
+    perform app.audit('user.create', 'profile', new.id::text,
+                      jsonb_build_object('role', (select code from public.roles where id = new.role_id)));
+    return null;
+  end if;
+  if new.role_id is distinct from old.role_id then
+    perform app.audit('user.role_change', 'profile', new.id::text,
+                      jsonb_build_object('before', (select code from public.roles where id = old.role_id),
+                                         'after', (select code from public.roles where id = new.role_id)));
+  end if;
+  if new.deleted_at is not null and old.deleted_at is null then
+    perform app.audit('user.delete', 'profile', new.id::text, '{}'::jsonb);
+  end if;
+  if (new.blocked_at, new.blocked_until) is distinct from (old.blocked_at, old.blocked_until) then
+    perform app.audit(case when new.blocked_at is null then 'user.unblock' else 'user.block' end,
+                      'profile', new.id::text,
+                      jsonb_build_object('until', new.blocked_until));
+  end if;
+  if new.is_test is distinct from old.is_test then
+    perform app.audit('user.test_flag', 'profile', new.id::text, jsonb_build_object('after', new.is_test));
+  end if;
+  return null;
+end
+$$;
+
+drop trigger if exists trg_profiles_audit on public.profiles;
+create trigger trg_profiles_audit after insert or update on public.profiles
+  for each row execute function app.profiles_audit();
+
+-- Credentials and sessions. Only hashes are stored.
+create table if not exists app_auth.credentials (
+  user_id       uuid primary key references public.profiles (id) on delete cascade,
+  password_hash text not null,
+  updated_at    timestamptz not null default now()
+);
+
+create table if not exists app_auth.sessions (
+  id                uuid primary key default gen_random_uuid(),
+  user_id           uuid not null references public.profiles (id) on delete cascade,
+  created_at        timestamptz not null default now(),
+  last_refreshed_at timestamptz,
+  revoked_at        timestamptz,
+  revoke_reason     text
+);
+create index if not exists sessions_user on app_auth.sessions (user_id) where revoked_at is null;
+
+create table if not exists app_auth.refresh_tokens (
+  token_hash text primary key,
+  session_id uuid not null references app_auth.sessions (id) on delete cascade,
+  issued_at  timestamptz not null default now(),
+  expires_at timestamptz not null,
+  used_at    timestamptz
+);
+create index if not exists refresh_tokens_session on app_auth.refresh_tokens (session_id);
+
+-- The request prelude's identity check, in the same round trip as set_config: the app
+-- role, or null when the user is unknown/blocked/deleted or the session was revoked.
+create or replace function app.request_identity() returns text
+language sql stable security definer set search_path = '' as $$
+  select case
+    when auth.uid() is null then null
+    when auth.jwt() ? 'sid'
+         and not exists (select 1 from app_auth.sessions s
+                          where s.id = (auth.jwt() ->> 'sid')::uuid and s.revoked_at is null) then null
+    else app.user_role()
+  end
+$$;
+-- authenticator too: the prelude's privilege check happens before set_config switches role.
+grant execute on function app.request_identity() to authenticator, anon, authenticated, service_role, samia_auth;
+
+create or replace function app_auth.signup(p_email text, p_password_hash text, p_first text, p_last text,
+                                           p_dob date, p_country text, p_locale text default 'en')
+returns uuid
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  uid uuid;
+begin
+  insert into public.profiles (email, first_name, last_name, dob, country, locale)
+  values (p_email, p_first, p_last, p_dob, p_country, coalesce(p_locale, 'en'))
+  returning id into uid;
+  insert into app_auth.credentials (user_id, password_hash) values (uid, p_password_hash);
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  values (uid, 'email', 'verify_email', jsonb_build_object('issued_at', extract(epoch from now())::bigint));
+  return uid;
+end
+$$;
+
+create or replace function app_auth.set_password_hash(p_user uuid, p_password_hash text) returns void
+language sql volatile security definer set search_path = '' as $$
+  insert into app_auth.credentials (user_id, password_hash) values (p_user, p_password_hash)
+  on conflict (user_id) do update set password_hash = excluded.password_hash, updated_at = now()
+$$;
+
+-- Admins create staff accounts with an initial password; never for an existing login.
+create or replace function app.set_initial_password(p_user uuid, p_password_hash text) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if not app.is_admin() then
+    raise exception 'admin only' using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into app_auth.credentials (user_id, password_hash) values (p_user, p_password_hash);
+end
+$$;
+revoke all on function app.set_initial_password(uuid, text) from public;
+grant execute on function app.set_initial_password(uuid, text) to authenticated;
+
+create or replace function app_auth.login_lookup(p_email text)
+returns table (user_id uuid, password_hash text, active boolean)
+language sql stable security definer set search_path = '' as $$
+  select p.id, c.password_hash,
+         p.deleted_at is null and (p.blocked_at is null or p.blocked_until <= now())
+    from public.profiles p
+    join app_auth.credentials c on c.user_id = p.id
+   where p.email = p_email::extensions.citext
+$$;
+
+create or replace function app_auth.start_session(p_user uuid, p_refresh_hash text, p_ttl interval)
+returns uuid
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  sid uuid;
+begin
+  insert into app_auth.sessions (user_id) values (p_user) returning id into sid;
+  insert into app_auth.refresh_tokens (token_hash, session_id, expires_at)
+  values (p_refresh_hash, sid, now() + p_ttl);
+  return sid;
+end
+$$;
+
+-- Rotation with reuse detection (OAuth 2.0 Security BCP): presenting a refresh token
+-- that was already used revokes the whole session.
+create or replace function app_auth.rotate_refresh(p_old_hash text, p_new_hash text, p_ttl interval)
+returns table (status text, user_id uuid, session_id uuid)
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  t app_auth.refresh_tokens;
+  s app_auth.sessions;
+begin
+  update app_auth.refresh_tokens r set used_at = now()
+   where r.token_hash = p_old_hash and r.used_at is null
+  returning * into t;
+  if t.token_hash is null then
+    select * into t from app_auth.refresh_tokens r where r.token_hash = p_old_hash;
+    if t.token_hash is not null then
+      update app_auth.sessions x set revoked_at = now(), revoke_reason = 'refresh_reuse'
+       where x.id = t.session_id and x.revoked_at is null;
+      return query select 'reused'::text, null::uuid, t.session_id;
+    else
+      return query select 'invalid'::text, null::uuid, null::uuid;
+    end if;
+    return;
+  end if;
+  select * into s from app_auth.sessions x where x.id = t.session_id;
+  if s.revoked_at is not null or t.expires_at <= now() or app_auth.user_active(s.user_id) is not true then
+    return query select 'invalid'::text, null::uuid, null::uuid;
+    return;
+  end if;
+  insert into app_auth.refresh_tokens (token_hash, session_id, expires_at)
+  values (p_new_hash, s.id, now() + p_ttl);
+  update app_auth.sessions x set last_refreshed_at = now() where x.id = s.id;
+  return query select 'ok'::text, s.user_id, s.id;
+end
+$$;
+
+create or replace function app_auth.user_active(p_user uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select p.deleted_at is null and (p.blocked_at is null or p.blocked_until <= now())
+    from public.profiles p where p.id = p_user
+$$;
+
+-- Logout: revokes the caller's own session (claims sid), whichever token they hold.
+create or replace function app_auth.revoke_session(p_session uuid, p_reason text) returns boolean
+language sql volatile security definer set search_path = '' as $$
+  update app_auth.sessions set revoked_at = now(), revoke_reason = p_reason
+   where id = p_session and user_id = auth.uid() and revoked_at is null
+  returning true
+$$;
+
+create or replace function app_auth.confirm_email(p_user uuid, p_email text) returns boolean
+language sql volatile security definer set search_path = '' as $$
+  update public.profiles set email_verified = true
+   where id = p_user and email = p_email::extensions.citext and deleted_at is null
+  returning true
+$$;
+
+-- Phone verification lifecycle. The caller is always auth.uid() (the request's
+-- verified token), never an argument.
+create or replace function app_auth.phone_start(p_phone text, p_provider text, p_ref text,
+                                                p_code_hash text, p_ttl interval) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  vid bigint;
+begin
+  if auth.uid() is null then
+    raise exception 'authentication required' using errcode = '42501', hint = 'unauthenticated';
+  end if;
+  update public.phone_verifications set status = 'expired'
+   where profile_id = auth.uid() and status = 'sent';
+  insert into public.phone_verifications (profile_id, phone, provider, status, provider_ref, code_hash, expires_at)
+  values (auth.uid(), p_phone, p_provider, 'sent', p_ref, p_code_hash, now() + p_ttl)
+  returning id into vid;
+  return vid;
+end
+$$;
+
+-- Checks one attempt. p_code_hash is null when the outside provider already decided
+-- (p_approved); the local provider compares HMACs here. At most 5 attempts per code.
+create or replace function app_auth.phone_check(p_phone text, p_code_hash text, p_approved boolean default null)
+returns text
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v public.phone_verifications;
+  ok boolean;
+begin
+  select * into v from public.phone_verifications
+   where profile_id = auth.uid() and phone = p_phone and status = 'sent'
+   order by id desc limit 1
+   for update;
+  if v.id is null then
+    return 'not_found';
+  end if;
+  if v.expires_at <= now() then
+    update public.phone_verifications set status = 'expired' where id = v.id;
+    return 'expired';
+  end if;
+  if v.attempts >= 5 then
+    update public.phone_verifications set status = 'failed' where id = v.id;
+    return 'too_many_attempts';
+  end if;
+  ok := coalesce(p_approved, v.code_hash is not null and v.code_hash = p_code_hash);
+  update public.phone_verifications
+     set attempts = attempts + 1,
+         status = case when ok then 'verified' else status end,
+         verified_at = case when ok then now() end
+   where id = v.id;
+  if not ok then
+    return 'mismatch';
+  end if;
+  update public.profiles set phone = p_phone, phone_verified = true where id = auth.uid();
+  perform app.audit('phone.verified', 'profile', auth.uid()::text, jsonb_build_object('verification_id', v.id));
+  return 'verified';
+end
+$$;
+
+create or replace function app_auth.caller_country() returns text
+language sql stable security definer set search_path = '' as $$
+  select country_code from public.profiles where id = auth.uid()
+$$;
+
+do $$
+declare
+  f text;
+begin
+  foreach f in array array['app_auth.caller_country()',
+                           'app_auth.signup(text,text,text,text,date,text,text)',
+                           'app_auth.set_password_hash(uuid,text)',
+                           'app_auth.login_lookup(text)',
+                           'app_auth.start_session(uuid,text,interval)',
+                           'app_auth.rotate_refresh(text,text,interval)',
+                           'app_auth.user_active(uuid)',
+                           'app_auth.revoke_session(uuid,text)',
+                           'app_auth.confirm_email(uuid,text)',
+                           'app_auth.phone_start(text,text,text,text,interval)',
+                           'app_auth.phone_check(text,text,boolean)'] loop
+    execute format('revoke all on function %s from public', f);
+    execute format('grant execute on function %s to samia_auth, service_role', f);
+  end loop;
+end
+$$;
+
+-- Behind Supabase Auth: mirror auth.users into profiles (seeds 003 §7). Only where
+-- Supabase's auth.users exists; never on the embedded cluster.
+do $$
+begin
+  if exists (select from pg_tables where schemaname = 'auth' and tablename = 'users') then
+    execute $f$
+      create or replace function app.sync_supabase_user() returns trigger
+      language plpgsql security definer set search_path = '' as $b$
+      begin
+        insert into public.profiles (id, email, email_verified)
+        values (new.id, new.email, new.email_confirmed_at is not null)
+        on conflict (id) do update set email = excluded.email, email_verified = excluded.email_verified;
+        return new;
+      end
+      $b$;
+      drop trigger if exists samia_sync_profile on auth.users;
+      create trigger samia_sync_profile after insert or update of email, email_confirmed_at on auth.users
+        for each row execute function app.sync_supabase_user();
+    $f$;
+  end if;
+end
+$$;
+
+-- migrate:down
+drop table if exists app_auth.refresh_tokens, app_auth.sessions, app_auth.credentials cascade;
+drop trigger if exists trg_profiles_audit on public.profiles;
+drop trigger if exists trg_profiles_guard on public.profiles;

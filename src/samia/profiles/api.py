@@ -1,0 +1,69 @@
+"""The caller's own profile."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from samia.core.access import AUTHENTICATED, Ctx, allow
+from samia.profiles.service import get_profile, update_profile
+
+router = APIRouter(tags=["profiles"])
+
+
+class ProfileOut(BaseModel):
+    id: str
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    dob: dt.date | None
+    zodiac: str | None
+    country: str | None
+    country_code: str | None
+    birth_place: str | None
+    birth_time: dt.time | None
+    birth_lat: float | None
+    birth_lon: float | None
+    birth_tz: str | None
+    role: str
+    email_verified: bool
+    phone_verified: bool
+    is_test: bool
+    locale: str
+    blocked_at: dt.datetime | None = None
+    blocked_until: dt.datetime | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProfilePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    first_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    last_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    dob: dt.date | None = None
+    country: Annotated[str, Field(min_length=2, max_length=80)] | None = None
+    birth_place: Annotated[str, Field(max_length=200)] | None = None
+    birth_time: dt.time | None = None
+    birth_lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    birth_lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    birth_tz: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")] | None = None
+    locale: Literal["en", "ar"] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """Fields the caller sent; only the optional birth details may be cleared with null."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items()
+                if v is not None or k.startswith("birth_")}
+
+
+@router.get("/me", response_model=ProfileOut)
+async def me(ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    return await get_profile(ctx.conn, ctx.user_id)  # type: ignore[arg-type]
+
+
+@router.patch("/me", response_model=ProfileOut)
+async def patch_me(body: ProfilePatch, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    return await update_profile(ctx.conn, ctx.user_id, body.changes())  # type: ignore[arg-type]

@@ -1,0 +1,45 @@
+"""Profiles: the columns a profile shows, and partial updates with whitelisted fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from samia.core.problems import not_found
+
+COLUMNS = sql.SQL("""p.id::text, p.email::text, p.phone, p.first_name, p.last_name, p.dob, p.zodiac,
+  p.country, p.country_code::text, p.birth_place, p.birth_time, p.birth_lat::float8 as birth_lat,
+  p.birth_lon::float8 as birth_lon, p.birth_tz, r.code as role, p.email_verified, p.phone_verified,
+  p.is_test, p.locale, p.blocked_at, p.blocked_until, p.created_at, p.updated_at""")
+
+SELF_EDITABLE = ("first_name", "last_name", "dob", "country", "birth_place", "birth_time",
+                 "birth_lat", "birth_lon", "birth_tz", "locale")
+
+
+async def get_profile(conn: AsyncConnection, user_id: str) -> dict[str, Any]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from profiles p join roles r on r.id = p.role_id "
+                              "where p.id = %s and p.deleted_at is null").format(COLUMNS), (user_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("user")
+    return row
+
+
+async def update_profile(conn: AsyncConnection, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply `changes` (column → value, already validated and whitelisted). RLS decides
+    whose row the caller may touch; a row they may not see answers 404."""
+    if "role" in changes:
+        changes = {**changes, "role_id": sql.SQL("(select id from roles where code = {})").format(
+            sql.Literal(changes.pop("role")))}
+    if changes:
+        sets = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), v if isinstance(v, sql.Composable) else sql.Literal(v))
+            for k, v in changes.items())
+        cur = await conn.execute(sql.SQL("update profiles set {} where id = %s and deleted_at is null "
+                                         "returning id").format(sets), (user_id,))
+        if await cur.fetchone() is None:
+            raise not_found("user")
+    return await get_profile(conn, user_id)

@@ -1,0 +1,121 @@
+"""Test harness: a real PostgreSQL for every test that touches data.
+
+One throwaway cluster per session (or TEST_DATABASE_URL), one migrated template
+database, and a fresh database cloned from it for each test module."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from samia import db
+from samia.app import create_app
+from samia.config import Settings
+from samia.db import migrate
+from samia.db.cluster import Cluster
+from samia.providers.email import MemoryMailer
+from samia.providers.phone import MemorySink
+
+from .helpers import Api
+
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    """A superuser DSN on a server the suite may create databases on."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    base = Path(tempfile.mkdtemp(prefix="samia-test-", dir="/var/tmp" if os.geteuid() == 0 else None))
+    base.chmod(0o755)
+    cluster = Cluster(base / "cluster", durable=False)
+    dsn = cluster.start()
+    try:
+        yield db.with_dbname(dsn, "postgres")
+    finally:
+        cluster.destroy()
+        base.rmdir() if base.exists() and not any(base.iterdir()) else None
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_dsn: str) -> str:
+    name = f"samia_tpl_{uuid.uuid4().hex[:8]}"
+    db.create_database(admin_dsn, name)
+    migrate.up(db.with_dbname(admin_dsn, name), echo=lambda _: None)
+    return name
+
+
+def fresh_database(admin_dsn: str, template: str) -> str:
+    name = f"samia_t_{uuid.uuid4().hex[:10]}"
+    db.create_database(admin_dsn, name, template=template)
+    return db.with_dbname(admin_dsn, name)
+
+
+@pytest.fixture(scope="module")
+def owner_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
+    dsn = fresh_database(admin_dsn, template_db)
+    yield dsn
+    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def make_settings(**overrides: object) -> Settings:
+    env = {"SAMIA_ENV": "test", "SECRET_KEY": TEST_SECRET, "ARGON2_TIME_COST": "1",
+           "ARGON2_MEMORY_KIB": "1024", "SAMIA_DATA_DIR": tempfile.gettempdir(), "LOG_LEVEL": "INFO"}
+    env.update({k: str(v) for k, v in overrides.items()})
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings()  # type: ignore[call-arg]
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="module")
+def dsns(owner_dsn: str) -> db.Dsns:
+    return db.Dsns(owner=owner_dsn, app=db.as_user(owner_dsn, "authenticator"))
+
+
+@pytest.fixture(scope="module")
+def mailer() -> MemoryMailer:
+    return MemoryMailer()
+
+
+@pytest.fixture(scope="module")
+def sms() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture(scope="module")
+def app(settings: Settings, dsns: db.Dsns, mailer: MemoryMailer, sms: MemorySink):  # type: ignore[no-untyped-def]
+    return create_app(settings, dsns=dsns, mailer=mailer, sms_sink=sms, run_outbox=False)
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def api(client: TestClient, dsns: db.Dsns, settings: Settings) -> Api:
+    return Api(client, dsns.owner, settings)
