@@ -75,6 +75,8 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await platform.pool.close()
+            if platform._verifier is not None:
+                platform._verifier.close()
 
     app = FastAPI(title="Samia Tarot API", version="0.1.0", lifespan=lifespan,
                   description="Back end of the Samia Tarot readings marketplace. Errors are RFC 9457 "

@@ -18,7 +18,7 @@ SAFE_KEYS = {"status_code", "error_code", "problem_code", "content_type", "conte
 SCRUBBERS = [
     (re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "[jwt]"),
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[email]"),
-    (re.compile(r"\+?\d[\d\s().-]{7,}\d"), "[number]"),
+    (re.compile(r"(?<![\w-])\+?\d[\d\s().-]{7,}\d(?![\w-])"), "[number]"),
     (re.compile(r"(?i)bearer\s+\S+"), "Bearer [redacted]"),
 ]
 
@@ -36,6 +36,8 @@ def scrub(value: Any) -> Any:
 
 
 def redact_pair(key: str, value: Any) -> Any:
+    if key == "id" or key.endswith("_id"):
+        return value  # identifiers are what logs should carry
     if key not in SAFE_KEYS and SENSITIVE_KEY.search(key) and value is not None:
         return "[redacted]"
     return scrub(value)
@@ -74,3 +76,6 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
         lg.handlers[:] = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log has no query strings
+    # HTTP clients and SDKs log full URLs, headers and form bodies at INFO/DEBUG
+    for name in ("httpx", "httpx2", "httpcore", "twilio", "twilio.http_client", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)

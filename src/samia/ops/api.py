@@ -41,7 +41,7 @@ async def _state(ctx: Ctx) -> dict[str, Any]:
     s = platform.settings
     report["providers"] = {
         "phone": {"provider": s.phone_provider,
-                  "configured": s.phone_provider == "local" and s.env != "prod"
+                  "configured": (s.phone_provider == "local" and s.env != "prod")
                   or bool(s.twilio_account_sid and s.twilio_auth_token and s.twilio_verify_sid)},
         "email": {"provider": platform.mailer.name, "configured": True},
     }

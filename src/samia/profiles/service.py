@@ -31,9 +31,10 @@ async def get_profile(conn: AsyncConnection, user_id: str) -> dict[str, Any]:
 async def update_profile(conn: AsyncConnection, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Apply `changes` (column → value, already validated and whitelisted). RLS decides
     whose row the caller may touch; a row they may not see answers 404."""
+    changes = dict(changes)
     if "role" in changes:
-        changes = {**changes, "role_id": sql.SQL("(select id from roles where code = {})").format(
-            sql.Literal(changes.pop("role")))}
+        changes["role_id"] = sql.SQL("(select id from roles where code = {})").format(
+            sql.Literal(changes.pop("role")))
     if changes:
         sets = sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(k), v if isinstance(v, sql.Composable) else sql.Literal(v))

@@ -42,6 +42,8 @@ class PhoneVerifier(Protocol):
     async def check(self, phone: str, code: str) -> tuple[str | None, bool | None]:
         """(code_hash to compare in the database, or the provider's own verdict)."""
 
+    def close(self) -> None: ...
+
 
 class SmsSink(Protocol):
     def deliver(self, phone: str, text: str) -> None: ...
@@ -85,6 +87,9 @@ class LocalVerifier:
     async def check(self, phone: str, code: str) -> tuple[str | None, bool | None]:
         return self.code_hash(phone, code), None
 
+    def close(self) -> None:
+        pass
+
 
 class TwilioVerifier:
     name = "twilio"
@@ -99,9 +104,14 @@ class TwilioVerifier:
         http = (RedirectingHttpClient(settings.twilio_base_url, timeout=10) if settings.twilio_base_url
                 else TwilioHttpClient(timeout=10))
         assert settings.twilio_auth_token is not None
+        self._http = http
         self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
                               http_client=http)
         self._service = settings.twilio_verify_sid
+
+    def close(self) -> None:
+        if self._http.session is not None:
+            self._http.session.close()
 
     async def start(self, phone: str) -> Started:
         def call() -> str:
