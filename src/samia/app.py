@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
             if platform._verifier is not None:
                 platform._verifier.close()
 
-    app = FastAPI(title="Samia Tarot API", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Samia Tarot API", version="0.1.0", lifespan=lifespan, responses=problems.RESPONSES,
                   description="Back end of the Samia Tarot readings marketplace. Errors are RFC 9457 "
                               "problem+json; bearer tokens in Authorization.")
     app.state.platform = platform

@@ -50,3 +50,23 @@ def test_arabic_titles(client) -> None:
 def test_request_id_is_echoed(client) -> None:
     r = client.get("/me", headers={"X-Request-ID": "req-abcdef123"})
     assert r.headers["x-request-id"] == "req-abcdef123" and r.json()["request_id"] == "req-abcdef123"
+
+
+def test_text_postgres_cannot_store_is_a_422_not_a_500(client, api) -> None:
+    """Found by the schemathesis run: NUL and lone surrogates used to reach the database."""
+    admin = api.user("admin")
+    for bad in ("a\u0000b", "\ud93a"):
+        b = problem(client.patch(f"/admin/users/{admin.id}", json={"first_name": bad}, headers=admin.h), 422)
+        assert b["errors"][0]["loc"] == ["body", "first_name"]
+    raw = b'{"first_name": "\\ud93a"}'
+    problem(client.patch("/me", content=raw, headers={**admin.h, "content-type": "application/json"}), 422)
+    r = client.post("/api/ops/rate_limits", content=b'{"rate_\\ud93a": 1}',
+                    headers={**admin.h, "content-type": "application/json"})
+    problem(r, 422)
+
+
+def test_birth_time_is_local_wall_clock_time(client, api) -> None:
+    u = api.user("client")
+    problem(client.patch("/me", json={"birth_time": "19:38:17Z"}, headers=u.h), 422)
+    r = client.patch("/me", json={"birth_time": "19:38", "birth_tz": "Asia/Beirut"}, headers=u.h)
+    assert r.json()["birth_time"] == "19:38:00"

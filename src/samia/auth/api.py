@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 import phonenumbers
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from samia.auth.tokens import decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
+from samia.core.models import Input
 from samia.core.problems import AppError
 from samia.providers.phone import CODE_TTL_SECONDS
 
@@ -20,11 +21,7 @@ Password = Annotated[str, Field(min_length=10, max_length=128)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupIn(Strict):
+class SignupIn(Input):
     email: EmailStr
     password: Password
     dob: dt.date
@@ -40,7 +37,7 @@ class SignupOut(BaseModel):
     email_verified: bool
 
 
-class LoginIn(Strict):
+class LoginIn(Input):
     email: EmailStr
     password: Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -52,19 +49,19 @@ class TokenPair(BaseModel):
     expires_in: int
 
 
-class RefreshIn(Strict):
+class RefreshIn(Input):
     refresh_token: Annotated[str, Field(min_length=20, max_length=200)]
 
 
-class EmailTokenIn(Strict):
+class EmailTokenIn(Input):
     token: Annotated[str, Field(min_length=20, max_length=2000)]
 
 
-class PhoneStartIn(Strict):
+class PhoneStartIn(Input):
     phone: Annotated[str, Field(min_length=4, max_length=32)]
 
 
-class PhoneCheckIn(Strict):
+class PhoneCheckIn(Input):
     phone: Annotated[str, Field(min_length=4, max_length=32)]
     code: Annotated[str, Field(pattern=r"^[0-9]{4,10}$")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -10,6 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samia.core.middleware import BodyTooLarge
@@ -44,6 +46,36 @@ TITLES: dict[str, tuple[str, str]] = {
     "database_unavailable": ("The database is unavailable", "قاعدة البيانات غير متاحة"),
     "internal_error": ("Something went wrong on our side", "حدث خطأ من جهتنا"),
 }
+
+
+class ProblemResponse(JSONResponse):
+    """ASCII-escaped, so that no echoed field name can make the body unencodable."""
+    media_type = PROBLEM
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with our stable `code`."""
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    code: str
+    instance: str | None = None
+    detail: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": Problem, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                "description": "Problem details (RFC 9457)"} for s in statuses}
+
+
+# Every route may answer these; documented once for the whole API.
+RESPONSES = _responses(400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
 
 
 class AppError(Exception):
@@ -89,7 +121,7 @@ def problem(request: Request, status: int, code: str, detail: str | None = None,
     if rid:
         body["request_id"] = rid
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def from_db_error(exc: psycopg.Error) -> AppError:
@@ -109,6 +141,8 @@ def from_db_error(exc: psycopg.Error) -> AppError:
         errors = [{"loc": ["body", where] if where else ["body"], "msg": diag.message_primary,
                    "type": code}]
         return AppError(422, code, diag.message_primary, extra={"errors": errors})
+    if not state and isinstance(exc, psycopg.DataError):  # refused client-side, e.g. a NUL in text
+        return AppError(422, "validation_error", "a value cannot be stored")
     if state in ("40001", "40P01", "55P03"):
         return AppError(409, "conflict", "concurrent update; retry the request")
     if state == "57014":

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from samia.core.access import AUTHENTICATED, Ctx, allow
+from samia.core.models import Input
 from samia.profiles.service import get_profile, update_profile
 
 router = APIRouter(tags=["profiles"])
@@ -25,7 +26,7 @@ class ProfileOut(BaseModel):
     country: str | None
     country_code: str | None
     birth_place: str | None
-    birth_time: dt.time | None
+    birth_time: str | None = Field(description="local wall-clock time at the birth place (HH:MM:SS)")
     birth_lat: float | None
     birth_lon: float | None
     birth_tz: str | None
@@ -40,14 +41,14 @@ class ProfileOut(BaseModel):
     updated_at: dt.datetime
 
 
-class ProfilePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ProfilePatch(Input):
     first_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     last_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     dob: dt.date | None = None
     country: Annotated[str, Field(min_length=2, max_length=80)] | None = None
     birth_place: Annotated[str, Field(max_length=200)] | None = None
-    birth_time: dt.time | None = None
+    birth_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+                                     description="local wall-clock time at the birth place, no offset")] | None = None
     birth_lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     birth_lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     birth_tz: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")] | None = None

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 from psycopg import sql
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from samia.core.access import Ctx, Probe, allow
+from samia.core.models import Input
 from samia.core.problems import AppError, not_found
 from samia.profiles.api import ProfileOut
 from samia.profiles.service import COLUMNS, get_profile, update_profile
@@ -23,8 +24,7 @@ router = APIRouter(tags=["admin"])
 Role = Literal["superadmin", "admin", "reader", "monitor", "client"]
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class UserCreate(Input):
     email: EmailStr
     password: Annotated[str, Field(min_length=10, max_length=128)]
     role: Role
@@ -35,8 +35,7 @@ class UserCreate(BaseModel):
     is_test: bool = False
 
 
-class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class UserPatch(Input):
     role: Role | None = None
     first_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     last_name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
