@@ -145,3 +145,19 @@ def test_password_is_rehashed_when_parameters_change(dsns, api) -> None:
         assert c.post("/auth/login", json={"email": u.email, "password": PASSWORD}).status_code == 200
     (after,) = api.sql("select password_hash from app_auth.credentials where user_id = %s", (u.id,))[0]
     assert after != before and "m=2048" in after
+
+
+def test_login_attempts_are_limited_per_address(client, api) -> None:
+    u = api.user("client")
+    api.sql("update rate_limits set limit_count = 3 where name = 'login'")
+    api.sql("delete from app_private.rate_buckets where bucket like 'login:%'")
+    try:
+        codes = [client.post("/auth/login", json={"email": u.email, "password": "wrong-password!"}).status_code
+                 for _ in range(3)]
+        assert codes == [401, 401, 401]
+        r = client.post("/auth/login", json={"email": u.email, "password": PASSWORD})
+        problem(r, 429, "rate_limited")
+        assert int(r.headers["Retry-After"]) > 0
+    finally:
+        api.sql("update rate_limits set limit_count = 100000 where name = 'login'")
+        api.sql("delete from app_private.rate_buckets where bucket like 'login:%'")

@@ -71,3 +71,12 @@ def test_birth_time_is_local_wall_clock_time(client, api) -> None:
     problem(client.patch("/me", json={"birth_time": "19:38:17Z"}, headers=u.h), 422)
     r = client.patch("/me", json={"birth_time": "19:38", "birth_tz": "Asia/Beirut"}, headers=u.h)
     assert r.json()["birth_time"] == "19:38:00"
+
+
+def test_percent_signs_and_astral_characters_are_plain_data(client, api) -> None:
+    """Found by the schemathesis run: a '%' in a name was read as a query placeholder."""
+    u = api.user("client")
+    name = "50% \U00052241 ٪ %s %(x)s"
+    r = client.patch("/me", json={"first_name": name}, headers=u.h)
+    assert r.status_code == 200, r.text
+    assert r.json()["first_name"] == name

@@ -111,3 +111,12 @@ def test_listing_is_for_staff_and_paginates(client, api) -> None:
     assert len(ids) == len(set(ids)) >= 3 and all(i["role"] == "reader" for i in rest["items"])
     problem(client.get("/admin/users", headers=api.user("reader").h), 403, "forbidden")
     problem(client.patch(f"/admin/users/{monitor.id}", json={"first_name": "x"}, headers=monitor.h), 403)
+
+
+def test_profile_updates_are_audited_by_field_name_only(client, api) -> None:
+    c = api.user("client")
+    assert client.patch("/me", json={"first_name": "Rania", "birth_place": "Tyre"}, headers=c.h).status_code == 200
+    (actor, role, _e, _ent, _id, meta), = api.audit_rows("profile.update", c.id)
+    assert (actor, role) == (c.id, "client")
+    assert meta == {"fields": ["birth_place", "first_name"]}
+    assert "Rania" not in str(api.sql("select meta from audit_log where entity_id = %s", (c.id,)))

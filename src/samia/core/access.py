@@ -183,6 +183,8 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
             except psycopg.Error as exc:
                 await conn.rollback()
                 err = from_db_error(exc)
+                if err.status >= 500:
+                    log.error("database_error", sqlstate=exc.diag.sqlstate, error_class=type(exc).__name__)
                 if err.audit and claims is not None:
                     await audit_refusal(conn, db, claims_json, rid, err, request)
                 raise err from exc

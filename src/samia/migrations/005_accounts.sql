@@ -81,6 +81,20 @@ begin
   if new.is_test is distinct from old.is_test then
     perform app.audit('user.test_flag', 'profile', new.id::text, jsonb_build_object('after', new.is_test));
   end if;
+  -- personal details: which fields changed, never their values
+  if (new.first_name, new.last_name, new.dob, new.country, new.birth_place, new.birth_time, new.birth_lat,
+      new.birth_lon, new.birth_tz, new.locale, new.email, new.phone)
+     is distinct from
+     (old.first_name, old.last_name, old.dob, old.country, old.birth_place, old.birth_time, old.birth_lat,
+      old.birth_lon, old.birth_tz, old.locale, old.email, old.phone) then
+    perform app.audit('profile.update', 'profile', new.id::text, jsonb_build_object('fields', (
+      select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
+        from jsonb_each(to_jsonb(new)) n join jsonb_each(to_jsonb(old)) o using (key)
+        cross join lateral (select n.key as k) x
+       where n.value is distinct from o.value
+         and n.key in ('first_name', 'last_name', 'dob', 'country', 'birth_place', 'birth_time', 'birth_lat',
+                       'birth_lon', 'birth_tz', 'locale', 'email', 'phone'))));
+  end if;
   return null;
 end
 $$;

@@ -27,18 +27,16 @@ async def get_profile(conn: AsyncConnection, user_id: str) -> dict[str, Any]:
 
 
 async def update_profile(conn: AsyncConnection, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply `changes` (column → value, already validated and whitelisted). RLS decides
-    whose row the caller may touch; a row they may not see answers 404."""
-    changes = dict(changes)
-    if "role" in changes:
-        changes["role_id"] = sql.SQL("(select id from roles where code = {})").format(
-            sql.Literal(changes.pop("role")))
+    """Apply `changes` (column → value, already validated; keys are whitelisted by the input
+    models). Values travel as bind parameters. RLS decides whose row the caller may touch;
+    a row they may not see answers 404."""
     if changes:
         sets = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), v if isinstance(v, sql.Composable) else sql.Literal(v))
-            for k, v in changes.items())
-        cur = await conn.execute(sql.SQL("update profiles set {} where id = %s and deleted_at is null "
-                                         "returning id").format(sets), (user_id,))
+            sql.SQL("role_id = (select id from roles where code = %(role)s)") if k == "role"
+            else sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k))
+            for k in changes)
+        cur = await conn.execute(sql.SQL("update profiles set {} where id = %(user_id)s and deleted_at is null "
+                                         "returning id").format(sets), {**changes, "user_id": user_id})
         if await cur.fetchone() is None:
             raise not_found("user")
     return await get_profile(conn, user_id)
