@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from samia.core.problems import not_found
 
 COLUMNS = sql.SQL("""p.id::text, p.email::text, p.phone, p.first_name, p.last_name, p.dob, p.zodiac,
-  p.country, p.country_code::text, p.birth_place, to_char(p.birth_time, 'HH24:MI:SS') as birth_time,
+  p.country, p.country_code::text, p.birth_place, p.birth_time::time(0)::text as birth_time,
   p.birth_lat::float8 as birth_lat, p.birth_lon::float8 as birth_lon, p.birth_tz, r.code as role,
   p.email_verified, p.phone_verified, p.is_test, p.locale, p.blocked_at, p.blocked_until,
   p.created_at, p.updated_at""")
