@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -50,8 +51,13 @@ class Settings(BaseSettings):
 
     def subkey(self, purpose: str) -> bytes:
         """A key for one purpose (JWT signing, email links, OTP HMAC), derived from SECRET_KEY."""
-        return hmac.new(self.secret_key.get_secret_value().encode(), purpose.encode(), hashlib.sha256).digest()
+        return _derive(self.secret_key.get_secret_value(), purpose)
 
     @property
     def jwt_key(self) -> bytes:
         return self.subkey("jwt-access-v1")
+
+
+@lru_cache(maxsize=64)
+def _derive(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()

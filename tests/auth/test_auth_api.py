@@ -161,3 +161,12 @@ def test_login_attempts_are_limited_per_address(client, api) -> None:
     finally:
         api.sql("update rate_limits set limit_count = 100000 where name = 'login'")
         api.sql("delete from app_private.rate_buckets where bucket like 'login:%'")
+
+
+def test_a_cached_token_still_expires(client, api, settings) -> None:
+    u = api.user("client")
+    claims = jwt.decode(u.access, options={"verify_signature": False})
+    nearly = jwt.encode({**claims, "exp": int(time.time()) - 4}, settings.jwt_key, algorithm="HS256")
+    assert client.get("/me", headers={"Authorization": f"Bearer {nearly}"}).status_code == 200  # in leeway
+    time.sleep(2.1)
+    problem(client.get("/me", headers={"Authorization": f"Bearer {nearly}"}), 401, "invalid_token")

@@ -4,10 +4,14 @@ and argon2id passwords."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -24,8 +28,9 @@ ALGORITHMS = ["HS256"]  # never "none"; a token naming any other alg is refused
 @dataclass(frozen=True)
 class Claims:
     sub: str
-    raw: dict[str, Any]
+    raw: Mapping[str, Any]  # read-only: verified claims are cached and shared
     issuer: str  # "samia" or "supabase"
+    json: str    # what the database receives as request.jwt.claims
 
     @property
     def session_id(self) -> str | None:
@@ -42,8 +47,24 @@ def issue_access(settings: Settings, user_id: str, session_id: str) -> str:
     return jwt.encode(claims, settings.jwt_key, algorithm="HS256")
 
 
+LEEWAY = 5
+
+
 def decode_access(settings: Settings, token: str) -> Claims:
-    """Verify an access token of ours, or one signed with the configured Supabase secret."""
+    """Verify an access token of ours, or one signed with the configured Supabase secret.
+
+    Verified tokens are cached by their full text (signature included), so a token is
+    checked once per process rather than on every request; expiry is re-checked on every
+    use, and revocation is checked in the database on every request anyway."""
+    supabase = settings.supabase_jwt_secret.get_secret_value() if settings.supabase_jwt_secret else None
+    claims = _verified(token, settings.jwt_key, supabase, settings.jwt_issuer)
+    if claims.raw["exp"] + LEEWAY < time.time():
+        raise AppError(401, "invalid_token", "token expired", headers=_bearer_error())
+    return claims
+
+
+@lru_cache(maxsize=16384)
+def _verified(token: str, key: bytes, supabase_key: str | None, issuer: str) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
@@ -52,21 +73,21 @@ def decode_access(settings: Settings, token: str) -> Claims:
         raise AppError(401, "invalid_token", "unsupported signing algorithm", headers=_bearer_error())
     options = {"require": ["exp", "sub", "aud"]}
     try:
-        raw = jwt.decode(token, settings.jwt_key, algorithms=ALGORITHMS, audience="authenticated",
-                         issuer=settings.jwt_issuer, options=options, leeway=5)
-        issuer = "samia"
+        raw = jwt.decode(token, key, algorithms=ALGORITHMS, audience="authenticated",
+                         issuer=issuer, options=options, leeway=LEEWAY)
+        source = "samia"
     except jwt.ExpiredSignatureError as e:
         raise AppError(401, "invalid_token", "token expired", headers=_bearer_error()) from e
     except jwt.PyJWTError as e:
-        if settings.supabase_jwt_secret is None:
+        if supabase_key is None:
             raise AppError(401, "invalid_token", "signature or claims not valid", headers=_bearer_error()) from e
         try:
-            raw = jwt.decode(token, settings.supabase_jwt_secret.get_secret_value(), algorithms=ALGORITHMS,
-                             audience="authenticated", options=options, leeway=5)
+            raw = jwt.decode(token, supabase_key, algorithms=ALGORITHMS,
+                             audience="authenticated", options=options, leeway=LEEWAY)
         except jwt.PyJWTError as e2:
             raise AppError(401, "invalid_token", "signature or claims not valid",
                            headers=_bearer_error()) from e2
-        issuer = "supabase"
+        source = "supabase"
         raw.pop("sid", None)  # Supabase sessions live in Supabase, not in our session table
     if raw.get("role") != "authenticated":
         raise AppError(401, "invalid_token", "token role is not 'authenticated'", headers=_bearer_error())
@@ -76,7 +97,7 @@ def decode_access(settings: Settings, token: str) -> Claims:
             uuid.UUID(str(raw["sid"]))
     except ValueError as e:
         raise AppError(401, "invalid_token", "malformed subject", headers=_bearer_error()) from e
-    return Claims(sub=str(raw["sub"]), raw=raw, issuer=issuer)
+    return Claims(sub=str(raw["sub"]), raw=MappingProxyType(raw), issuer=source, json=json.dumps(raw))
 
 
 def _bearer_error() -> dict[str, str]:

@@ -155,7 +155,7 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
             raise AppError(401, "unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         rid = request.state.request_id
         db = guard.db_role or ("authenticated" if claims else "anon")
-        claims_json = json.dumps(claims.raw) if claims else ANON_CLAIMS
+        claims_json = claims.json if claims else ANON_CLAIMS
         async with platform.pool.connection() as conn:
             try:
                 if guard.rate:

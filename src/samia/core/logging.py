@@ -48,24 +48,42 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
             else scrub(v) for k, v in event.items()}
 
 
+class _Sink:
+    """Where our JSON lines go; swappable without rebuilding the cached loggers."""
+
+    def __init__(self) -> None:
+        self.stream: Any = sys.stderr
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+SINK = _Sink()
+
+
 def configure(level: str = "INFO", stream: Any = None) -> None:
+    """Our events: structlog's own fast path (no stdlib records). Everything else that logs
+    through the standard library (uvicorn, libraries) gets the same processors and sink."""
+    SINK.stream = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        processors=[*shared, structlog.processors.JSONRenderer(ensure_ascii=False)],
+        logger_factory=structlog.WriteLoggerFactory(file=SINK),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(SINK)  # type: ignore[arg-type]
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer(ensure_ascii=False)]))
     root = logging.getLogger()
