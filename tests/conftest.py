@@ -110,7 +110,7 @@ def sms() -> MemorySink:
 
 @pytest.fixture(scope="module")
 def app(settings: Settings, dsns: db.Dsns, mailer: MemoryMailer, sms: MemorySink):  # type: ignore[no-untyped-def]
-    return create_app(settings, dsns=dsns, mailer=mailer, sms_sink=sms, run_outbox=False)
+    return create_app(settings, dsns=dsns, mailer=mailer, sms_sink=sms)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from samia.app import create_app
+from tests.conftest import make_settings
 from tests.helpers import Api
 
 SKIP = {("POST", "/auth/logout")}  # would revoke the tokens the run uses; tested on its own
@@ -25,8 +26,9 @@ EXCLUDED = [positive_data_acceptance]
 
 
 @pytest.fixture(scope="module")
-def served(settings, dsns) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    app = create_app(settings, dsns=dsns, run_outbox=False)
+def served(dsns) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    # with every optional setting present: the 503 "not configured" answers have their own tests
+    app = create_app(make_settings(JOB_TOKEN="fuzz-job-token-" + "q" * 32), dsns=dsns)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

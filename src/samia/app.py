@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from samia.config import Settings
 from samia.core import logging as app_logging
 from samia.core import problems
 from samia.core.middleware import RequestContext
-from samia.notifications import outbox
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
 
@@ -31,7 +29,6 @@ class Platform:
     mailer: Mailer
     sms_sink: SmsSink
     rate_scopes: dict[str, bool] = field(default_factory=dict)
-    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _verifier: PhoneVerifier | None = None
 
     def verifier(self) -> PhoneVerifier:
@@ -53,7 +50,7 @@ def make_pool(settings: Settings, dsn: str) -> AsyncConnectionPool:
 
 
 def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Mailer | None = None,
-               sms_sink: SmsSink | None = None, run_outbox: bool = True) -> FastAPI:
+               sms_sink: SmsSink | None = None) -> FastAPI:
     app_logging.configure(settings.log_level)
     dsns = dsns or db.resolve(settings)
     platform = Platform(
@@ -66,14 +63,9 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.pool.open(wait=True)
-        task = asyncio.create_task(outbox.run_forever(platform, platform.outbox_wake)) if run_outbox else None
         try:
             yield
         finally:
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await platform.pool.close()
             if platform._verifier is not None:
                 platform._verifier.close()
@@ -85,11 +77,12 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     problems.install(app)
 
     from samia.auth.api import router as auth_router
+    from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
     from samia.profiles.api import router as profiles_router
     from samia.users.api import router as users_router
 
-    for router in (auth_router, profiles_router, users_router, ops_router):
+    for router in (auth_router, profiles_router, users_router, ops_router, jobs_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
     return app

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import secrets
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,9 +88,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
             print(f"  {role:10} {email:42} {password}")
     os.environ["DATABASE_URL"] = dsns.owner
     os.environ.setdefault("APP_DATABASE_URL", dsns.app)
+    worker = None
+    if not args.no_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "samia.cli", "worker"], env=os.environ.copy())
+        print(f"job worker running (pid {worker.pid})")
     print(f"\nAPI on http://{args.host}:{args.port}  (OpenAPI docs at /docs)\n", flush=True)
-    uvicorn.run("samia.app:from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=False, log_config=None, proxy_headers=False)
+    try:
+        uvicorn.run("samia.app:from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, access_log=False, log_config=None, proxy_headers=False)
+    finally:
+        if worker:
+            worker.terminate()
+            worker.wait(15)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from samia.core import logging as app_logging
+    from samia.jobs import worker
+
+    settings = load_settings()
+    app_logging.configure(settings.log_level)
+    asyncio.run(worker.run(settings, db.resolve(settings), concurrency=args.concurrency))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -139,7 +158,7 @@ def cmd_parity(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     dsns = db.resolve(settings)
-    report = check(create_app(settings, dsns=dsns, run_outbox=False), dsns.owner)
+    report = check(create_app(settings, dsns=dsns), dsns.owner)
     print("\n".join(report.lines()))
     if not report.ok:
         sys.exit(1)
@@ -154,7 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--demo", action="store_true", help="seed one demo user per role and print them")
+    p.add_argument("--no-worker", action="store_true", help="do not start a job worker next to the API")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the job engine (periodic tasks are queued while it runs)")
+    p.add_argument("--concurrency", type=int, default=2)
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply, revert or audit migrations")
     p.add_argument("action", choices=["up", "down", "audit"])

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Only for tests and regional edges: where the Twilio SDK's requests are sent.
     twilio_base_url: str | None = Field(None, alias="TWILIO_BASE_URL")
 
+    # Shared secret for POST /api/cron/<task> (X-Job-Token); unset: the route answers 503.
+    job_token: SecretStr | None = Field(None, alias="JOB_TOKEN", min_length=32)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     def subkey(self, purpose: str) -> bytes:

@@ -123,7 +123,7 @@ def test_bad_tokens_are_refused(client, api, settings) -> None:
 
 def test_supabase_signed_tokens_are_accepted(dsns, api) -> None:
     secret = "supabase-jwt-secret-for-tests-0123456789"
-    app = create_app(make_settings(SUPABASE_JWT_SECRET=secret), dsns=dsns, run_outbox=False)
+    app = create_app(make_settings(SUPABASE_JWT_SECRET=secret), dsns=dsns)
     u = api.user("client")
     now = int(time.time())
     token = jwt.encode({"sub": u.id, "aud": "authenticated", "role": "authenticated", "exp": now + 300,
@@ -140,7 +140,7 @@ def test_supabase_signed_tokens_are_accepted(dsns, api) -> None:
 def test_password_is_rehashed_when_parameters_change(dsns, api) -> None:
     u = api.user("client")
     (before,) = api.sql("select password_hash from app_auth.credentials where user_id = %s", (u.id,))[0]
-    app = create_app(make_settings(ARGON2_MEMORY_KIB=2048), dsns=dsns, run_outbox=False)
+    app = create_app(make_settings(ARGON2_MEMORY_KIB=2048), dsns=dsns)
     with TestClient(app) as c:
         assert c.post("/auth/login", json={"email": u.email, "password": PASSWORD}).status_code == 200
     (after,) = api.sql("select password_hash from app_auth.credentials where user_id = %s", (u.id,))[0]

@@ -131,7 +131,7 @@ def test_twilio_adapter_through_the_sdk(dsns, api, fake_twilio) -> None:
                              TWILIO_AUTH_TOKEN=FakeTwilio.token, TWILIO_VERIFY_SID="VA" + "2" * 32,
                              TWILIO_BASE_URL=fake_twilio)
     u = api.user("client")
-    with TestClient(create_app(settings, dsns=dsns, run_outbox=False)) as c:
+    with TestClient(create_app(settings, dsns=dsns)) as c:
         assert c.post("/api/verify/phone/start", json={"phone": PHONE}, headers=u.h).status_code == 202
         path, form = FakeTwilio.requests[-1]
         assert path == f"/v2/Services/VA{'2' * 32}/Verifications" and form["To"] == [PHONE]
@@ -149,11 +149,11 @@ def test_twilio_wrong_credentials_and_missing_settings_answer_503(dsns, api, fak
     u = api.user("client")
     bad = make_settings(PHONE_PROVIDER="twilio", TWILIO_ACCOUNT_SID=FakeTwilio.sid, TWILIO_AUTH_TOKEN="nope",
                         TWILIO_VERIFY_SID="VA" + "2" * 32, TWILIO_BASE_URL=fake_twilio)
-    with TestClient(create_app(bad, dsns=dsns, run_outbox=False)) as c:
+    with TestClient(create_app(bad, dsns=dsns)) as c:
         problem(c.post("/api/verify/phone/start", json={"phone": PHONE}, headers=u.h), 503,
                 "provider_unavailable")
     missing = make_settings(PHONE_PROVIDER="twilio")
-    with TestClient(create_app(missing, dsns=dsns, run_outbox=False)) as c:
+    with TestClient(create_app(missing, dsns=dsns)) as c:
         b = problem(c.post("/api/verify/phone/start", json={"phone": PHONE}, headers=u.h), 503,
                     "provider_not_configured")
         assert b["setting"] == "TWILIO_ACCOUNT_SID"

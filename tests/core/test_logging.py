@@ -16,7 +16,7 @@ from samia.providers.phone import MemorySink
 
 def test_secrets_never_reach_the_logs(settings, dsns, api) -> None:
     sms = MemorySink()
-    app = create_app(settings, dsns=dsns, sms_sink=sms, run_outbox=False)
+    app = create_app(settings, dsns=dsns, sms_sink=sms)
     out = io.StringIO()
     app_logging.configure("DEBUG", stream=out)
     password, phone = "my-very-secret-password-42", "+96171987654"

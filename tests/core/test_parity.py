@@ -17,7 +17,7 @@ def test_every_guarded_route_matches_the_database(app, dsns) -> None:
 
 
 def test_a_mismatch_is_reported(settings, dsns) -> None:
-    app = create_app(settings, dsns=dsns, run_outbox=False)
+    app = create_app(settings, dsns=dsns)
     extra = APIRouter()
 
     @extra.get("/too-narrow")

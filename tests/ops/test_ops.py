@@ -36,7 +36,7 @@ def test_health_without_database_is_503_not_500(settings, dsns) -> None:
     from samia.db import Dsns
     broken = Dsns(owner=dsns.owner, app=dsns.app.replace("dbname=", "dbname=nosuchdb_") if "dbname=" in dsns.app
                   else dsns.app + "_nosuch")
-    app = create_app(make_settings(DB_POOL_MIN=0), dsns=broken, run_outbox=False)
+    app = create_app(make_settings(DB_POOL_MIN=0), dsns=broken)
     with TestClient(app) as c:
         r = c.get("/api/ops/health")
         assert r.status_code == 503 and r.json()["status"] == "unavailable"
@@ -73,7 +73,7 @@ def test_rate_limits_admin_only_and_audited(client, api) -> None:
 
 
 def test_claims_never_leak_between_requests_on_one_pooled_connection(dsns, api) -> None:
-    app = create_app(make_settings(DB_POOL_MIN=1, DB_POOL_MAX=1), dsns=dsns, run_outbox=False)
+    app = create_app(make_settings(DB_POOL_MIN=1, DB_POOL_MAX=1), dsns=dsns)
     a, b = api.user("client"), api.user("client")
     with TestClient(app) as c:
         for _ in range(3):

@@ -82,7 +82,7 @@ async def signup(body: SignupIn, ctx: Ctx = allow(PUBLIC, db_role="samia_auth", 
                                  (body.email, pw_hash, body.first_name, body.last_name, body.dob,
                                   body.country, body.locale))
     uid = (await cur.fetchone())[0]  # type: ignore[index]
-    ctx.after_commit.append(_wake_outbox(ctx))
+    await ctx.conn.execute("select app.defer('send_outbox')")  # commits with the sign-up or not at all
     return SignupOut(id=str(uid), email=body.email, email_verified=False)
 
 
@@ -211,9 +211,3 @@ async def _e164(ctx: Ctx, raw: str) -> str:
                        extra={"errors": [{"loc": ["body", "phone"], "msg": "not a valid phone number",
                                           "type": "invalid_phone"}]})
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _wake_outbox(ctx: Ctx):  # type: ignore[no-untyped-def]
-    async def wake() -> None:
-        ctx.platform.outbox_wake.set()
-    return wake

@@ -42,10 +42,36 @@ class MigrationError(RuntimeError):
     pass
 
 
+def procrastinate_schema() -> Migration:
+    """The job queue's own schema (procrastinate, version pinned in pyproject), installed
+    into the `procrastinate` schema so that public holds only RLS-guarded tables."""
+    from procrastinate.schema import SchemaManager
+
+    # Its functions and triggers use unqualified names: pin their search_path so they work
+    # whoever calls them (a trigger fired by the owner's own DELETE, say).
+    pin = """
+do $pin$
+declare f regprocedure;
+begin
+  for f in select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+            where n.nspname = 'procrastinate' loop
+    execute format('alter function %s set search_path = procrastinate, pg_catalog', f);
+  end loop;
+end
+$pin$;
+"""
+    body = ("create schema if not exists procrastinate;\n"
+            "set local search_path = procrastinate, pg_catalog;\n"
+            + SchemaManager.get_schema() + pin
+            + f"\n{DOWN_MARKER}\ndrop schema if exists procrastinate cascade;\n")
+    return Migration("008_procrastinate_schema", body)
+
+
 def available() -> list[Migration]:
     files = resources.files("samia.migrations")
     return sorted(
-        (Migration(f.name, f.read_text()) for f in files.iterdir() if f.name.endswith(".sql")),
+        [*(Migration(f.name, f.read_text()) for f in files.iterdir() if f.name.endswith(".sql")),
+         procrastinate_schema()],
         key=lambda m: m.name,
     )
 

@@ -3,9 +3,7 @@ in the request path). Rows hold no secrets: links are minted here, at delivery t
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -66,17 +64,3 @@ async def dispatch_pending(platform: Platform, limit: int = 50) -> int:
             await conn.commit()
             handled += 1
     return handled
-
-
-async def run_forever(platform: Platform, wake: asyncio.Event,
-                      dispatch: Callable[[Platform], Awaitable[int]] = dispatch_pending) -> None:
-    while True:
-        try:
-            await dispatch(platform)
-        except Exception as e:
-            log.warning("outbox_loop_error", error_class=type(e).__name__)
-        try:
-            await asyncio.wait_for(wake.wait(), timeout=2.0)
-        except TimeoutError:
-            pass
-        wake.clear()

@@ -1,0 +1,28 @@
+"""`samia worker`: runs the job engine against the database."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from samia import db
+from samia.config import Settings
+from samia.jobs.tasks import QUEUE, Resources, app
+from samia.providers.email import MailboxMailer, Mailer
+
+
+async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: bool = True,
+              mailer: Mailer | None = None) -> None:
+    """Process jobs; with wait=False, process what is queued now and return (tests, cron)."""
+    pool = AsyncConnectionPool(dsns.app, min_size=1, max_size=max(2, concurrency),
+                               kwargs={"autocommit": False}, open=False, name="worker")
+    await pool.open(wait=True)
+    res = Resources(settings=settings, pool=pool, mailer=mailer or MailboxMailer(settings.data_dir / "mail"))
+    QUEUE["dsn"] = make_conninfo(dsns.app)
+    try:
+        async with app.open_async():
+            await app.run_worker_async(concurrency=concurrency, wait=wait, install_signal_handlers=wait,
+                                       additional_context={"samia": res}, delete_jobs="successful",
+                                       listen_notify=wait)
+    finally:
+        await pool.close()
