@@ -6,13 +6,17 @@ database, and a fresh database cloned from it for each test module."""
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from samia import db
@@ -122,3 +126,24 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def api(client: TestClient, dsns: db.Dsns, settings: Settings) -> Api:
     return Api(client, dsns.owner, settings)
+
+
+@pytest.fixture(scope="module")
+def served(dsns: db.Dsns) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port (real HTTP, real concurrency), with every
+    optional setting present (the 503 "not configured" answers have their own tests)."""
+    app = create_app(make_settings(JOB_TOKEN="served-job-token-" + "q" * 32), dsns=dsns)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -4,45 +4,16 @@ documented schema."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-
-import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from samia.app import create_app
-from tests.conftest import make_settings
 from tests.helpers import Api
 
 SKIP = {("POST", "/auth/logout")}  # would revoke the tokens the run uses; tested on its own
 # Schema-valid data may still be refused on business rules the schema cannot state
 # (an unknown country, under 18, an email already taken): those 4xx are correct.
 EXCLUDED = [positive_data_acceptance]
-
-
-@pytest.fixture(scope="module")
-def served(dsns) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    # with every optional setting present: the 503 "not configured" answers have their own tests
-    app = create_app(make_settings(JOB_TOKEN="fuzz-job-token-" + "q" * 32), dsns=dsns)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_no_server_errors_and_responses_match_the_schema(served: str, api: Api) -> None:

@@ -77,12 +77,13 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     problems.install(app)
 
     from samia.auth.api import router as auth_router
+    from samia.bookings.api import router as bookings_router
     from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
     from samia.profiles.api import router as profiles_router
     from samia.users.api import router as users_router
 
-    for router in (auth_router, profiles_router, users_router, ops_router, jobs_router):
+    for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
     return app

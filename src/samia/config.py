@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Only for tests and regional edges: where the Twilio SDK's requests are sent.
     twilio_base_url: str | None = Field(None, alias="TWILIO_BASE_URL")
 
+    hold_ttl_seconds: int = Field(600, alias="HOLD_TTL_SECONDS", ge=30, le=3600)
+
     # Shared secret for POST /api/cron/<task> (X-Job-Token); unset: the route answers 503.
     job_token: SecretStr | None = Field(None, alias="JOB_TOKEN", min_length=32)
 

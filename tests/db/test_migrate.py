@@ -44,13 +44,13 @@ def test_down_then_up_restores_the_last_migration(empty_db: str) -> None:
     migrate.up(empty_db, echo=lambda _: None)
     last = migrate.available()[-1].name
     assert migrate.down(empty_db, echo=lambda _: None) == last
-    assert last == "009_jobs.sql"
+    assert last == "010_bookings.sql"
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("select to_regprocedure('app.defer(text, jsonb)')").fetchone() == (None,)
+        assert conn.execute("select to_regclass('public.reader_capacity')").fetchone() == (None,)
     assert not migrate.audit(empty_db, echo=lambda _: None)
     assert migrate.up(empty_db, echo=lambda _: None) == [last]
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("select to_regprocedure('app.defer(text, jsonb)') is not null").fetchone() == (True,)
+        assert conn.execute("select to_regclass('public.reader_capacity') is not null").fetchone() == (True,)
     assert migrate.audit(empty_db, echo=lambda _: None)
 
 

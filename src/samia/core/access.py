@@ -48,7 +48,8 @@ class Probe:
     """What a route needs from the database, run under each app role by `samia parity`.
 
     The role is permitted when the statement raises nothing and touches at least one
-    row. `:other` in the SQL stands for another client's profile id.
+    row. `:other` in the SQL stands for another client's profile id, `:reader` for a reader
+    who offers tarot around the clock.
     """
     sql: str
     note: str = ""

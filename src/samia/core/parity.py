@@ -65,6 +65,11 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
             (f"parity-{role}@example.invalid", code)).fetchone()
         assert row is not None
         users[role] = row[0]
+    # the probe world: the reader offers tarot around the clock, every day (UTC)
+    conn.execute("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'tarot'",
+                 (users["reader"],))
+    conn.execute("insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+                 "select %s, d, '00:00', '23:30', 'UTC' from generate_series(1, 7) d", (users["reader"],))
     return users
 
 
@@ -90,8 +95,8 @@ def check(app: FastAPI, owner_dsn: str) -> Report:
                 try:
                     conn.execute("select set_config('role', 'authenticated', true), "
                                  "set_config('request.jwt.claims', %s, true)", (claims,))
-                    cur = conn.execute(guard.probe.sql.replace(":other", "%(other)s"),  # type: ignore[arg-type]
-                                       {"other": users["other"]})
+                    sql = guard.probe.sql.replace(":other", "%(other)s").replace(":reader", "%(reader)s")
+                    cur = conn.execute(sql, {"other": users["other"], "reader": users["reader"]})  # type: ignore[arg-type]
                     if cur.rowcount > 0:
                         permitted.append(role)
                 except psycopg.Error:

@@ -38,6 +38,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "method_not_allowed": ("Method not allowed", "الطريقة غير مسموحة"),
     "conflict": ("The request conflicts with the current state", "الطلب يتعارض مع الحالة الحالية"),
     "email_taken": ("This email is already registered", "هذا البريد الإلكتروني مسجّل مسبقًا"),
+    "slot_taken": ("That time is already taken", "هذا الموعد محجوز"),
+    "not_available": ("The reader is not available then", "القارئ غير متاح في هذا الوقت"),
     "under_age": ("You must be at least 18 years old", "يجب أن يكون عمرك 18 عامًا على الأقل"),
     "unknown_country": ("Unknown country", "دولة غير معروفة"),
     "rate_limited": ("Too many requests", "طلبات كثيرة جدًا"),
@@ -132,6 +134,9 @@ def from_db_error(exc: psycopg.Error) -> AppError:
     if state == "42501":
         code = hint or "forbidden"
         return AppError(403, code, diag.message_primary, audit={"event": "access.denied", "reason": code})
+    if state == "23P01":
+        code = {"reader_capacity_no_overlap": "slot_taken"}.get(constraint, "conflict")
+        return AppError(409, code, "that time is already taken" if code == "slot_taken" else None)
     if state == "23505":
         code = "email_taken" if constraint == "profiles_email_key" else "conflict"
         return AppError(409, code, f"duplicate value violates {constraint}" if code == "conflict" else None)

@@ -120,5 +120,19 @@ async def sweep_rate_buckets(context: JobContext, timestamp: int | None = None) 
     return int(rows[0][0])
 
 
+@app.periodic(cron="* * * * *", periodic_id="expire_holds")
+@app.task(name="expire_holds", pass_context=True, retry=RETRY, queueing_lock="expire_holds")
+async def expire_holds(context: JobContext, timestamp: int | None = None) -> int:
+    """Mark lapsed booking holds expired (new holds also clear a reader's stale ones first,
+    so an expired hold never blocks anyone even before this runs)."""
+    rows = await system_tx(resources(context), "expire_holds", """
+        with lapsed as (update public.reader_capacity set status = 'expired'
+                         where status = 'held' and expires_at <= now() returning id),
+             held as (update public.bookings set status = 'expired'
+                       where status = 'held' and capacity_id in (select id from lapsed) returning 1)
+        select count(*) from held""")
+    return int(rows[0][0])
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
-CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets")
+CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds")

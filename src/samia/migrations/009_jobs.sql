@@ -30,7 +30,7 @@ language plpgsql volatile security definer set search_path = procrastinate, pg_c
 declare
   jid bigint;
 begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets') then
+  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds') then
     raise exception 'task % may not be deferred from a request', p_task
       using errcode = '42501', hint = 'forbidden';
   end if;

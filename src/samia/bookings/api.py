@@ -1,0 +1,238 @@
+"""Readers' availability, the availability probe, provisional holds and the caller's bookings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from psycopg.rows import dict_row
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+from samia.core.access import AUTHENTICATED, Ctx, Probe, allow
+from samia.core.models import Input
+from samia.core.problems import AppError, not_found
+
+router = APIRouter(tags=["bookings"])
+
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+MAX_PROBE_DAYS = 31
+
+
+class Rule(Input):
+    weekday: Annotated[int, Field(ge=1, le=7, description="ISO weekday, 1 = Monday")]
+    start: HHMM
+    end: HHMM
+
+
+class AvailabilityIn(Input):
+    tz: Annotated[str, Field(max_length=64, description="IANA time zone of the reader, e.g. Asia/Beirut")]
+    rules: Annotated[list[Rule], Field(max_length=60)]
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError("unknown IANA time zone") from e
+        return v
+
+
+class RuleOut(BaseModel):
+    weekday: int
+    start: str
+    end: str
+    tz: str
+
+
+class ExceptionIn(Input):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    kind: Literal["block", "open"]
+    note: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    kind: str
+
+
+class ServicesIn(Input):
+    services: Annotated[list[Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")]], Field(max_length=20)]
+
+
+class Slot(BaseModel):
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+class ProbeOut(BaseModel):
+    reader: uuid.UUID
+    service: str
+    slots: list[Slot]
+
+
+class HoldIn(Input):
+    reader_id: uuid.UUID
+    service: Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")]
+    starts_at: AwareDatetime
+
+
+class BookingOut(BaseModel):
+    id: int
+    client_id: uuid.UUID
+    reader_id: uuid.UUID
+    service: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    price_minor: int
+    currency: str
+    hold_expires_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+BOOKING_SQL = """
+    select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
+           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at
+      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id"""
+
+
+@router.put("/readers/me/availability", response_model=list[RuleOut])
+async def set_availability(
+    body: AvailabilityIn,
+    ctx: Ctx = allow("reader", probe=Probe(
+        "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+        "values (auth.uid(), 1, '09:00', '10:00', 'UTC')")),
+) -> list[dict[str, Any]]:
+    """Replace the caller's weekly rules (local wall-clock times in `tz`)."""
+    bad = [i for i, r in enumerate(body.rules) if r.end <= r.start]
+    if bad:
+        raise AppError(422, "validation_error", "a rule must end after it starts",
+                       extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
+                                          "type": "value_error"} for i in bad]})
+    await ctx.conn.execute("delete from availability_rules where reader_id = auth.uid()")
+    async with ctx.conn.cursor() as cur:
+        await cur.executemany(
+            "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+            "values (auth.uid(), %s, %s, %s, %s)", [(r.weekday, r.start, r.end, body.tz) for r in body.rules])
+    await ctx.conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",
+                           (f'{{"rules": {len(body.rules)}}}',))
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select weekday, to_char(start_time, 'HH24:MI') as start, to_char(end_time, 'HH24:MI') as end,"
+                      " tz from availability_rules where reader_id = auth.uid() order by weekday, start_time")
+    return await cur.fetchall()
+
+
+@router.post("/readers/me/availability/exceptions", status_code=status.HTTP_201_CREATED,
+             response_model=ExceptionOut)
+async def add_exception(
+    body: ExceptionIn,
+    ctx: Ctx = allow("reader", probe=Probe(
+        "insert into availability_exceptions (reader_id, during, kind) "
+        "values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'block')")),
+) -> dict[str, Any]:
+    if body.ends_at <= body.starts_at:
+        raise AppError(422, "validation_error", "ends_at must be after starts_at",
+                       extra={"errors": [{"loc": ["body", "ends_at"], "msg": "must be after starts_at",
+                                          "type": "value_error"}]})
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "insert into availability_exceptions (reader_id, during, kind, note) "
+        "values (auth.uid(), tstzrange(%s, %s), %s, %s) "
+        "returning id, lower(during) as starts_at, upper(during) as ends_at, kind",
+        (body.starts_at, body.ends_at, body.kind, body.note))
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+@router.put("/admin/readers/{reader_id}/services", response_model=list[str])
+async def set_reader_services(
+    reader_id: uuid.UUID, body: ServicesIn,
+    ctx: Ctx = allow("admin", "superadmin", probe=Probe(
+        "insert into reader_services (reader_id, service_id) values (:reader, (select min(id) from services)) "
+        "on conflict (reader_id, service_id) do update set active = true")),
+) -> list[str]:
+    """The services a reader offers (those not listed are switched off)."""
+    cur = await ctx.conn.execute("select 1 from profiles where id = %s and role_id = 3 and deleted_at is null",
+                                 (reader_id,))
+    if await cur.fetchone() is None:
+        raise not_found("reader")
+    cur = await ctx.conn.execute("select code from services where code = any(%s)", (body.services,))
+    known = {r[0] for r in await cur.fetchall()}
+    unknown = sorted(set(body.services) - known)
+    if unknown:
+        raise AppError(422, "validation_error", f"unknown services: {', '.join(unknown)}",
+                       extra={"errors": [{"loc": ["body", "services"], "msg": "unknown service",
+                                          "type": "value_error"}]})
+    await ctx.conn.execute("update reader_services set active = false where reader_id = %s", (reader_id,))
+    await ctx.conn.execute(
+        "insert into reader_services (reader_id, service_id) select %s, id from services where code = any(%s) "
+        "on conflict (reader_id, service_id) do update set active = true", (reader_id, body.services))
+    await ctx.conn.execute(
+        "select app.audit('reader.services', 'profile', %s, jsonb_build_object('services', %s::text[]))",
+        (str(reader_id), sorted(known)))
+    return sorted(known)
+
+
+@router.get("/availability/probe", response_model=ProbeOut)
+async def probe(
+    reader: uuid.UUID, service: Annotated[str, Query(pattern=r"^[a-z_]{2,40}$")],
+    from_: Annotated[AwareDatetime, Query(alias="from")], to: AwareDatetime,
+    ctx: Ctx = allow(AUTHENTICATED),
+) -> dict[str, Any]:
+    """Authoritative free slots, computed in the database (correct across DST changes)."""
+    if to <= from_ or to - from_ > dt.timedelta(days=MAX_PROBE_DAYS):
+        raise AppError(422, "validation_error", f"`to` must be after `from`, at most {MAX_PROBE_DAYS} days later",
+                       extra={"errors": [{"loc": ["query", "to"], "msg": "bad range", "type": "value_error"}]})
+    cur = await ctx.conn.execute(
+        "select starts_at, ends_at from app.free_slots(%(reader)s, "
+        "(select id from services where code = %(service)s and is_active), %(from)s, %(to)s)",
+        {"reader": reader, "service": service, "from": from_, "to": to})
+    rows = await cur.fetchall()
+    return {"reader": reader, "service": service, "slots": [{"starts_at": s, "ends_at": e} for s, e in rows]}
+
+
+@router.post("/bookings/hold", status_code=status.HTTP_201_CREATED, response_model=BookingOut)
+async def hold(
+    body: HoldIn,
+    ctx: Ctx = allow("client", probe=Probe(
+        "select app.hold_slot(:reader, (select id from services where code = 'tarot'), "
+        "date_trunc('hour', now()) + interval '50 hours', interval '10 minutes')")),
+) -> dict[str, Any]:
+    """A provisional hold on a slot for the hold TTL; exactly one of concurrent holds on a
+    slot wins (409 slot_taken for the rest)."""
+    cur = await ctx.conn.execute(
+        "select (app.hold_slot(%(reader)s, (select id from services where code = %(service)s and is_active), "
+        "%(starts)s, %(ttl)s)).id",
+        {"reader": body.reader_id, "service": body.service, "starts": body.starts_at,
+         "ttl": dt.timedelta(seconds=ctx.platform.settings.hold_ttl_seconds)})
+    booking_id = (await cur.fetchone())[0]  # type: ignore[index]
+    return await _booking(ctx, booking_id)
+
+
+@router.get("/bookings", response_model=list[BookingOut])
+async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
+    """The caller's bookings (as client or reader; staff see all), newest first."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(BOOKING_SQL + " order by b.starts_at desc limit %s", (limit,))
+    return await cur.fetchall()
+
+
+@router.get("/bookings/{booking_id}", response_model=BookingOut)
+async def get_booking(booking_id: int, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    return await _booking(ctx, booking_id)
+
+
+async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(BOOKING_SQL + " where b.id = %s", (booking_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("booking")
+    return row
