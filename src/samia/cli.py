@@ -158,6 +158,10 @@ def cmd_parity(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     dsns = db.resolve(settings)
+    with psycopg.connect(dsns.owner) as conn:
+        waiting = [m.name for m in migrate.pending(conn)]
+    if waiting:
+        sys.exit(f"samia parity: migrations not applied ({', '.join(waiting)}); run `samia migrate up` first")
     report = check(create_app(settings, dsns=dsns), dsns.owner)
     print("\n".join(report.lines()))
     if not report.ok:
