@@ -48,19 +48,29 @@ class Api:
         return r.json()  # type: ignore[no-any-return]
 
     def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.owner_dsn) as conn:
+        conn = psycopg.connect(self.owner_dsn)
+        try:  # explicit commit: a deferred constraint may fail there, and the connection must still close
             cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
+            rows = cur.fetchall() if cur.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
 
     def sql_as(self, user_id: str | None, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Run SQL through the API's own login, switched to the user's role and claims."""
         role = "authenticated" if user_id else "anon"
         claims = json.dumps({"sub": user_id, "role": role} if user_id else {"role": "anon"})
-        with psycopg.connect(db.as_user(self.owner_dsn, "authenticator")) as conn:
+        conn = psycopg.connect(db.as_user(self.owner_dsn, "authenticator"))
+        try:
             conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
                          (role, claims))
             cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
+            rows = cur.fetchall() if cur.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
 
     def audit_rows(self, event: str, entity_id: str | None = None) -> list[tuple[Any, ...]]:
         return self.sql("select actor::text, actor_role, event, entity, entity_id, meta from audit_log "

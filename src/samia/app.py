@@ -16,6 +16,7 @@ from samia.config import Settings
 from samia.core import logging as app_logging
 from samia.core import problems
 from samia.core.middleware import RequestContext
+from samia.payments.processors import CardProcessor, make_card_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
 
@@ -30,6 +31,12 @@ class Platform:
     sms_sink: SmsSink
     rate_scopes: dict[str, bool] = field(default_factory=dict)
     _verifier: PhoneVerifier | None = None
+    _card: CardProcessor | None = None
+
+    def card(self) -> CardProcessor:
+        if self._card is None:
+            self._card = make_card_processor(self.settings)
+        return self._card
 
     def verifier(self) -> PhoneVerifier:
         """Built on first use, so an unconfigured provider answers 503 on its own routes only."""
@@ -80,10 +87,12 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.bookings.api import router as bookings_router
     from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
+    from samia.payments.api import router as payments_router
     from samia.profiles.api import router as profiles_router
     from samia.users.api import router as users_router
 
-    for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router):
+    for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
+                   payments_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
     return app

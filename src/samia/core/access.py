@@ -13,6 +13,7 @@ A registry of these declarations feeds `samia parity`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -77,11 +78,21 @@ class Ctx:
     claims: Claims | None
     role: str | None
     platform: Platform
+    db_role: str = "authenticated"
     after_commit: list[Any] = field(default_factory=list)
 
     @property
     def user_id(self) -> str | None:
         return self.claims.sub if self.claims else None
+
+
+@contextlib.asynccontextmanager
+async def acting_as(ctx: Ctx, role: str) -> AsyncIterator[None]:
+    """Switch the request transaction into a narrow role (e.g. samia_payments) for one step,
+    with the caller's claims unchanged. No reset on error: the transaction rolls back."""
+    await ctx.conn.execute("select set_config('role', %s, true)", (role,))
+    yield
+    await ctx.conn.execute("select set_config('role', %s, true)", (ctx.db_role,))
 
 
 def client_ip(request: Request, trust_proxy: bool) -> str:
@@ -174,7 +185,7 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
                 if not guard.open and role not in roles:
                     raise AppError(403, "forbidden", audit={"event": "access.denied"})
-                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform)
+                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db)
                 request.state.user_id = ctx.user_id
                 yield ctx
                 await conn.commit()

@@ -40,6 +40,14 @@ TITLES: dict[str, tuple[str, str]] = {
     "email_taken": ("This email is already registered", "هذا البريد الإلكتروني مسجّل مسبقًا"),
     "slot_taken": ("That time is already taken", "هذا الموعد محجوز"),
     "not_available": ("The reader is not available then", "القارئ غير متاح في هذا الوقت"),
+    "idempotency_in_progress": ("A request with this Idempotency-Key is still in progress",
+                                "طلب بمفتاح التكرار نفسه ما زال قيد التنفيذ"),
+    "idempotency_key_reused": ("This Idempotency-Key was used with a different request",
+                               "استُخدم مفتاح التكرار هذا مع طلب مختلف"),
+    "method_not_allowed_here": ("This payment method is not offered in your country",
+                                "طريقة الدفع هذه غير متاحة في بلدك"),
+    "payment_failed": ("The payment did not go through", "لم تتم عملية الدفع"),
+    "insufficient_funds": ("The wallet balance is too low", "رصيد المحفظة غير كافٍ"),
     "under_age": ("You must be at least 18 years old", "يجب أن يكون عمرك 18 عامًا على الأقل"),
     "unknown_country": ("Unknown country", "دولة غير معروفة"),
     "rate_limited": ("Too many requests", "طلبات كثيرة جدًا"),
@@ -134,10 +142,14 @@ def from_db_error(exc: psycopg.Error) -> AppError:
     if state == "42501":
         code = hint or "forbidden"
         return AppError(403, code, diag.message_primary, audit={"event": "access.denied", "reason": code})
+    if state == "P0002":
+        return AppError(404, hint or "not_found", diag.message_primary)
     if state == "23P01":
         code = {"reader_capacity_no_overlap": "slot_taken"}.get(constraint, "conflict")
         return AppError(409, code, "that time is already taken" if code == "slot_taken" else None)
     if state == "23505":
+        if constraint == "payment_transactions_one_live_charge":
+            return AppError(409, "conflict", "this booking already has a payment in progress or paid")
         code = "email_taken" if constraint == "profiles_email_key" else "conflict"
         return AppError(409, code, f"duplicate value violates {constraint}" if code == "conflict" else None)
     if state in ("23514", "23502", "23503") or state.startswith("22"):

@@ -31,6 +31,10 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
         return ("Confirm your email for Samia Tarot",
                 f"Welcome to Samia Tarot.\n\nConfirm your email address by opening:\n{link}\n\n"
                 "The link is valid for 48 hours.")
+    if template == "payment_failed":
+        return ("Your Samia Tarot payment did not go through",
+                "Your payment did not go through, so the reserved time was released.\n"
+                "You can choose a time again and retry whenever you like.")
     raise ValueError(f"unknown template {template}")
 
 

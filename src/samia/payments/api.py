@@ -1,0 +1,231 @@
+"""Paying for bookings, the wallet, and the country gating of payment methods.
+
+The request inserts its payment transaction as the client, under RLS and the RESTRICTIVE
+test-account policy; only after the processor has answered does it switch into the narrow
+`samia_payments` role to settle (ledger + booking confirmation) or to fail the charge
+(releasing the hold: the compensating step)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from samia.core.access import Ctx, Probe, acting_as, allow
+from samia.core.idempotency import Idempotency
+from samia.core.models import Input
+from samia.core.problems import AppError, not_found
+
+router = APIRouter(tags=["payments"])
+
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^tok_[A-Za-z0-9_]+$")]
+
+
+class PayIn(Input):
+    booking_id: int
+    method: Literal["card", "wallet"]
+    card_token: Token | None = None
+
+
+class TopUpIn(Input):
+    amount_minor: Annotated[int, Field(ge=100, le=1_000_000)]
+    currency: Literal["USD"] = "USD"
+    card_token: Token
+
+
+class PaymentOut(BaseModel):
+    id: int
+    kind: str
+    provider: str
+    status: str
+    amount_minor: int
+    currency: str
+    booking_id: int | None
+    booking_status: str | None
+    failure_reason: str | None
+    created_at: dt.datetime
+
+
+class WalletOut(BaseModel):
+    currency: str
+    balance_minor: int
+    entries: list[dict[str, Any]]
+
+
+class MethodsOut(BaseModel):
+    country_code: str | None
+    methods: list[str]
+
+
+class MethodPolicyOut(BaseModel):
+    code: str
+    enabled: bool
+    all_countries: bool
+    countries: list[str]
+
+
+class MethodPolicyIn(Input):
+    enabled: bool
+    all_countries: bool
+    countries: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]], Field(max_length=250,
+                                                                                 default_factory=list)]
+
+
+async def _allowed_methods(ctx: Ctx) -> tuple[str | None, list[str]]:
+    cur = await ctx.conn.execute(
+        "select p.country_code::text, array(select app.methods_for_country(p.country_code)) "
+        "from profiles p where p.id = auth.uid()")
+    row = await cur.fetchone()
+    return (row[0], list(row[1])) if row else (None, [])
+
+
+async def _payment(ctx: Ctx, txn_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        select t.id, t.kind, t.provider, t.status, t.amount_minor, t.currency::text, t.booking_id,
+               b.status as booking_status, t.failure_reason, t.created_at
+          from payment_transactions t left join bookings b on b.id = t.booking_id
+         where t.id = %s""", (txn_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("payment")
+    return row
+
+
+async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token: str, key: str) -> str:
+    """Charge at the processor, then settle or fail as samia_payments. Returns the outcome."""
+    result = await ctx.platform.card().charge(amount_minor=amount, currency=currency, token=token,
+                                              idempotency_key=key)
+    async with acting_as(ctx, "samia_payments"):
+        if result.ok:
+            cur = await ctx.conn.execute("select app.settle_charge(%s, %s)", (txn_id, result.ref))
+            return str((await cur.fetchone())[0])  # type: ignore[index]
+        await ctx.conn.execute("select app.fail_charge(%s, %s)", (txn_id, result.reason))
+        return "failed"
+
+
+async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str) -> JSONResponse:
+    body = json.loads(PaymentOut(**await _payment(ctx, txn_id)).model_dump_json())
+    if outcome in ("settled", "already_settled"):
+        await idem.remember(201, body)
+        return JSONResponse(body, status_code=201)
+    code = "insufficient_funds" if outcome == "insufficient_funds" else "payment_failed"
+    problem = {"type": f"/problems/{code}", "title": code.replace("_", " "), "status": 402, "code": code,
+               "detail": body["failure_reason"], "payment": body}
+    await idem.remember(402, problem)
+    raise AppError(402, code, body["failure_reason"], extra={"payment": body}, keep=True)
+
+
+@router.get("/payments/methods", response_model=MethodsOut)
+async def methods(ctx: Ctx = allow("client", "reader", "monitor", "admin", "superadmin",
+                                   probe=Probe("select 1 from payment_methods limit 1"))) -> dict[str, Any]:
+    """The payment methods offered in the caller's country."""
+    country, allowed = await _allowed_methods(ctx)
+    return {"country_code": country, "methods": allowed}
+
+
+@router.post("/payments", status_code=status.HTTP_201_CREATED, response_model=PaymentOut,
+             responses={402: {"description": "declined or insufficient funds (problem details)"}})
+async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("client", probe=Probe(
+        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency) "
+        "values (auth.uid(), 'testcard', 'charge', 100, 'USD')"))) -> Any:
+    """Pay for a held booking. Honours Idempotency-Key (replay, 422 on a different body,
+    409 while in flight); the same key is passed to the card processor."""
+    idem = Idempotency(ctx, idempotency_key, body)
+    if (replayed := await idem.replay()) is not None:
+        return replayed
+    cur = await ctx.conn.execute(
+        "select b.status, b.price_minor, b.currency::text, c.expires_at <= now() from bookings b "
+        "join reader_capacity c on c.id = b.capacity_id where b.id = %s and b.client_id = auth.uid()",
+        (body.booking_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("booking")
+    booking_status, price, currency, lapsed = row
+    if booking_status != "held" or lapsed:
+        raise AppError(409, "conflict", "this booking is not awaiting payment (paid, released or its hold lapsed)")
+    if price <= 0:
+        raise AppError(409, "conflict", "this booking has nothing to pay")
+    country, allowed = await _allowed_methods(ctx)
+    if body.method not in allowed:
+        raise AppError(422, "method_not_allowed_here", f"{body.method} is not offered in {country}",
+                       extra={"allowed": allowed, "errors": [{"loc": ["body", "method"], "msg": "not offered",
+                                                              "type": "method_not_allowed_here"}]})
+    if body.method == "card" and not body.card_token:
+        raise AppError(422, "validation_error", "card_token is required for card payments",
+                       extra={"errors": [{"loc": ["body", "card_token"], "msg": "required", "type": "missing"}]})
+    provider = "wallet" if body.method == "wallet" else ctx.platform.card().name
+    cur = await ctx.conn.execute(
+        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, booking_id, metadata) "
+        "values (auth.uid(), %s, 'charge', %s, %s, %s, %s) returning id",
+        (provider, price, currency, body.booking_id, json.dumps({"idempotency_key": idempotency_key})))
+    txn_id = (await cur.fetchone())[0]  # type: ignore[index]
+    if body.method == "wallet":
+        async with acting_as(ctx, "samia_payments"):
+            cur = await ctx.conn.execute("select app.settle_charge(%s, null)", (txn_id,))
+            outcome = str((await cur.fetchone())[0])  # type: ignore[index]
+    else:
+        outcome = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
+                                     idempotency_key or f"samia-txn-{txn_id}")
+    return await _finish(ctx, idem, txn_id, outcome)
+
+
+@router.post("/wallet/topups", status_code=status.HTTP_201_CREATED, response_model=PaymentOut,
+             responses={402: {"description": "declined (problem details)"}})
+async def top_up(body: TopUpIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("client", probe=Probe(
+        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency) "
+        "values (auth.uid(), 'testcard', 'topup', 100, 'USD')"))) -> Any:
+    idem = Idempotency(ctx, idempotency_key, body)
+    if (replayed := await idem.replay()) is not None:
+        return replayed
+    _country, allowed = await _allowed_methods(ctx)
+    if "card" not in allowed:
+        raise AppError(422, "method_not_allowed_here", "cards are not offered in your country",
+                       extra={"allowed": allowed})
+    cur = await ctx.conn.execute(
+        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, metadata) "
+        "values (auth.uid(), %s, 'topup', %s, %s, %s) returning id",
+        (ctx.platform.card().name, body.amount_minor, body.currency,
+         json.dumps({"idempotency_key": idempotency_key})))
+    txn_id = (await cur.fetchone())[0]  # type: ignore[index]
+    outcome = await _charge_card(ctx, txn_id, body.amount_minor, body.currency, body.card_token,
+                                 idempotency_key or f"samia-txn-{txn_id}")
+    return await _finish(ctx, idem, txn_id, outcome)
+
+
+@router.get("/wallet", response_model=WalletOut)
+async def wallet(ctx: Ctx = allow("client", "reader", "monitor", "admin", "superadmin",
+                                  probe=Probe("select app.my_balance('USD')"))) -> dict[str, Any]:
+    cur = await ctx.conn.execute("select app.my_balance('USD')")
+    balance = (await cur.fetchone())[0]  # type: ignore[index]
+    rows = ctx.conn.cursor(row_factory=dict_row)
+    await rows.execute("""select amount_minor, memo, txn_id, created_at from ledger_entries
+                           where account = 'wallet:' || auth.uid() order by id desc limit 100""")
+    entries = [{**r, "created_at": r["created_at"].isoformat()} for r in await rows.fetchall()]
+    return {"currency": "USD", "balance_minor": balance, "entries": entries}
+
+
+@router.put("/admin/payments/methods/{code}", response_model=MethodPolicyOut)
+async def set_method(code: Literal["card", "square", "usdt", "bank_transfer", "wallet"], body: MethodPolicyIn,
+                     ctx: Ctx = allow("admin", "superadmin", probe=Probe(
+                         "update payment_methods set enabled = enabled where code = 'card'"))) -> dict[str, Any]:
+    """Where a method is offered: everywhere, or in the listed countries. Audited."""
+    await ctx.conn.execute("update payment_methods set enabled = %s, all_countries = %s where code = %s",
+                           (body.enabled, body.all_countries, code))
+    await ctx.conn.execute("delete from payment_method_countries where method = %s", (code,))
+    async with ctx.conn.cursor() as cur:
+        await cur.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
+                              [(code, c) for c in sorted(set(body.countries))])
+    await ctx.conn.execute("select app.audit('payment.method_policy', 'payment_method', %s, %s)",
+                           (code, json.dumps(body.model_dump())))
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select m.code, m.enabled, m.all_countries, array(select c.country_code::text "
+                      "from payment_method_countries c where c.method = m.code order by 1) as countries "
+                      "from payment_methods m where m.code = %s", (code,))
+    return await cur.fetchone()  # type: ignore[return-value]
