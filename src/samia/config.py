@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # Only for tests and regional edges: where the Twilio SDK's requests are sent.
     twilio_base_url: str | None = Field(None, alias="TWILIO_BASE_URL")
 
+    card_provider: Literal["testcard", "stripe"] = Field("testcard", alias="CARD_PROVIDER")
+    stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
+    stripe_webhook_secret: SecretStr | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    # Only for tests and proxies: where the Stripe SDK sends its API calls.
+    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
+
     hold_ttl_seconds: int = Field(600, alias="HOLD_TTL_SECONDS", ge=30, le=3600)
 
     # Shared secret for POST /api/cron/<task> (X-Job-Token); unset: the route answers 503.

@@ -85,8 +85,10 @@ create table if not exists public.ledger_entries (
 create index if not exists ledger_entries_account on public.ledger_entries (account, currency);
 create index if not exists ledger_entries_movement on public.ledger_entries (movement);
 
+-- Definer: it fires at COMMIT as whatever role the transaction ended in, and must see
+-- every row of the movement regardless of that role's privileges or RLS.
 create or replace function app.ledger_balanced() returns trigger
-language plpgsql set search_path = '' as $$
+language plpgsql security definer set search_path = '' as $$
 begin
   if exists (select 1 from public.ledger_entries e where e.movement = new.movement
               group by e.currency having sum(e.amount_minor) <> 0) then

@@ -24,7 +24,8 @@ from samia.core.problems import AppError, not_found
 router = APIRouter(tags=["payments"])
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^tok_[A-Za-z0-9_]+$")]
+Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^(tok|pm)_[A-Za-z0-9_]+$",
+                             description="a card token or Stripe PaymentMethod id")]
 
 
 class PayIn(Input):
@@ -50,6 +51,7 @@ class PaymentOut(BaseModel):
     booking_status: str | None
     failure_reason: str | None
     created_at: dt.datetime
+    client_secret: str | None = Field(None, description="when status is requires_action: confirm it client-side")
 
 
 class WalletOut(BaseModel):
@@ -98,21 +100,27 @@ async def _payment(ctx: Ctx, txn_id: int) -> dict[str, Any]:
     return row
 
 
-async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token: str, key: str) -> str:
-    """Charge at the processor, then settle or fail as samia_payments. Returns the outcome."""
+async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token: str,
+                       key: str) -> tuple[str, str | None]:
+    """Charge at the processor, then settle, park or fail as samia_payments.
+    Returns the outcome and, when the customer must act, the client secret."""
     result = await ctx.platform.card().charge(amount_minor=amount, currency=currency, token=token,
                                               idempotency_key=key)
     async with acting_as(ctx, "samia_payments"):
         if result.ok:
             cur = await ctx.conn.execute("select app.settle_charge(%s, %s)", (txn_id, result.ref))
-            return str((await cur.fetchone())[0])  # type: ignore[index]
+            return str((await cur.fetchone())[0]), None  # type: ignore[index]
+        if result.ok is None:  # the customer must act; the provider's webhook settles it
+            await ctx.conn.execute("select app.mark_pending(%s, %s)", (txn_id, result.ref))
+            return "pending", result.client_secret
         await ctx.conn.execute("select app.fail_charge(%s, %s)", (txn_id, result.reason))
-        return "failed"
+        return "failed", None
 
 
-async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str) -> JSONResponse:
-    body = json.loads(PaymentOut(**await _payment(ctx, txn_id)).model_dump_json())
-    if outcome in ("settled", "already_settled"):
+async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
+                  client_secret: str | None = None) -> JSONResponse:
+    body = json.loads(PaymentOut(**await _payment(ctx, txn_id), client_secret=client_secret).model_dump_json())
+    if outcome in ("settled", "already_settled", "pending"):
         await idem.remember(201, body)
         return JSONResponse(body, status_code=201)
     code = "insufficient_funds" if outcome == "insufficient_funds" else "payment_failed"
@@ -169,11 +177,11 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
     if body.method == "wallet":
         async with acting_as(ctx, "samia_payments"):
             cur = await ctx.conn.execute("select app.settle_charge(%s, null)", (txn_id,))
-            outcome = str((await cur.fetchone())[0])  # type: ignore[index]
+            outcome, secret = str((await cur.fetchone())[0]), None  # type: ignore[index]
     else:
-        outcome = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
-                                     idempotency_key or f"samia-txn-{txn_id}")
-    return await _finish(ctx, idem, txn_id, outcome)
+        outcome, secret = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
+                                             idempotency_key or f"samia-txn-{txn_id}")
+    return await _finish(ctx, idem, txn_id, outcome, secret)
 
 
 @router.post("/wallet/topups", status_code=status.HTTP_201_CREATED, response_model=PaymentOut,
@@ -194,9 +202,9 @@ async def top_up(body: TopUpIn, idempotency_key: IdemKey = None, ctx: Ctx = allo
         (ctx.platform.card().name, body.amount_minor, body.currency,
          json.dumps({"idempotency_key": idempotency_key})))
     txn_id = (await cur.fetchone())[0]  # type: ignore[index]
-    outcome = await _charge_card(ctx, txn_id, body.amount_minor, body.currency, body.card_token,
-                                 idempotency_key or f"samia-txn-{txn_id}")
-    return await _finish(ctx, idem, txn_id, outcome)
+    outcome, secret = await _charge_card(ctx, txn_id, body.amount_minor, body.currency, body.card_token,
+                                         idempotency_key or f"samia-txn-{txn_id}")
+    return await _finish(ctx, idem, txn_id, outcome, secret)
 
 
 @router.get("/wallet", response_model=WalletOut)

@@ -7,15 +7,19 @@ import uuid
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import stripe
+from anyio import to_thread
+
 from samia.config import Settings
 from samia.core.problems import AppError
 
 
 @dataclass(frozen=True)
 class ChargeResult:
-    ok: bool
+    ok: bool | None          # None: waiting on the customer (3-D Secure); the webhook settles it
     ref: str | None
     reason: str = ""
+    client_secret: str | None = None
 
 
 class CardProcessor(Protocol):
@@ -49,8 +53,46 @@ class TestCardProcessor:
         return result
 
 
+class StripeProcessor:
+    """PaymentIntents through the official SDK. The client's Idempotency-Key is passed to
+    Stripe, so a retried request can never create a second charge there either."""
+    name = "stripe"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.stripe_api_key is None:
+            raise AppError(503, "provider_not_configured", "card payments need STRIPE_API_KEY",
+                           extra={"setting": "STRIPE_API_KEY"})
+        self._client = stripe.StripeClient(
+            settings.stripe_api_key.get_secret_value(), max_network_retries=2,
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None)
+
+    async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
+        params = {"amount": amount_minor, "currency": currency.lower(), "payment_method": token, "confirm": True,
+                  "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+
+        def create() -> ChargeResult:
+            try:
+                intent = self._client.v1.payment_intents.create(
+                    params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+            except stripe.CardError as e:
+                return ChargeResult(False, None, e.user_message or "card declined")
+            if intent.status == "succeeded":
+                return ChargeResult(True, intent.id)
+            if intent.status in ("requires_action", "processing", "requires_confirmation"):
+                return ChargeResult(None, intent.id, "", intent.client_secret)
+            return ChargeResult(False, intent.id, f"payment {intent.status}")
+
+        try:
+            return await to_thread.run_sync(create)
+        except stripe.StripeError as e:
+            raise AppError(503, "provider_unavailable", "the card processor did not answer",
+                           headers={"Retry-After": "30"}) from e
+
+
 def make_card_processor(settings: Settings) -> CardProcessor:
+    if settings.card_provider == "stripe":
+        return StripeProcessor(settings)
     if settings.env == "prod":
-        raise AppError(503, "provider_not_configured", "card payments need STRIPE_API_KEY",
+        raise AppError(503, "provider_not_configured", "card payments need CARD_PROVIDER=stripe and STRIPE_API_KEY",
                        extra={"setting": "STRIPE_API_KEY"})
     return TestCardProcessor()
