@@ -190,3 +190,58 @@ def test_the_ledger_refuses_unbalanced_or_edited_entries(api) -> None:
         api.sql("update ledger_entries set amount_minor = amount_minor * 2")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         api.sql_as(api.user("admin").id, "select app.settle_charge(1, 'x')")
+
+
+def pay(client, user, booking, **body) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    r = client.post("/payments", json={"booking_id": booking, "method": "card", "card_token": "tok_visa", **body},
+                    headers=user.h)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_cancel_held_releases_and_confirmed_refunds_by_the_snapshot(client, api, reader) -> None:
+    c, stranger, monitor = api.user("client"), api.user("client"), api.user("monitor")
+    held = hold(client, reader, c)
+    problem(client.post(f"/bookings/{held}/cancel", json={}, headers=stranger.h), 404)
+    problem(client.post(f"/bookings/{held}/cancel", json={}, headers=monitor.h), 403)
+    r = client.post(f"/bookings/{held}/cancel", json={"reason": "changed my mind"}, headers=c.h)
+    assert r.json() == {"booking_id": held, "status": "released", "refund_minor": 0, "refund_to": None}
+
+    full = hold(client, reader, c)
+    charge = pay(client, c, full)
+    r = client.post(f"/bookings/{full}/cancel", json={}, headers=c.h)
+    assert r.json() == {"booking_id": full, "status": "cancelled", "refund_minor": PRICE, "refund_to": "original"}
+    refund = api.sql("select provider, status, amount_minor, parent_id, provider_ref from payment_transactions "
+                     "where booking_id = %s and kind = 'refund'", (full,))
+    assert refund[0][:4] == ("testcard", "succeeded", PRICE, charge["id"]) and refund[0][4].startswith("rf_")
+    assert api.sql("select c.status from reader_capacity c join bookings b on b.capacity_id = c.id "
+                   "where b.id = %s", (full,)) == [("cancelled",)]
+    assert sorted(x[0] for x in api.sql("select template from notification_outbox o join bookings b "
+                                        "on b.id = (o.params->>'booking')::bigint where b.id = %s", (full,))) \
+        == ["booking_cancelled", "booking_cancelled"]
+    problem(client.post(f"/bookings/{full}/cancel", json={}, headers=c.h), 409, "not_cancellable")
+
+    half = hold(client, reader, c)
+    pay(client, c, half)
+    # the snapshot, not the service's current policy, decides: make this booking's own curve stricter
+    api.sql("""update bookings set policy = jsonb_set(policy, '{refund_curve}',
+               '[{"hours_before": 1000, "refund_pct": 100}, {"hours_before": 24, "refund_pct": 50}]') where id = %s""",
+            (half,))
+    r = client.post(f"/bookings/{half}/cancel", json={}, headers=c.h)
+    assert r.json()["refund_minor"] == PRICE // 2
+    assert ledger_sum(api) == 0
+
+
+def test_a_reader_cancelling_refunds_in_full_to_the_wallet_it_came_from(client, api, reader) -> None:
+    c = api.user("client")
+    client.post("/wallet/topups", json={"amount_minor": PRICE, "card_token": "tok_visa"}, headers=c.h)
+    booking = hold(client, reader, c)
+    r = client.post("/payments", json={"booking_id": booking, "method": "wallet"}, headers=c.h)
+    assert r.status_code == 201 and client.get("/wallet", headers=c.h).json()["balance_minor"] == 0
+    r = client.post(f"/bookings/{booking}/cancel", json={"reason": "reader unwell"}, headers=reader.h)
+    assert r.json()["status"] == "cancelled" and r.json()["refund_minor"] == PRICE
+    assert client.get("/wallet", headers=c.h).json()["balance_minor"] == PRICE
+    (by,) = api.sql("select meta->>'by' from audit_log where event = 'booking.cancel' and entity_id = %s",
+                    (str(booking),))[0]
+    assert by == "reader"
+    assert ledger_sum(api) == 0

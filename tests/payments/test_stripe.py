@@ -39,6 +39,11 @@ class FakeStripe(BaseHTTPRequestHandler):
             return self._send(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}})
         if key in self.by_key:
             return self._send(*self.by_key[key])
+        if self.path == "/v1/refunds":
+            answer = (200, {"id": f"re_{uuid.uuid4().hex[:12]}", "object": "refund", "status": "succeeded",
+                            "amount": int(form["amount"][0]), "payment_intent": form["payment_intent"][0]})
+            self.by_key[key or ""] = answer
+            return self._send(*answer)
         pm = form["payment_method"][0]
         pi = {"id": f"pi_{uuid.uuid4().hex[:12]}", "object": "payment_intent", "amount": int(form["amount"][0]),
               "currency": form["currency"][0]}
@@ -170,3 +175,19 @@ def test_missing_stripe_settings_answer_503_naming_them(dsns, api, client, reade
         b = problem(app.post("/webhooks/stripe", content=b"{}"), 503, "provider_not_configured")
         assert b["setting"] == "STRIPE_WEBHOOK_SECRET"
     assert api.sql("select count(*) from payment_transactions where booking_id = %s", (booking,)) == [(0,)]
+
+
+def test_cancelling_a_stripe_booking_refunds_through_stripe(stripe_app, client, api, reader) -> None:  # noqa: F811
+    c = api.user("client")
+    booking = hold(client, reader, c)
+    assert stripe_app.post("/payments", json={"booking_id": booking, "method": "card", "card_token": "pm_card_visa"},
+                           headers=c.h).status_code == 201
+    intent = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
+    r = stripe_app.post(f"/bookings/{booking}/cancel", json={}, headers=c.h)
+    assert r.status_code == 200 and r.json()["refund_minor"] == PRICE, r.text
+    path, form, key = FakeStripe.requests[-1]
+    assert (path, form["payment_intent"], form["amount"], key) == ("/v1/refunds", [intent], [str(PRICE)],
+                                                                  f"refund-booking-{booking}")
+    ref = api.sql("select provider_ref from payment_transactions where booking_id = %s and kind = 'refund'",
+                  (booking,))[0][0]
+    assert ref.startswith("re_")

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from samia.core.access import AUTHENTICATED, Ctx, Probe, allow
+from samia.bookings.policy import evaluate_refund
+from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Input
 from samia.core.problems import AppError, not_found
+from samia.payments.refunds import refund_at_provider
 
 router = APIRouter(tags=["bookings"])
 
@@ -236,3 +238,45 @@ async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
     if row is None:
         raise not_found("booking")
     return row
+
+
+class CancelIn(Input):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class CancelOut(BaseModel):
+    booking_id: int
+    status: str
+    refund_minor: int
+    refund_to: str | None
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=CancelOut)
+async def cancel(booking_id: int, body: CancelIn, ctx: Ctx = allow(
+        "client", "reader", "admin", "superadmin",
+        probe=Probe("select 1 from bookings where id = :booking and app.booking_party(id) is not null")),
+) -> dict[str, Any]:
+    """Cancel a booking (or release it while only held). The refund follows the policy
+    snapshotted at purchase: a client gets the curve's share, a reader or admin cancelling
+    refunds in full; money goes back to the original method or to the wallet."""
+    cur = await ctx.conn.execute(
+        "select app.booking_party(b.id), b.status, b.starts_at, b.policy, t.amount_minor, t.provider, t.provider_ref "
+        "from bookings b left join app.booking_charge(b.id) t on true where b.id = %s", (booking_id,))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        raise not_found("booking")
+    party, status_, starts_at, policy, paid, provider, charge_ref = row
+    refund, ref = None, None
+    if status_ == "confirmed" and paid:
+        refund = evaluate_refund(policy, price_minor=paid, starts_at=starts_at,
+                                 cancelled_at=dt.datetime.now(dt.UTC), by=party)
+        if refund.amount_minor and refund.destination == "original" and provider != "wallet":
+            ref = await refund_at_provider(ctx.platform, provider, charge_ref, refund.amount_minor,
+                                           f"refund-booking-{booking_id}")
+    async with acting_as(ctx, "samia_payments"):
+        cur = await ctx.conn.execute("select app.cancel_booking(%s, %s, %s, %s, %s, %s)",
+                                     (booking_id, party, body.reason, refund.amount_minor if refund else 0,
+                                      refund.destination if refund else None, ref))
+        outcome = (await cur.fetchone())[0]  # type: ignore[index]
+    return {"booking_id": booking_id, "status": outcome, "refund_minor": refund.amount_minor if refund else 0,
+            "refund_to": refund.destination if refund and refund.amount_minor else None}

@@ -50,7 +50,8 @@ class Probe:
 
     The role is permitted when the statement raises nothing and touches at least one
     row. `:other` in the SQL stands for another client's profile id, `:reader` for a reader
-    who offers tarot around the clock.
+    who offers tarot around the clock, `:booking` for a confirmed booking of the client
+    with that reader.
     """
     sql: str
     note: str = ""

@@ -70,6 +70,18 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
                  (users["reader"],))
     conn.execute("insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
                  "select %s, d, '00:00', '23:30', 'UTC' from generate_series(1, 7) d", (users["reader"],))
+    # and the client has a confirmed booking with that reader
+    row = conn.execute("""
+        with cap as (insert into reader_capacity (reader_id, during, kind, status)
+                     values (%(r)s, tstzrange(now() + interval '30 days', now() + interval '30 days 30 minutes'),
+                             'booking', 'confirmed') returning id)
+        insert into bookings (client_id, reader_id, service_id, capacity_id, starts_at, ends_at, status,
+                              price_minor, currency, policy)
+        select %(c)s, %(r)s, s.id, cap.id, now() + interval '30 days', now() + interval '30 days 30 minutes',
+               'confirmed', 0, 'USD', s.policy from cap, services s where s.code = 'tarot'
+        returning id""", {"r": users["reader"], "c": users["client"]}).fetchone()
+    assert row is not None
+    users["booking"] = str(row[0])
     return users
 
 
@@ -95,8 +107,10 @@ def check(app: FastAPI, owner_dsn: str) -> Report:
                 try:
                     conn.execute("select set_config('role', 'authenticated', true), "
                                  "set_config('request.jwt.claims', %s, true)", (claims,))
-                    sql = guard.probe.sql.replace(":other", "%(other)s").replace(":reader", "%(reader)s")
-                    cur = conn.execute(sql, {"other": users["other"], "reader": users["reader"]})  # type: ignore[arg-type]
+                    sql = (guard.probe.sql.replace(":other", "%(other)s").replace(":reader", "%(reader)s")
+                           .replace(":booking", "%(booking)s::bigint"))
+                    cur = conn.execute(sql, {"other": users["other"], "reader": users["reader"],  # type: ignore[arg-type]
+                                             "booking": users["booking"]})
                     if cur.rowcount > 0:
                         permitted.append(role)
                 except psycopg.Error:

@@ -160,6 +160,8 @@ def from_db_error(exc: psycopg.Error) -> AppError:
         return AppError(422, code, diag.message_primary, extra={"errors": errors})
     if not state and isinstance(exc, psycopg.DataError):  # refused client-side, e.g. a NUL in text
         return AppError(422, "validation_error", "a value cannot be stored")
+    if state == "55000":  # object_not_in_prerequisite_state: a state that forbids the change
+        return AppError(409, hint or "conflict", diag.message_primary)
     if state in ("40001", "40P01", "55P03"):
         return AppError(409, "conflict", "concurrent update; retry the request")
     if state == "57014":

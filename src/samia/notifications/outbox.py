@@ -35,6 +35,9 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
         return ("Your Samia Tarot payment did not go through",
                 "Your payment did not go through, so the reserved time was released.\n"
                 "You can choose a time again and retry whenever you like.")
+    if template == "booking_cancelled":
+        return ("A Samia Tarot booking was cancelled",
+                f"Booking {params.get('booking')} was cancelled. Any refund is shown in your account.")
     raise ValueError(f"unknown template {template}")
 
 

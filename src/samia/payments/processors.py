@@ -27,6 +27,9 @@ class CardProcessor(Protocol):
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult: ...
 
+    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
+        """Refund (part of) a charge; returns the provider's refund reference."""
+
 
 class TestCardProcessor:
     """Stripe's test tokens: tok_visa / tok_mastercard succeed, tok_chargeDeclined and
@@ -37,6 +40,7 @@ class TestCardProcessor:
 
     def __init__(self) -> None:
         self.charges: dict[str, ChargeResult] = {}
+        self.refunds: dict[str, str] = {}
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
         if idempotency_key in self.charges:
@@ -51,6 +55,11 @@ class TestCardProcessor:
                                               "type": "value_error"}]})
         self.charges[idempotency_key] = result
         return result
+
+    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
+        if idempotency_key not in self.refunds:
+            self.refunds[idempotency_key] = f"rf_{uuid.uuid4().hex}"
+        return self.refunds[idempotency_key]
 
 
 class StripeProcessor:
@@ -82,8 +91,18 @@ class StripeProcessor:
                 return ChargeResult(None, intent.id, "", intent.client_secret)
             return ChargeResult(False, intent.id, f"payment {intent.status}")
 
+        return await self._call(create)
+
+    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
+        def create() -> str:
+            refund = self._client.v1.refunds.create(params={"payment_intent": charge_ref, "amount": amount_minor},
+                                                    options={"idempotency_key": idempotency_key})
+            return str(refund.id)
+        return await self._call(create)
+
+    async def _call(self, fn):  # type: ignore[no-untyped-def]
         try:
-            return await to_thread.run_sync(create)
+            return await to_thread.run_sync(fn)
         except stripe.StripeError as e:
             raise AppError(503, "provider_unavailable", "the card processor did not answer",
                            headers={"Retry-After": "30"}) from e
