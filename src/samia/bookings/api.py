@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from samia.bookings.policy import evaluate_refund
+from samia.bookings.policy import evaluate_refund, may_reschedule
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Input
 from samia.core.problems import AppError, not_found
@@ -280,3 +280,23 @@ async def cancel(booking_id: int, body: CancelIn, ctx: Ctx = allow(
         outcome = (await cur.fetchone())[0]  # type: ignore[index]
     return {"booking_id": booking_id, "status": outcome, "refund_minor": refund.amount_minor if refund else 0,
             "refund_to": refund.destination if refund and refund.amount_minor else None}
+
+
+class RescheduleIn(Input):
+    starts_at: AwareDatetime
+
+
+@router.post("/bookings/{booking_id}/reschedule", response_model=BookingOut)
+async def reschedule(booking_id: int, body: RescheduleIn, ctx: Ctx = allow("client", probe=Probe(
+        "select 1 from bookings where id = :booking and app.booking_party(id) = 'client'"))) -> dict[str, Any]:
+    """Move a confirmed booking, within the reschedule rules snapshotted at purchase."""
+    cur = await ctx.conn.execute("select policy, reschedules, starts_at from bookings "
+                                 "where id = %s and client_id = auth.uid()", (booking_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("booking")
+    why = may_reschedule(row[0], done=row[1], starts_at=row[2], now=dt.datetime.now(dt.UTC))
+    if why:
+        raise AppError(409, "not_reschedulable", why)
+    await ctx.conn.execute("select app.reschedule_booking(%s, %s)", (booking_id, body.starts_at))
+    return await _booking(ctx, booking_id)

@@ -77,14 +77,14 @@ async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) ->
 
 
 @app.periodic(cron="* * * * *", periodic_id="send_outbox")
-@app.task(name="send_outbox", pass_context=True, retry=RETRY, queueing_lock="send_outbox")
+@app.task(name="send_outbox", pass_context=True, retry=RETRY)
 async def send_outbox(context: JobContext, timestamp: int | None = None) -> int:
     """Deliver pending notifications (rows are claimed with SKIP LOCKED, each commits alone)."""
     return await dispatch_pending(resources(context))  # type: ignore[arg-type]
 
 
 @app.periodic(cron="17 3 * * *", periodic_id="purge_old")
-@app.task(name="purge_old", pass_context=True, retry=RETRY, queueing_lock="purge_old")
+@app.task(name="purge_old", pass_context=True, retry=RETRY)
 async def purge_old(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
     """Daily purge (seeds 004 `purge_old`): spent refresh tokens, long-ended sessions and old
     closed phone verifications. Audited with the counts."""
@@ -109,7 +109,7 @@ async def purge_old(context: JobContext, timestamp: int | None = None) -> dict[s
 
 
 @app.periodic(cron="41 * * * *", periodic_id="sweep_rate_buckets")
-@app.task(name="sweep_rate_buckets", pass_context=True, retry=RETRY, queueing_lock="sweep_rate_buckets")
+@app.task(name="sweep_rate_buckets", pass_context=True, retry=RETRY)
 async def sweep_rate_buckets(context: JobContext, timestamp: int | None = None) -> int:
     """Drop rate-limit buckets whose every hit is older than the longest window (31 days)."""
     rows = await system_tx(resources(context), "sweep_rate_buckets", """
@@ -121,7 +121,7 @@ async def sweep_rate_buckets(context: JobContext, timestamp: int | None = None) 
 
 
 @app.periodic(cron="* * * * *", periodic_id="expire_holds")
-@app.task(name="expire_holds", pass_context=True, retry=RETRY, queueing_lock="expire_holds")
+@app.task(name="expire_holds", pass_context=True, retry=RETRY)
 async def expire_holds(context: JobContext, timestamp: int | None = None) -> int:
     """Mark lapsed booking holds expired (new holds also clear a reader's stale ones first,
     so an expired hold never blocks anyone even before this runs)."""
@@ -134,5 +134,67 @@ async def expire_holds(context: JobContext, timestamp: int | None = None) -> int
     return int(rows[0][0])
 
 
+@app.periodic(cron="* * * * *", periodic_id="booking_reminders")
+@app.task(name="booking_reminders", pass_context=True, retry=RETRY)
+async def booking_reminders(context: JobContext, timestamp: int | None = None) -> int:
+    """Remind both sides 24 h and 15 min before a confirmed booking (each reminder once; a
+    booking made at short notice gets only the nearer one)."""
+    rows = await system_tx(resources(context), "booking_reminders", """
+        with due as (
+          select b.id, b.client_id, b.reader_id,
+                 case when b.starts_at <= now() + interval '15 minutes' then '15m' else '24h' end as which
+            from public.bookings b
+           where b.status = 'confirmed' and b.starts_at > now()
+             and ((b.starts_at <= now() + interval '24 hours' and not ('24h' = any(b.reminded)))
+                  or (b.starts_at <= now() + interval '15 minutes' and not ('15m' = any(b.reminded))))
+           for update skip locked),
+        marked as (
+          update public.bookings b set reminded = array(select distinct unnest(b.reminded || array['24h', due.which]))
+            from due where b.id = due.id returning due.id, due.client_id, due.reader_id, due.which),
+        sent as (
+          insert into public.notification_outbox (recipient_id, channel, template, params)
+          select r, 'email', 'booking_reminder',
+                 jsonb_build_object('booking', m.id,
+                                    'in', case m.which when '15m' then '15 minutes' else '24 hours' end)
+            from marked m, unnest(array[m.client_id, m.reader_id]) r
+          returning 1)
+        select count(*) from sent""")
+    return int(rows[0][0])
+
+
+@app.periodic(cron="* * * * *", periodic_id="reader_no_show")
+@app.task(name="reader_no_show", pass_context=True, retry=RETRY)
+async def reader_no_show(context: JobContext, timestamp: int | None = None) -> int:
+    """A reader who has not started the call N minutes (policy snapshot) after the start:
+    the client is refunded in full and monitors and admins are alerted."""
+    from samia.bookings.policy import evaluate_refund
+    from samia.payments.processors import make_card_processor
+
+    res = resources(context)
+    late = await system_tx(res, "reader_no_show", """
+        select b.id, b.starts_at, b.policy, t.amount_minor, t.provider, t.provider_ref
+          from public.bookings b
+          left join public.payment_transactions t on t.booking_id = b.id and t.kind = 'charge'
+                                                  and t.status = 'succeeded'
+         where b.status = 'confirmed' and b.started_at is null
+           and now() > b.starts_at + make_interval(mins => coalesce((b.policy->>'reader_no_show_minutes')::int, 10))""")
+    for booking_id, starts_at, policy, paid, provider, ref in late:
+        refund = evaluate_refund(policy, price_minor=paid or 0, starts_at=starts_at,
+                                 cancelled_at=starts_at, by="system")
+        refund_ref = None
+        if refund.amount_minor and refund.destination == "original" and provider != "wallet":
+            refund_ref = await make_card_processor(res.settings).refund(
+                charge_ref=ref, amount_minor=refund.amount_minor, idempotency_key=f"refund-booking-{booking_id}")
+        await system_tx(res, "reader_no_show", """
+            with done as (select app.cancel_booking(%(b)s, 'system', 'reader no-show', %(amt)s, %(dest)s, %(ref)s))
+            insert into public.notification_outbox (recipient_id, channel, template, params)
+            select p.id, 'email', 'reader_no_show', jsonb_build_object('booking', %(b)s)
+              from public.profiles p, done where p.role_id in (1, 2, 4) and p.deleted_at is null""",
+                        {"b": booking_id, "amt": refund.amount_minor, "dest": refund.destination, "ref": refund_ref})
+        await system_tx(res, "reader_no_show", "select app.audit('booking.reader_no_show', 'booking', %s, %s)",
+                        (str(booking_id), json.dumps({"refund_minor": refund.amount_minor})))
+    return len(late)
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
-CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds")
+CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show")

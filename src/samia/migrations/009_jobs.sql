@@ -22,21 +22,24 @@ grant usage on schema app_auth, app_private to service_role;
 grant select, delete on app_auth.sessions, app_auth.refresh_tokens to service_role;
 grant select, insert, update, delete on app_private.rate_buckets to service_role;
 
--- Tasks a request or the cron endpoint may queue (all idempotent). A queueing lock keeps at
--- most one waiting copy of a task; a second defer while one waits is a no-op (null).
+-- Tasks a request or the cron endpoint may queue (all idempotent). At most one waiting copy
+-- of a task: a second defer while one waits is a no-op (null). No queueing lock (a retried
+-- job must never collide with a newer copy) and no lock at all (requests must not queue
+-- behind each other): two racing defers may leave two copies, harmless for idempotent tasks.
 create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
 returns bigint
 language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
 declare
   jid bigint;
 begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds') then
+  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
+                    'reader_no_show') then
     raise exception 'task % may not be deferred from a request', p_task
       using errcode = '42501', hint = 'forbidden';
   end if;
-  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, queueing_lock, args)
-  values ('default', p_task, 0, p_task, coalesce(p_args, '{}'::jsonb))
-  on conflict do nothing
+  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
+  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
+   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
   returning id into jid;
   return jid;
 end

@@ -127,6 +127,11 @@ language sql stable security definer set search_path = '' as $$
 $$;
 grant execute on function app.free_slots(uuid, bigint, timestamptz, timestamptz) to anon, authenticated, service_role;
 
+create or replace function app.lock_reader_time(p_reader uuid) returns void
+language sql volatile set search_path = '' as $$
+  select pg_advisory_xact_lock(hashtextextended('reader_capacity:' || p_reader, 0))
+$$;
+
 -- A provisional hold. Expires the reader's stale holds first, in the same transaction, so an
 -- expired hold never blocks anyone; the exclusion constraint decides every race.
 create or replace function app.hold_slot(p_reader uuid, p_service bigint, p_starts timestamptz, p_ttl interval)
@@ -159,6 +164,10 @@ begin
         column = 'starts_at';
     end if;
   end if;
+  -- Claims on one reader's time go one at a time. The exclusion constraint is what forbids
+  -- overlaps; this lock only keeps concurrent conflicting inserts from deadlocking on each
+  -- other's index entries (each would wait for the other), so a loser gets 23P01 at once.
+  perform app.lock_reader_time(p_reader);
   update public.reader_capacity set status = 'expired'
    where reader_id = p_reader and status = 'held' and expires_at <= now();
   update public.bookings bk set status = 'expired'
@@ -245,6 +254,7 @@ create policy bookings_read on public.bookings for select to authenticated
 
 -- migrate:down
 drop function if exists app.hold_slot(uuid, bigint, timestamptz, interval);
+drop function if exists app.lock_reader_time(uuid);
 drop function if exists app.free_slots(uuid, bigint, timestamptz, timestamptz);
 drop function if exists app.may_manage_availability(uuid) cascade;
 drop table if exists public.bookings, public.reader_capacity, public.availability_exceptions,

@@ -41,8 +41,9 @@ declare
   rid bigint;
 begin
   select * into b from public.bookings where id = p_booking for update;
+  -- 'system' only from a job: the role that was SET (current_user here is the definer)
   if b.id is null or (p_by is distinct from app.booking_party(p_booking)
-                      and not (p_by = 'system' and current_user = 'service_role')) then
+                      and not (p_by = 'system' and current_setting('role') = 'service_role')) then
     raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
   end if;
   if b.status = 'held' then

@@ -38,6 +38,14 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
     if template == "booking_cancelled":
         return ("A Samia Tarot booking was cancelled",
                 f"Booking {params.get('booking')} was cancelled. Any refund is shown in your account.")
+    if template == "booking_rescheduled":
+        return ("A Samia Tarot booking moved", f"Booking {params.get('booking')} has a new time; see your bookings.")
+    if template == "booking_reminder":
+        return ("Your Samia Tarot session is coming up",
+                f"Booking {params.get('booking')} starts in {params.get('in')}.")
+    if template == "reader_no_show":
+        return ("Reader no-show", f"The reader did not start booking {params.get('booking')}; "
+                                  "the client was refunded in full.")
     raise ValueError(f"unknown template {template}")
 
 
