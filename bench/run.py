@@ -14,6 +14,7 @@ Usage: make bench   (or .venv/bin/python bench/run.py [--seconds 15] [--clients 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import glob
 import json
 import os
@@ -45,6 +46,7 @@ wrk.method = "{method}"
 wrk.headers["Authorization"] = "Bearer {token}"
 wrk.headers["Content-Type"] = "application/json"
 {body}
+{extra}
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %.3f %.3f %.3f %d %d\\n", summary.requests, summary.duration,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
@@ -60,9 +62,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wrk(url: str, method: str, token: str, body: str | None, seconds: int, clients: int) -> dict[str, float]:
+def wrk(url: str, method: str, token: str, body: str | None, seconds: int, clients: int,
+        extra: str = "") -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_LUA.format(method=method, token=token,
+        f.write(WRK_LUA.format(method=method, token=token, extra=extra,
                                body=f"wrk.body = {json.dumps(body)}" if body else ""))
     out = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "-s", f.name, url],
                          capture_output=True, text=True, check=True).stdout
@@ -70,7 +73,7 @@ def wrk(url: str, method: str, token: str, body: str | None, seconds: int, clien
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     n, dur_us, p50, p95, p99, bad_status, sock_err = line.split()[1:]
     return {"rps": int(n) / (int(dur_us) / 1e6), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "errors": int(bad_status) + int(sock_err)}
+            "errors": int(sock_err), "non2xx": int(bad_status)}
 
 
 def pgbench(dsn: str, script: str, seconds: int, clients: int) -> dict[str, float]:
@@ -109,6 +112,47 @@ def sql_scripts(user_id: str, role: str) -> dict[str, str]:
              f"update profiles set first_name = 'Bench' || :n where id = '{user_id}' and deleted_at is null "
              f"returning id;\n{read}\nCOMMIT;\n")
     return {"read": f"BEGIN READ ONLY;\n{prelude}\n{read}\nCOMMIT;\n", "write": write}
+
+
+SLOTS = 48 * 7  # half-hour slots over a week, 00:00-24:00 UTC
+
+
+def hold_lua(reader: str, base: dt.datetime) -> str:
+    """Each request claims a random half-hour slot of the week: contention on every slot."""
+    epoch = int(base.timestamp())
+    return f"""
+request = function()
+  local t = {epoch} + math.random(0, {SLOTS - 1}) * 1800
+  local body = string.format('{{"reader_id": "{reader}", "service": "tarot", "starts_at": "%s"}}',
+                             os.date("!%Y-%m-%dT%H:%M:%SZ", t))
+  return wrk.format(nil, nil, nil, body)
+end"""
+
+
+def hold_script(client_id: str, reader: str, base: dt.datetime) -> str:
+    """The same claim in pgbench, through the same function; a lost race is caught so that
+    pgbench keeps going (the API answers it 409): the savepoint costs pgbench, not us."""
+    claims = json.dumps({"sub": client_id, "role": "authenticated", "aud": "authenticated"})
+    return (f"\\set n random(0, {SLOTS - 1})\nBEGIN;\n"  # noqa: S608 (pgbench script text, our own values)
+            f"select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{claims}', true), "
+            f"set_config('request.id', 'bench', true), app.request_identity();\n"
+            f"select bench.try_hold('{reader}', (select id from services where code = 'tarot'), "
+            f"'{base.isoformat()}'::timestamptz + :n * interval '30 minutes');\nCOMMIT;\n")
+
+
+TRY_HOLD = """
+create schema if not exists bench;
+grant usage on schema bench to authenticated;
+create or replace function bench.try_hold(p_reader uuid, p_service bigint, p_starts timestamptz) returns boolean
+language plpgsql as $$
+begin
+  perform app.hold_slot(p_reader, p_service, p_starts, interval '10 minutes');
+  return true;
+exception when exclusion_violation then
+  return false;
+end $$;
+grant execute on function bench.try_hold(uuid, bigint, timestamptz) to authenticated;
+"""
 
 
 def row(name: str, r: dict[str, float]) -> str:
@@ -165,7 +209,23 @@ def main() -> None:
         rls, bypass = sql_scripts(uid, "authenticated"), sql_scripts(uid, "service_role")
         s, c = args.seconds, args.clients
         wrk(f"{url}/me", "GET", token, None, 3, c)  # warm-up: pools, prepared statements
+        # (c) holds under contention: two readers with the same week open, one per side
+        base = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
+        readers = []
+        for i in range(2):
+            rid = create_user(owner, email=f"bench-reader-{i}@example.com", password="bench-password-123",
+                              role="reader", settings=settings)
+            with psycopg.connect(owner) as conn:
+                conn.execute("insert into reader_services (reader_id, service_id) "
+                             "select %s, id from services where code = 'tarot'", (rid,))
+                conn.execute("insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+                             "select %s, d, '00:00', '24:00', 'UTC' from generate_series(1, 7) d", (rid,))
+            readers.append(rid)
+        with psycopg.connect(owner) as conn:
+            conn.execute(TRY_HOLD)
         results = {
+            "api_hold": wrk(f"{url}/bookings/hold", "POST", token, None, s, c, extra=hold_lua(readers[0], base)),
+            "pg_hold": pgbench(app_dsn, hold_script(uid, readers[1], base), s, c),
             "api_read": wrk(f"{url}/me", "GET", token, None, s, c),
             "pg_read": pgbench(app_dsn, rls["read"], s, c),
             "pg_read_bypass": pgbench(app_dsn, bypass["read"], s, c),
@@ -176,6 +236,11 @@ def main() -> None:
         with psycopg.connect(owner) as conn:
             audited = conn.execute("select count(*) from audit_log where event = 'profile.update'").fetchone()[0]
             broken = conn.execute("select id from app.audit_verify()").fetchone()
+            won = dict(conn.execute("select reader_id::text, count(*) from bookings group by 1").fetchall())
+            overlaps = conn.execute("""select count(*) from reader_capacity a join reader_capacity b
+                                        on a.reader_id = b.reader_id and a.id < b.id and a.during && b.during
+                                       where a.status in ('held', 'confirmed', 'live')
+                                         and b.status in ('held', 'confirmed', 'live')""").fetchone()[0]
     finally:
         if server:
             os.killpg(server.pid, signal.SIGTERM)
@@ -199,6 +264,12 @@ def main() -> None:
           f"RLS cost (RLS / BYPASSRLS) = {r['pg_read']['rps'] / r['pg_read_bypass']['rps']:.2f}")
     print(f"  write: API / pgbench = {r['api_write']['rps'] / r['pg_write']['rps']:.2f}   "
           f"RLS cost (RLS / BYPASSRLS) = {r['pg_write']['rps'] / r['pg_write_bypass']['rps']:.2f}")
+    print("(c) POST /bookings/hold under contention (random half-hour slot of one week, 336 slots)")
+    print(row("API  (wrk → uvicorn → PostgreSQL)", r["api_hold"]))
+    print(row("SQL  (pgbench, same app.hold_slot)", r["pg_hold"]))
+    print(f"  holds won: API {won.get(readers[0], 0)}, pgbench {won.get(readers[1], 0)};"
+          f" refused as slot_taken by the API: {int(r['api_hold']['non2xx'])}; overlapping active rows: {overlaps}")
+    print(f"  hold : API / pgbench = {r['api_hold']['rps'] / r['pg_hold']['rps']:.2f}")
     print(f"\naudit rows written: {audited}, chain {'BROKEN at ' + str(broken[0]) if broken else 'intact'}")
 
 
