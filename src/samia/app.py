@@ -19,6 +19,7 @@ from samia.core.middleware import RequestContext
 from samia.payments.processors import CardProcessor, make_card_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
+from samia.providers.storage import LocalStorage, Storage
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Platform:
     passwords: Passwords
     mailer: Mailer
     sms_sink: SmsSink
+    storage: Storage
     rate_scopes: dict[str, bool] = field(default_factory=dict)
     _verifier: PhoneVerifier | None = None
     _card: CardProcessor | None = None
@@ -65,6 +67,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
         passwords=Passwords(settings),
         mailer=mailer or MailboxMailer(settings.data_dir / "mail"),
         sms_sink=sms_sink or DeviceFileSink(settings.data_dir / "dev-phone"),
+        storage=LocalStorage(settings.data_dir / "storage"),
     )
 
     @contextlib.asynccontextmanager
@@ -95,7 +98,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router):
         app.include_router(router)
-    app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
+    app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     return app
 
 

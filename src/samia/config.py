@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # Only for tests and proxies: where the Stripe SDK sends its API calls.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
 
+    # What a client is told when paying by bank transfer (account, IBAN, reference rules);
+    # unset: bank transfers answer 503 naming it.
+    bank_transfer_instructions: str | None = Field(None, alias="BANK_TRANSFER_INSTRUCTIONS", max_length=2000)
+    bank_transfer_hold_hours: int = Field(48, alias="BANK_TRANSFER_HOLD_HOURS", ge=1, le=168)
+    max_upload_bytes: int = Field(10 * 1_048_576, alias="MAX_UPLOAD_BYTES", ge=1024)
+
     hold_ttl_seconds: int = Field(600, alias="HOLD_TTL_SECONDS", ge=30, le=3600)
 
     # Shared secret for POST /api/cron/<task> (X-Job-Token); unset: the route answers 503.

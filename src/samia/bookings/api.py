@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from samia.bookings.policy import evaluate_refund, may_reschedule
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
-from samia.core.models import Input
+from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
 from samia.payments.refunds import refund_at_provider
 
@@ -227,7 +227,7 @@ async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut)
-async def get_booking(booking_id: int, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     return await _booking(ctx, booking_id)
 
 
@@ -252,7 +252,7 @@ class CancelOut(BaseModel):
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=CancelOut)
-async def cancel(booking_id: int, body: CancelIn, ctx: Ctx = allow(
+async def cancel(booking_id: Id, body: CancelIn, ctx: Ctx = allow(
         "client", "reader", "admin", "superadmin",
         probe=Probe("select 1 from bookings where id = :booking and app.booking_party(id) is not null")),
 ) -> dict[str, Any]:
@@ -287,7 +287,7 @@ class RescheduleIn(Input):
 
 
 @router.post("/bookings/{booking_id}/reschedule", response_model=BookingOut)
-async def reschedule(booking_id: int, body: RescheduleIn, ctx: Ctx = allow("client", probe=Probe(
+async def reschedule(booking_id: Id, body: RescheduleIn, ctx: Ctx = allow("client", probe=Probe(
         "select 1 from bookings where id = :booking and app.booking_party(id) = 'client'"))) -> dict[str, Any]:
     """Move a confirmed booking, within the reschedule rules snapshotted at purchase."""
     cur = await ctx.conn.execute("select policy, reschedules, starts_at from bookings "

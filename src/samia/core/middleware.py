@@ -18,15 +18,20 @@ class BodyTooLarge(Exception):
     pass
 
 
+# routes that take a file as their body get the upload cap instead of the JSON one
+UPLOAD_PATHS = re.compile(r"^/payments/\d+/proof$")
+
+
 class RequestContext:
-    def __init__(self, app: Any, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
+    def __init__(self, app: Any, max_body: int, max_upload: int) -> None:
+        self.app, self.max_json, self.max_upload = app, max_body, max_upload
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        cap = self.max_upload if UPLOAD_PATHS.match(scope["path"]) else self.max_json
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
@@ -44,20 +49,20 @@ class RequestContext:
         except ValueError:
             declared = 0
         try:
-            if declared > self.max_body:
+            if declared > cap:
                 raise BodyTooLarge
-            await self.app(scope, self._capped(scope, receive), send_wrapped)
+            await self.app(scope, self._capped(scope, receive, cap), send_wrapped)
         except BodyTooLarge:
             if status["sent"]:
                 raise
-            await self._too_large(scope, rid, send_wrapped)
+            await self._too_large(scope, rid, send_wrapped, cap)
         finally:
             route = scope.get("route")
             log.info("request", method=scope["method"], route=getattr(route, "path", None) or "unmatched",
                      status_code=status["code"], duration_ms=round((time.perf_counter() - started) * 1000, 2),
                      request_id=rid, user_id=scope["state"].get("user_id"))
 
-    def _capped(self, scope: dict[str, Any], receive: Any) -> Any:
+    def _capped(self, scope: dict[str, Any], receive: Any, cap: int) -> Any:
         seen = 0
 
         async def wrapped() -> dict[str, Any]:
@@ -65,7 +70,7 @@ class RequestContext:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > cap:
                     # the framework may wrap this in its own 400; the flag lets the
                     # problem handler answer 413 all the same
                     scope["state"]["body_too_large"] = True
@@ -73,10 +78,10 @@ class RequestContext:
             return message  # type: ignore[no-any-return]
         return wrapped
 
-    async def _too_large(self, scope: dict[str, Any], rid: str, send: Any) -> None:
+    async def _too_large(self, scope: dict[str, Any], rid: str, send: Any, cap: int) -> None:
         body = json.dumps({"type": "/problems/body_too_large", "title": "The request body is too large",
                            "status": 413, "code": "body_too_large", "instance": scope["path"],
-                           "detail": f"at most {self.max_body} bytes", "request_id": rid}).encode()
+                           "detail": f"at most {cap} bytes", "request_id": rid}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"),
                                 (b"content-length", str(len(body)).encode())]})

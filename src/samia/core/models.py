@@ -3,9 +3,13 @@ PostgreSQL cannot store (NUL, lone UTF-16 surrogates) refused with a 422."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, field_validator
+
+# A row id in a path: a positive bigint (a larger number would reach SQL as numeric)
+Id = Annotated[int, Path(ge=1, le=9_223_372_036_854_775_807)]
 
 
 def storable(value: str) -> str:

@@ -82,6 +82,9 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
         returning id""", {"r": users["reader"], "c": users["client"]}).fetchone()
     assert row is not None
     users["booking"] = str(row[0])
+    # and the other client has a bank transfer waiting
+    conn.execute("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
+                 "values (%s, 'bank_transfer', 'charge', 'requires_action', 1500, 'USD')", (users["other"],))
     return users
 
 

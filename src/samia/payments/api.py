@@ -11,14 +11,14 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
-from samia.core.models import Input
+from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
 
 router = APIRouter(tags=["payments"])
@@ -29,8 +29,8 @@ Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^(tok|pm)_[
 
 
 class PayIn(Input):
-    booking_id: int
-    method: Literal["card", "wallet"]
+    booking_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)]
+    method: Literal["card", "wallet", "bank_transfer"]
     card_token: Token | None = None
 
 
@@ -52,6 +52,8 @@ class PaymentOut(BaseModel):
     failure_reason: str | None
     created_at: dt.datetime
     client_secret: str | None = Field(None, description="when status is requires_action: confirm it client-side")
+    instructions: str | None = Field(None, description="bank transfer: how to pay; then upload the proof")
+    proof_media_id: int | None = None
 
 
 class WalletOut(BaseModel):
@@ -91,7 +93,8 @@ async def _payment(ctx: Ctx, txn_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute("""
         select t.id, t.kind, t.provider, t.status, t.amount_minor, t.currency::text, t.booking_id,
-               b.status as booking_status, t.failure_reason, t.created_at
+               b.status as booking_status, t.failure_reason, t.created_at,
+               (t.metadata->>'proof_media_id')::bigint as proof_media_id
           from payment_transactions t left join bookings b on b.id = t.booking_id
          where t.id = %s""", (txn_id,))
     row = await cur.fetchone()
@@ -119,8 +122,10 @@ async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token:
 
 async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
                   client_secret: str | None = None) -> JSONResponse:
-    body = json.loads(PaymentOut(**await _payment(ctx, txn_id), client_secret=client_secret).model_dump_json())
-    if outcome in ("settled", "already_settled", "pending"):
+    instructions = ctx.platform.settings.bank_transfer_instructions if outcome == "awaiting_transfer" else None
+    body = json.loads(PaymentOut(**await _payment(ctx, txn_id), client_secret=client_secret,
+                                 instructions=instructions).model_dump_json())
+    if outcome in ("settled", "already_settled", "pending", "awaiting_transfer"):
         await idem.remember(201, body)
         return JSONResponse(body, status_code=201)
     code = "insufficient_funds" if outcome == "insufficient_funds" else "payment_failed"
@@ -168,7 +173,10 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
     if body.method == "card" and not body.card_token:
         raise AppError(422, "validation_error", "card_token is required for card payments",
                        extra={"errors": [{"loc": ["body", "card_token"], "msg": "required", "type": "missing"}]})
-    provider = "wallet" if body.method == "wallet" else ctx.platform.card().name
+    if body.method == "bank_transfer" and not ctx.platform.settings.bank_transfer_instructions:
+        raise AppError(503, "provider_not_configured", "bank transfers need BANK_TRANSFER_INSTRUCTIONS",
+                       extra={"setting": "BANK_TRANSFER_INSTRUCTIONS"})
+    provider = body.method if body.method in ("wallet", "bank_transfer") else ctx.platform.card().name
     cur = await ctx.conn.execute(
         "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, booking_id, metadata) "
         "values (auth.uid(), %s, 'charge', %s, %s, %s, %s) returning id",
@@ -178,6 +186,11 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
         async with acting_as(ctx, "samia_payments"):
             cur = await ctx.conn.execute("select app.settle_charge(%s, null)", (txn_id,))
             outcome, secret = str((await cur.fetchone())[0]), None  # type: ignore[index]
+    elif body.method == "bank_transfer":
+        async with acting_as(ctx, "samia_payments"):
+            await ctx.conn.execute("select app.await_transfer(%s, %s)",
+                                   (txn_id, dt.timedelta(hours=ctx.platform.settings.bank_transfer_hold_hours)))
+        outcome, secret = "awaiting_transfer", None
     else:
         outcome, secret = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
                                              idempotency_key or f"samia-txn-{txn_id}")
@@ -237,3 +250,83 @@ async def set_method(code: Literal["card", "square", "usdt", "bank_transfer", "w
                       "from payment_method_countries c where c.method = m.code order by 1) as countries "
                       "from payment_methods m where m.code = %s", (code,))
     return await cur.fetchone()  # type: ignore[return-value]
+
+
+PROOF_BODY = {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                            for t in ("image/png", "image/jpeg", "image/webp", "application/pdf")}}
+
+
+@router.post("/payments/{payment_id}/proof", response_model=PaymentOut, openapi_extra={"requestBody": PROOF_BODY})
+async def upload_proof(payment_id: Id, request: Request, ctx: Ctx = allow("client", probe=Probe(
+        # what it rests on: owning a payment transaction, which only clients may create
+        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency) "
+        "values (auth.uid(), 'bank_transfer', 'charge', 100, 'USD')"))) -> Any:
+    """Proof of a bank transfer: an image or a PDF (sniffed from the bytes, capped by
+    MAX_UPLOAD_BYTES), stored privately; it goes to the admins' approval queue."""
+    data = await request.body()
+    stored = await ctx.platform.storage.put(data, kinds={"image", "pdf"}, prefix=f"proofs/{ctx.user_id}")
+    try:
+        cur = await ctx.conn.execute(
+            "insert into media_assets (owner_id, kind, storage_key, content_type, bytes, sha256, meta) "
+            "values (auth.uid(), %s, %s, %s, %s, %s, jsonb_build_object('purpose', 'payment_proof')) returning id",
+            (stored.kind, stored.key, stored.content_type, stored.bytes, stored.sha256))
+        media_id = (await cur.fetchone())[0]  # type: ignore[index]
+        await ctx.conn.execute("select app.attach_proof(%s, %s)", (payment_id, media_id))
+    except BaseException:
+        await ctx.platform.storage.delete(stored.key)  # nothing left behind
+        raise
+    return await _payment(ctx, payment_id)
+
+
+class TransferOut(PaymentOut):
+    user_id: str
+
+
+class DeclineIn(Input):
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+ADMIN_PROBE = Probe("select 1 from payment_transactions where user_id = :other")
+
+
+@router.get("/admin/payments/transfers", response_model=list[TransferOut])
+async def transfer_queue(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
+    """Bank transfers waiting for a decision, oldest first (those with proof first)."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        select t.id, t.kind, t.provider, t.status, t.amount_minor, t.currency::text, t.booking_id,
+               b.status as booking_status, t.failure_reason, t.created_at, t.user_id::text,
+               (t.metadata->>'proof_media_id')::bigint as proof_media_id
+          from payment_transactions t left join bookings b on b.id = t.booking_id
+         where t.provider = 'bank_transfer' and t.status = 'requires_action'
+         order by (t.metadata ? 'proof_media_id') desc, t.created_at""")
+    return await cur.fetchall()
+
+
+async def _waiting_transfer(ctx: Ctx, payment_id: int) -> None:
+    cur = await ctx.conn.execute("select status from payment_transactions where id = %s and provider = 'bank_transfer'",
+                                 (payment_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("transfer")
+    if row[0] != "requires_action":
+        raise AppError(409, "conflict", f"this transfer was already decided ({row[0]})")
+
+
+@router.post("/admin/payments/{payment_id}/approve", response_model=PaymentOut)
+async def approve_transfer(payment_id: Id, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> Any:
+    """The money arrived: settle it (ledger + booking confirmation). Audited with the admin."""
+    await _waiting_transfer(ctx, payment_id)
+    async with acting_as(ctx, "samia_payments"):
+        await ctx.conn.execute("select app.settle_charge(%s, %s)", (payment_id, f"manual:{ctx.user_id}"))
+    return await _payment(ctx, payment_id)
+
+
+@router.post("/admin/payments/{payment_id}/decline", response_model=PaymentOut)
+async def decline_transfer(payment_id: Id, body: DeclineIn,
+                           ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> Any:
+    """No (valid) transfer: fail it, release the booking's hold and tell the client why."""
+    await _waiting_transfer(ctx, payment_id)
+    async with acting_as(ctx, "samia_payments"):
+        await ctx.conn.execute("select app.fail_charge(%s, %s)", (payment_id, body.reason))
+    return await _payment(ctx, payment_id)
