@@ -191,3 +191,38 @@ def test_cancelling_a_stripe_booking_refunds_through_stripe(stripe_app, client, 
     ref = api.sql("select provider_ref from payment_transactions where booking_id = %s and kind = 'refund'",
                   (booking,))[0][0]
     assert ref.startswith("re_")
+
+
+def test_a_late_payment_for_a_lost_slot_is_credited_to_the_wallet(stripe_app, client, api, reader) -> None:  # noqa: F811
+    c, rival = api.user("client"), api.user("client")
+    booking = hold(client, reader, c)
+    stripe_app.post("/payments", json={"booking_id": booking, "method": "card",
+                                       "card_token": "pm_card_authenticationRequired"}, headers=c.h)
+    intent = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
+    starts = client.get(f"/bookings/{booking}", headers=c.h).json()["starts_at"]
+    api.sql("update reader_capacity set expires_at = now() - interval '1 second' "
+            "where id = (select capacity_id from bookings where id = %s)", (booking,))
+    taken = client.post("/bookings/hold", json={"reader_id": reader.id, "service": "tarot", "starts_at": starts},
+                        headers=rival.h)
+    assert taken.status_code == 201, taken.text
+    body, headers = signed(event("payment_intent.succeeded", intent))
+    assert stripe_app.post("/webhooks/stripe", content=body, headers=headers).json() == {"status": "applied"}
+    assert api.sql("select status, refund_to from bookings where id = %s", (booking,)) == [("released", "wallet")]
+    assert client.get("/wallet", headers=c.h).json()["balance_minor"] == PRICE
+    assert client.get(f"/bookings/{taken.json()['id']}", headers=rival.h).json()["status"] == "held"
+    assert api.sql("select template from notification_outbox where recipient_id = %s", (c.id,)) \
+        == [("late_payment_credited",)]
+    assert api.sql("select coalesce(sum(amount_minor), 0) from ledger_entries") == [(0,)]
+
+
+def test_a_late_payment_for_a_still_free_slot_confirms_it(stripe_app, client, api, reader) -> None:  # noqa: F811
+    c = api.user("client")
+    booking = hold(client, reader, c)
+    stripe_app.post("/payments", json={"booking_id": booking, "method": "card",
+                                       "card_token": "pm_card_authenticationRequired"}, headers=c.h)
+    intent = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
+    api.sql("update reader_capacity set expires_at = now() - interval '1 second' "
+            "where id = (select capacity_id from bookings where id = %s)", (booking,))
+    body, headers = signed(event("payment_intent.succeeded", intent))
+    stripe_app.post("/webhooks/stripe", content=body, headers=headers)
+    assert api.sql("select status from bookings where id = %s", (booking,)) == [("confirmed",)]

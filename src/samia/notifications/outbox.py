@@ -46,6 +46,10 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
     if template == "reader_no_show":
         return ("Reader no-show", f"The reader did not start booking {params.get('booking')}; "
                                   "the client was refunded in full.")
+    if template == "late_payment_credited":
+        return ("Your payment is in your Samia Tarot wallet",
+                f"Your payment for booking {params.get('booking')} arrived after the reserved time had gone to "
+                "someone else, so the full amount was credited to your wallet.")
     raise ValueError(f"unknown template {template}")
 
 
