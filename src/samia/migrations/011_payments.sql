@@ -145,12 +145,16 @@ $$;
 
 -- Settle a charge the API has just seen succeed at the processor (or a wallet payment):
 -- mark it, move the money in the ledger, confirm the booking it pays for. Wallet payments
--- take a per-user lock so two concurrent ones cannot overdraw.
+-- take a per-user lock so two concurrent ones cannot overdraw. A payment that completes after
+-- its booking's hold lapsed (3-D Secure finished late, a transfer approved late) re-claims the
+-- time if it is still free; otherwise the money goes to the client's wallet, the booking is
+-- released and the client told.
 create or replace function app.settle_charge(p_txn bigint, p_provider_ref text) returns text
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   t public.payment_transactions;
   b public.bookings;
+  won boolean := true;
 begin
   select * into t from public.payment_transactions where id = p_txn for update;
   if t.id is null or t.kind not in ('charge', 'topup') then
@@ -179,9 +183,27 @@ begin
                           'revenue', t.amount_minor, t.currency, t.id, 'booking ' || t.booking_id, t.user_id);
   if t.booking_id is not null then
     select * into b from public.bookings where id = t.booking_id for update;
-    update public.bookings set status = 'confirmed', confirmed_at = now() where id = b.id;
-    update public.reader_capacity set status = 'confirmed', kind = 'booking', expires_at = null
-     where id = b.capacity_id;
+    perform app.lock_reader_time(b.reader_id);
+    begin
+      update public.reader_capacity set status = 'confirmed', kind = 'booking', expires_at = null
+       where id = b.capacity_id;
+    exception when exclusion_violation then
+      won := false;  -- the hold lapsed and the time was taken meanwhile
+    end;
+    if won then
+      update public.bookings set status = 'confirmed', confirmed_at = now() where id = b.id;
+    else
+      update public.reader_capacity set status = 'released' where id = b.capacity_id and status <> 'released';
+      update public.bookings set status = 'released', refund_minor = t.amount_minor, refund_to = 'wallet'
+       where id = b.id;
+      perform app.ledger_move('revenue', 'wallet:' || t.user_id, t.amount_minor, t.currency, t.id,
+                              'late payment for a lapsed booking ' || b.id || ': credited to the wallet', t.user_id);
+      insert into public.notification_outbox (recipient_id, channel, template, params)
+      values (t.user_id, 'email', 'late_payment_credited', jsonb_build_object('booking', b.id));
+      perform app.audit('payment.late_credited', 'payment', t.id::text,
+                        jsonb_build_object('booking', b.id, 'amount_minor', t.amount_minor));
+      return 'credited_to_wallet';
+    end if;
   end if;
   perform app.audit('payment.settled', 'payment', t.id::text,
                     jsonb_build_object('provider', t.provider, 'amount_minor', t.amount_minor, 'booking', t.booking_id));
