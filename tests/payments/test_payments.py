@@ -245,3 +245,24 @@ def test_a_reader_cancelling_refunds_in_full_to_the_wallet_it_came_from(client, 
                     (str(booking),))[0]
     assert by == "reader"
     assert ledger_sum(api) == 0
+
+
+def test_reconciliation_is_clean_then_reports_an_injected_mismatch(client, api, reader) -> None:
+    admin, c = api.user("admin"), api.user("client")
+    pay(client, c, hold(client, reader, c))
+    client.post("/wallet/topups", json={"amount_minor": 700, "card_token": "tok_visa"}, headers=c.h)
+    today = dt.datetime.now(UTC).date().isoformat()
+    r = client.get("/admin/finance/reconciliation", params={"date": today}, headers=admin.h).json()
+    assert r["balanced"] is True and r["mismatches"] == []
+    by = {(t["provider"], t["kind"]): t for t in r["totals"]}
+    assert by[("testcard", "topup")]["amount_minor"] >= 700 and by[("testcard", "charge")]["payments"] >= 1
+    # inject: money the provider reports taken with no ledger movement, and a booking confirmed unpaid
+    txn = api.sql("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
+                  "values (%s, 'stripe', 'charge', 'succeeded', 999, 'USD') returning id", (c.id,))[0][0]
+    unpaid = hold(client, reader, c)
+    api.sql("update bookings set status = 'confirmed', confirmed_at = now() where id = %s", (unpaid,))
+    r = client.get("/admin/finance/reconciliation", params={"date": today}, headers=admin.h).json()
+    found = {(m["kind"], m["ref"]) for m in r["mismatches"]}
+    assert r["balanced"] is False
+    assert found == {("missing_ledger", f"payment:{txn}"), ("booking_unpaid", f"booking:{unpaid}")}
+    problem(client.get("/admin/finance/reconciliation", headers=c.h), 403)
