@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # Only for tests and proxies: where the Stripe SDK sends its API calls.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
 
+    # USDT through a crypto processor with signed IPN callbacks (NOWPayments-compatible API)
+    usdt_api_key: SecretStr | None = Field(None, alias="USDT_API_KEY")
+    usdt_ipn_secret: SecretStr | None = Field(None, alias="USDT_IPN_SECRET")
+    usdt_api_base: str = Field("https://api.nowpayments.io", alias="USDT_API_BASE")
+    usdt_pay_currency: str = Field("usdttrc20", alias="USDT_PAY_CURRENCY")
+    usdt_hold_minutes: int = Field(60, alias="USDT_HOLD_MINUTES", ge=10, le=1440)
+
     # What a client is told when paying by bank transfer (account, IBAN, reference rules);
     # unset: bank transfers answer 503 naming it.
     bank_transfer_instructions: str | None = Field(None, alias="BANK_TRANSFER_INSTRUCTIONS", max_length=2000)

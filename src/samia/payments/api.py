@@ -20,6 +20,7 @@ from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.payments import usdt
 
 router = APIRouter(tags=["payments"])
 
@@ -30,7 +31,7 @@ Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^(tok|pm)_[
 
 class PayIn(Input):
     booking_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)]
-    method: Literal["card", "wallet", "bank_transfer"]
+    method: Literal["card", "wallet", "bank_transfer", "usdt"]
     card_token: Token | None = None
 
 
@@ -53,6 +54,7 @@ class PaymentOut(BaseModel):
     created_at: dt.datetime
     client_secret: str | None = Field(None, description="when status is requires_action: confirm it client-side")
     instructions: str | None = Field(None, description="bank transfer: how to pay; then upload the proof")
+    payment_url: str | None = Field(None, description="USDT: the processor's invoice page to pay from a wallet")
     proof_media_id: int | None = None
 
 
@@ -121,10 +123,11 @@ async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token:
 
 
 async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
-                  client_secret: str | None = None) -> JSONResponse:
-    instructions = ctx.platform.settings.bank_transfer_instructions if outcome == "awaiting_transfer" else None
+                  client_secret: str | None = None, payment_url: str | None = None) -> JSONResponse:
+    instructions = (ctx.platform.settings.bank_transfer_instructions
+                    if outcome == "awaiting_transfer" and payment_url is None else None)
     body = json.loads(PaymentOut(**await _payment(ctx, txn_id), client_secret=client_secret,
-                                 instructions=instructions).model_dump_json())
+                                 instructions=instructions, payment_url=payment_url).model_dump_json())
     if outcome in ("settled", "already_settled", "pending", "awaiting_transfer"):
         await idem.remember(201, body)
         return JSONResponse(body, status_code=201)
@@ -176,7 +179,7 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
     if body.method == "bank_transfer" and not ctx.platform.settings.bank_transfer_instructions:
         raise AppError(503, "provider_not_configured", "bank transfers need BANK_TRANSFER_INSTRUCTIONS",
                        extra={"setting": "BANK_TRANSFER_INSTRUCTIONS"})
-    provider = body.method if body.method in ("wallet", "bank_transfer") else ctx.platform.card().name
+    provider = body.method if body.method in ("wallet", "bank_transfer", "usdt") else ctx.platform.card().name
     cur = await ctx.conn.execute(
         "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, booking_id, metadata) "
         "values (auth.uid(), %s, 'charge', %s, %s, %s, %s) returning id",
@@ -191,6 +194,13 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
             await ctx.conn.execute("select app.await_transfer(%s, %s)",
                                    (txn_id, dt.timedelta(hours=ctx.platform.settings.bank_transfer_hold_hours)))
         outcome, secret = "awaiting_transfer", None
+    elif body.method == "usdt":
+        invoice = await usdt.create_invoice(ctx.platform.settings, txn_id=txn_id, amount_minor=price,
+                                            currency=currency, idempotency_key=idempotency_key or f"samia-txn-{txn_id}")
+        async with acting_as(ctx, "samia_payments"):
+            await ctx.conn.execute("select app.await_transfer(%s, %s, %s)",
+                                   (txn_id, dt.timedelta(minutes=ctx.platform.settings.usdt_hold_minutes), invoice.id))
+        return await _finish(ctx, idem, txn_id, "awaiting_transfer", payment_url=invoice.url)
     else:
         outcome, secret = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
                                              idempotency_key or f"samia-txn-{txn_id}")

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from samia.core.access import PUBLIC, Ctx, allow
 from samia.core.problems import AppError
+from samia.payments import usdt
 
 router = APIRouter(tags=["payments"])
 
@@ -43,5 +44,27 @@ async def stripe_webhook(request: Request, stripe_signature: Annotated[str | Non
         error = intent.to_dict().get("last_payment_error") or {}
         await ctx.conn.execute("select app.fail_by_ref('stripe', %s, %s)",
                                (intent.id, error.get("message") or "payment failed"))
+        return WebhookOut(status="applied")
+    return WebhookOut(status="ignored")
+
+
+@router.post("/webhooks/usdt", response_model=WebhookOut)
+async def usdt_webhook(request: Request, x_nowpayments_sig: Annotated[str | None, Header()] = None,
+                       ctx: Ctx = allow(PUBLIC, db_role="samia_payments")) -> WebhookOut:
+    """The crypto processor's IPN: HMAC-SHA512 over the key-sorted JSON (constant-time check).
+    A status is applied once per payment; partial payments wait for the rest."""
+    payload = usdt.verify(ctx.platform.settings, await request.body(), x_nowpayments_sig)
+    invoice, state = str(payload.get("invoice_id") or ""), str(payload.get("payment_status") or "")
+    if not invoice or not state:
+        raise AppError(422, "validation_error", "invoice_id and payment_status are required")
+    event = f"{payload.get('payment_id', invoice)}:{state}"
+    cur = await ctx.conn.execute("select app.record_webhook('usdt', %s, %s)", (event, state))
+    if not (await cur.fetchone())[0]:  # type: ignore[index]
+        return WebhookOut(status="duplicate")
+    if state in usdt.SETTLED:
+        await ctx.conn.execute("select app.settle_by_ref('usdt', %s)", (invoice,))
+        return WebhookOut(status="applied")
+    if state in usdt.FAILED:
+        await ctx.conn.execute("select app.fail_by_ref('usdt', %s, %s)", (invoice, f"crypto payment {state}"))
         return WebhookOut(status="applied")
     return WebhookOut(status="ignored")
