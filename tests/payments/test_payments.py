@@ -266,3 +266,14 @@ def test_reconciliation_is_clean_then_reports_an_injected_mismatch(client, api, 
     assert r["balanced"] is False
     assert found == {("missing_ledger", f"payment:{txn}"), ("booking_unpaid", f"booking:{unpaid}")}
     problem(client.get("/admin/finance/reconciliation", headers=c.h), 403)
+
+
+def test_same_key_with_a_different_amount_is_422(client, api) -> None:
+    c = api.user("client")
+    key = f"top-{uuid.uuid4()}"
+    first = client.post("/wallet/topups", json={"amount_minor": 1000, "card_token": "tok_visa"},
+                        headers={**c.h, "Idempotency-Key": key})
+    assert first.status_code == 201
+    problem(client.post("/wallet/topups", json={"amount_minor": 2000, "card_token": "tok_visa"},
+                        headers={**c.h, "Idempotency-Key": key}), 422, "idempotency_key_reused")
+    assert client.get("/wallet", headers=c.h).json()["balance_minor"] == 1000
