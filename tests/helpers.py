@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import psycopg
@@ -88,3 +89,18 @@ def problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
     if code:
         assert body["code"] == code, body
     return body  # type: ignore[no-any-return]
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Base for the fake providers the tests run on loopback: quiet, and JSON replies."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

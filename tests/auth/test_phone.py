@@ -4,10 +4,9 @@ Verify adapter through the official SDK against a fake Twilio on loopback."""
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs
 
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import problem
+from tests.helpers import JsonHandler, problem
 
 PHONE = "+96171123456"
 
@@ -79,41 +78,32 @@ def test_invalid_numbers_and_no_pending(client, api) -> None:
     problem(client.post("/api/verify/phone/start", json={"phone": PHONE}), 401)
 
 
-class FakeTwilio(BaseHTTPRequestHandler):
+class FakeTwilio(JsonHandler):
     """The two Verify endpoints, with Basic auth as Twilio checks it."""
     sid, token = "AC" + "0" * 32, "fake-auth-token"
     pending: ClassVar[dict[str, str]] = {}
     requests: ClassVar[list[tuple[str, dict[str, list[str]]]]] = []
 
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         self.requests.append((self.path, form))
         expected = "Basic " + base64.b64encode(f"{self.sid}:{self.token}".encode()).decode()
         if self.headers.get("Authorization") != expected:
-            return self._send(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
         to = form["To"][0]
         if self.path.endswith("/Verifications"):
             self.pending[to] = "424242"
-            return self._send(201, {"sid": "VE" + "1" * 32, "to": to, "channel": "sms", "status": "pending"})
+            return self.reply(201, {"sid": "VE" + "1" * 32, "to": to, "channel": "sms", "status": "pending"})
         if self.path.endswith("/VerificationCheck"):
             if to not in self.pending:
-                return self._send(404, {"code": 20404, "message": "not found", "status": 404})
+                return self.reply(404, {"code": 20404, "message": "not found", "status": 404})
             ok = form["Code"][0] == self.pending[to]
             if ok:
                 del self.pending[to]
-            return self._send(200, {"sid": "VE" + "1" * 32, "to": to, "status": "approved" if ok else "pending"})
-        return self._send(404, {"code": 20404, "message": "not found", "status": 404})
+            return self.reply(200, {"sid": "VE" + "1" * 32, "to": to, "status": "approved" if ok else "pending"})
+        return self.reply(404, {"code": 20404, "message": "not found", "status": 404})
 
-    def _send(self, status: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture(scope="module")

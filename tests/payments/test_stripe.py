@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs
 
@@ -17,33 +17,31 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import problem
+from tests.helpers import JsonHandler, problem
 from tests.payments.test_payments import PRICE, hold, reader  # noqa: F401  (module fixture)
 
 SECRET = "whsec_test_" + "s" * 24
 KEY = "sk_test_" + "k" * 24
 
 
-class FakeStripe(BaseHTTPRequestHandler):
+class FakeStripe(JsonHandler):
     requests: ClassVar[list[tuple[str, dict[str, list[str]], str | None]]] = []
     by_key: ClassVar[dict[str, tuple[int, dict]]] = {}  # type: ignore[type-arg]
 
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         key = self.headers.get("Idempotency-Key")
         self.requests.append((self.path, form, key))
         if self.headers.get("Authorization") != f"Bearer {KEY}":
-            return self._send(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}})
+            return self.reply(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}})
         if key in self.by_key:
-            return self._send(*self.by_key[key])
+            return self.reply(*self.by_key[key])
         if self.path == "/v1/refunds":
             answer = (200, {"id": f"re_{uuid.uuid4().hex[:12]}", "object": "refund", "status": "succeeded",
                             "amount": int(form["amount"][0]), "payment_intent": form["payment_intent"][0]})
             self.by_key[key or ""] = answer
-            return self._send(*answer)
+            return self.reply(*answer)
         pm = form["payment_method"][0]
         pi = {"id": f"pi_{uuid.uuid4().hex[:12]}", "object": "payment_intent", "amount": int(form["amount"][0]),
               "currency": form["currency"][0]}
@@ -56,15 +54,8 @@ class FakeStripe(BaseHTTPRequestHandler):
             answer = (200, {**pi, "status": "succeeded", "client_secret": pi["id"] + "_secret_x"})
         if key:
             self.by_key[key] = answer
-        self._send(*answer)
+        self.reply(*answer)
 
-    def _send(self, status: int, body: dict) -> None:  # type: ignore[type-arg]
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture(scope="module")

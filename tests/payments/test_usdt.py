@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from typing import ClassVar
 
 import pytest
@@ -16,33 +16,24 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import problem
+from tests.helpers import JsonHandler, problem
 from tests.payments.test_payments import PRICE, hold, reader  # noqa: F401  (module fixture)
 
 API_KEY, IPN = "usdt-api-key-" + "a" * 20, "usdt-ipn-secret-" + "b" * 20
 
 
-class FakeProcessor(BaseHTTPRequestHandler):
+class FakeProcessor(JsonHandler):
     seen: ClassVar[list[tuple[dict, str | None]]] = []  # type: ignore[type-arg]
 
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append((body, self.headers.get("Idempotency-Key")))
         if self.headers.get("x-api-key") != API_KEY:
-            return self._send(403, {"message": "Invalid api key"})
+            return self.reply(403, {"message": "Invalid api key"})
         inv = f"inv_{uuid.uuid4().hex[:10]}"
-        self._send(200, {"id": inv, "order_id": body["order_id"], "invoice_url": f"https://pay.invalid/?iid={inv}"})
+        self.reply(200, {"id": inv, "order_id": body["order_id"], "invoice_url": f"https://pay.invalid/?iid={inv}"})
 
-    def _send(self, status: int, body: dict) -> None:  # type: ignore[type-arg]
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,14 @@
 --   admin/superadmin: full. anon: public catalogue only.
 -- Every policy reads the app role through `(select app.user_role())` (one call per statement).
 
-do $$
+-- Every public table starts locked: RLS enabled and forced, nothing granted to request
+-- roles, everything to service_role. Later migrations call it for each table they add.
+create or replace function app.lock_down(variadic p_tables text[]) returns void
+language plpgsql set search_path = '' as $$
 declare
   t text;
 begin
-  for t in select tablename from pg_tables where schemaname = 'public' loop
+  foreach t in array p_tables loop
     execute format('alter table public.%I enable row level security', t);
     execute format('alter table public.%I force row level security', t);
     execute format('revoke all on public.%I from anon, authenticated', t);
@@ -16,6 +19,10 @@ begin
   end loop;
 end
 $$;
+revoke all on function app.lock_down(text[]) from public;
+
+select app.lock_down(variadic array(select tablename::text from pg_tables where schemaname = 'public'
+                                                                     and tablename <> '_migrations'));
 
 -- Reference data: readable by everyone, written by admins.
 grant select on public.roles, public.countries, public.services to anon, authenticated;
@@ -167,6 +174,7 @@ revoke all on function app.migration_state() from public;
 grant execute on function app.migration_state() to anon, authenticated, service_role;
 
 -- migrate:down
+drop function if exists app.lock_down(text[]);
 do $$
 declare
   p record;

@@ -192,19 +192,8 @@ grant execute on function app.hold_slot(uuid, bigint, timestamptz, interval) to 
 
 -- RLS: readers manage their own availability; everyone signed in may read availability
 -- rules (the probe); the capacity ledger and bookings are visible to the parties and staff.
-do $$
-declare
-  t text;
-begin
-  foreach t in array array['reader_services', 'availability_rules', 'availability_exceptions',
-                           'reader_capacity', 'bookings'] loop
-    execute format('alter table public.%I enable row level security', t);
-    execute format('alter table public.%I force row level security', t);
-    execute format('revoke all on public.%I from anon, authenticated', t);
-    execute format('grant all on public.%I to service_role', t);
-  end loop;
-end
-$$;
+select app.lock_down('reader_services', 'availability_rules', 'availability_exceptions', 'reader_capacity',
+                     'bookings');
 
 grant select on public.reader_services to authenticated;
 grant insert, update, delete on public.reader_services to authenticated;

@@ -254,19 +254,8 @@ create table if not exists public.idempotency_keys (
 );
 create index if not exists idempotency_keys_age on public.idempotency_keys (created_at);
 
-do $$
-declare
-  t text;
-begin
-  foreach t in array array['payment_methods', 'payment_method_countries', 'payment_transactions',
-                           'ledger_entries', 'idempotency_keys'] loop
-    execute format('alter table public.%I enable row level security', t);
-    execute format('alter table public.%I force row level security', t);
-    execute format('revoke all on public.%I from anon, authenticated', t);
-    execute format('grant all on public.%I to service_role', t);
-  end loop;
-end
-$$;
+select app.lock_down('payment_methods', 'payment_method_countries', 'payment_transactions', 'ledger_entries',
+                     'idempotency_keys');
 
 grant select on public.payment_methods, public.payment_method_countries to authenticated;
 grant update (enabled, all_countries) on public.payment_methods to authenticated;

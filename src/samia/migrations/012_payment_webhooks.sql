@@ -9,10 +9,7 @@ create table if not exists public.webhook_events (
   received_at timestamptz not null default now(),
   primary key (provider, event_id)
 );
-alter table public.webhook_events enable row level security;
-alter table public.webhook_events force row level security;
-revoke all on public.webhook_events from anon, authenticated;
-grant all on public.webhook_events to service_role;
+select app.lock_down('webhook_events');
 grant select on public.webhook_events to authenticated;
 drop policy if exists webhook_events_admin on public.webhook_events;
 create policy webhook_events_admin on public.webhook_events for select to authenticated
