@@ -34,11 +34,19 @@ class Platform:
     rate_scopes: dict[str, bool] = field(default_factory=dict)
     _verifier: PhoneVerifier | None = None
     _card: CardProcessor | None = None
+    _square: CardProcessor | None = None
 
     def card(self) -> CardProcessor:
         if self._card is None:
             self._card = make_card_processor(self.settings)
         return self._card
+
+    def square(self) -> CardProcessor:
+        if self._square is None:
+            from samia.payments.square import SquareProcessor
+
+            self._square = SquareProcessor(self.settings)
+        return self._square
 
     def verifier(self) -> PhoneVerifier:
         """Built on first use, so an unconfigured provider answers 503 on its own routes only."""

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # Only for tests and proxies: where the Stripe SDK sends its API calls.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
 
+    # Square (where it is offered: see payment_method_countries)
+    square_access_token: SecretStr | None = Field(None, alias="SQUARE_ACCESS_TOKEN")
+    square_location_id: str | None = Field(None, alias="SQUARE_LOCATION_ID")
+    square_webhook_signature_key: SecretStr | None = Field(None, alias="SQUARE_WEBHOOK_SIGNATURE_KEY")
+    # the exact URL Square calls (it is part of the signed payload); default PUBLIC_BASE_URL/webhooks/square
+    square_webhook_url: str | None = Field(None, alias="SQUARE_WEBHOOK_URL")
+    square_base_url: str | None = Field(None, alias="SQUARE_BASE_URL")  # tests and sandboxes only
+
     # USDT through a crypto processor with signed IPN callbacks (NOWPayments-compatible API)
     usdt_api_key: SecretStr | None = Field(None, alias="USDT_API_KEY")
     usdt_ipn_secret: SecretStr | None = Field(None, alias="USDT_IPN_SECRET")

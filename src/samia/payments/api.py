@@ -21,17 +21,18 @@ from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
 from samia.payments import usdt
+from samia.payments.processors import CardProcessor
 
 router = APIRouter(tags=["payments"])
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-Token = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^(tok|pm)_[A-Za-z0-9_]+$",
-                             description="a card token or Stripe PaymentMethod id")]
+Token = Annotated[str, Field(min_length=3, max_length=200, pattern=r"^((tok|pm)_[A-Za-z0-9_]+|cnon:[A-Za-z0-9_-]+)$",
+                             description="a card token, a Stripe PaymentMethod id or a Square card nonce")]
 
 
 class PayIn(Input):
     booking_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)]
-    method: Literal["card", "wallet", "bank_transfer", "usdt"]
+    method: Literal["card", "wallet", "bank_transfer", "usdt", "square"]
     card_token: Token | None = None
 
 
@@ -106,11 +107,11 @@ async def _payment(ctx: Ctx, txn_id: int) -> dict[str, Any]:
 
 
 async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token: str,
-                       key: str) -> tuple[str, str | None]:
+                       key: str, processor: CardProcessor | None = None) -> tuple[str, str | None]:
     """Charge at the processor, then settle, park or fail as samia_payments.
     Returns the outcome and, when the customer must act, the client secret."""
-    result = await ctx.platform.card().charge(amount_minor=amount, currency=currency, token=token,
-                                              idempotency_key=key)
+    result = await (processor or ctx.platform.card()).charge(amount_minor=amount, currency=currency, token=token,
+                                                             idempotency_key=key)
     async with acting_as(ctx, "samia_payments"):
         if result.ok:
             cur = await ctx.conn.execute("select app.settle_charge(%s, %s)", (txn_id, result.ref))
@@ -173,13 +174,14 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
         raise AppError(422, "method_not_allowed_here", f"{body.method} is not offered in {country}",
                        extra={"allowed": allowed, "errors": [{"loc": ["body", "method"], "msg": "not offered",
                                                               "type": "method_not_allowed_here"}]})
-    if body.method == "card" and not body.card_token:
+    if body.method in ("card", "square") and not body.card_token:
         raise AppError(422, "validation_error", "card_token is required for card payments",
                        extra={"errors": [{"loc": ["body", "card_token"], "msg": "required", "type": "missing"}]})
     if body.method == "bank_transfer" and not ctx.platform.settings.bank_transfer_instructions:
         raise AppError(503, "provider_not_configured", "bank transfers need BANK_TRANSFER_INSTRUCTIONS",
                        extra={"setting": "BANK_TRANSFER_INSTRUCTIONS"})
-    provider = body.method if body.method in ("wallet", "bank_transfer", "usdt") else ctx.platform.card().name
+    square = ctx.platform.square() if body.method == "square" else None
+    provider = body.method if body.method in ("wallet", "bank_transfer", "usdt", "square") else ctx.platform.card().name
     cur = await ctx.conn.execute(
         "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, booking_id, metadata) "
         "values (auth.uid(), %s, 'charge', %s, %s, %s, %s) returning id",
@@ -203,7 +205,7 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
         return await _finish(ctx, idem, txn_id, "awaiting_transfer", payment_url=invoice.url)
     else:
         outcome, secret = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
-                                             idempotency_key or f"samia-txn-{txn_id}")
+                                             idempotency_key or f"samia-txn-{txn_id}", square)
     return await _finish(ctx, idem, txn_id, outcome, secret)
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 async def refund_at_provider(platform: Platform, provider: str, charge_ref: str, amount_minor: int,
                              idempotency_key: str) -> str:
     """Refund through the processor that made the charge; the key makes a retry safe."""
-    processor = platform.card()
+    processor = platform.square() if provider == "square" else platform.card()
     if processor.name != provider:
         raise AppError(503, "provider_not_configured",
                        f"this charge was made through {provider}, which is not the configured card processor",

@@ -4,6 +4,7 @@ samia_payments role. Every event is applied once: a replay answers 200 and chang
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import stripe
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from samia.core.access import PUBLIC, Ctx, allow
 from samia.core.problems import AppError
-from samia.payments import usdt
+from samia.payments import square, usdt
 
 router = APIRouter(tags=["payments"])
 
@@ -66,5 +67,31 @@ async def usdt_webhook(request: Request, x_nowpayments_sig: Annotated[str | None
         return WebhookOut(status="applied")
     if state in usdt.FAILED:
         await ctx.conn.execute("select app.fail_by_ref('usdt', %s, %s)", (invoice, f"crypto payment {state}"))
+        return WebhookOut(status="applied")
+    return WebhookOut(status="ignored")
+
+
+@router.post("/webhooks/square", response_model=WebhookOut)
+async def square_webhook(request: Request,
+                         x_square_hmacsha256_signature: Annotated[str | None, Header()] = None,
+                         ctx: Ctx = allow(PUBLIC, db_role="samia_payments")) -> WebhookOut:
+    """Square's payment.updated events, verified with the SDK's signature helper, once each."""
+    raw = await request.body()
+    square.verify(ctx.platform.settings, raw, x_square_hmacsha256_signature)
+    try:
+        event = json.loads(raw)
+        payment = event["data"]["object"]["payment"]
+        event_id, kind = str(event["event_id"]), str(event["type"])
+        ref, state = str(payment["id"]), str(payment["status"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise AppError(422, "validation_error", "not a Square payment event") from e
+    cur = await ctx.conn.execute("select app.record_webhook('square', %s, %s)", (event_id, kind))
+    if not (await cur.fetchone())[0]:  # type: ignore[index]
+        return WebhookOut(status="duplicate")
+    if state == "COMPLETED":
+        await ctx.conn.execute("select app.settle_by_ref('square', %s)", (ref,))
+        return WebhookOut(status="applied")
+    if state in ("FAILED", "CANCELED"):
+        await ctx.conn.execute("select app.fail_by_ref('square', %s, %s)", (ref, f"Square payment {state.lower()}"))
         return WebhookOut(status="applied")
     return WebhookOut(status="ignored")
