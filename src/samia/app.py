@@ -99,13 +99,14 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.finance.api import router as finance_router
     from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
+    from samia.ops.flags import router as flags_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
     from samia.profiles.api import router as profiles_router
     from samia.users.api import router as users_router
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
-                   payments_router, webhooks_router, finance_router):
+                   payments_router, webhooks_router, finance_router, flags_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     return app
