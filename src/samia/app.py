@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import FastAPI
 from psycopg import AsyncConnection
@@ -15,11 +17,15 @@ from samia.auth.tokens import Passwords
 from samia.config import Settings
 from samia.core import logging as app_logging
 from samia.core import problems
+from samia.core.breaker import Breaker
 from samia.core.middleware import RequestContext
+from samia.core.problems import AppError
 from samia.payments.processors import CardProcessor, make_card_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
 from samia.providers.storage import LocalStorage, Storage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,9 +38,22 @@ class Platform:
     sms_sink: SmsSink
     storage: Storage
     rate_scopes: dict[str, bool] = field(default_factory=dict)
+    breakers: dict[str, Breaker] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
     _verifier: PhoneVerifier | None = None
     _card: CardProcessor | None = None
     _square: CardProcessor | None = None
+
+    async def guarded(self, conn: AsyncConnection, provider: str, make: Callable[[], Awaitable[T]]) -> T:
+        """Call an outside provider: refused while an admin has switched it off, and through
+        its circuit breaker (503 without calling it while open)."""
+        cur = await conn.execute("select app.provider_enabled(%s)", (provider,))
+        row = await cur.fetchone()
+        if row is not None and row[0] is False:
+            raise AppError(503, "provider_disabled", f"{provider} is switched off by an admin",
+                           extra={"provider": provider})
+        breaker = self.breakers.setdefault(provider, Breaker(provider, clock=self.clock))
+        return await breaker.call(make)
 
     def card(self) -> CardProcessor:
         if self._card is None:
@@ -100,13 +119,15 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
+    from samia.ops.providers import router as providers_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
     from samia.profiles.api import router as profiles_router
     from samia.users.api import router as users_router
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
-                   payments_router, webhooks_router, finance_router, flags_router):
+                   payments_router, webhooks_router, finance_router, flags_router,
+                   providers_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     return app

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
     # Only for tests and proxies: where the Stripe SDK sends its API calls.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
+    stripe_max_retries: int = Field(2, alias="STRIPE_MAX_RETRIES", ge=0, le=5)
 
     # Square (where it is offered: see payment_method_countries)
     square_access_token: SecretStr | None = Field(None, alias="SQUARE_ACCESS_TOKEN")

@@ -147,7 +147,8 @@ async def verify_email(body: EmailTokenIn, ctx: Ctx = allow(PUBLIC, db_role="sam
 async def phone_start(body: PhoneStartIn,
                       ctx: Ctx = allow(AUTHENTICATED, db_role="samia_auth", rate="phone_verify")) -> StatusOut:
     phone = await _e164(ctx, body.phone)
-    started = await ctx.platform.verifier().start(phone)
+    verifier = ctx.platform.verifier()
+    started = await ctx.platform.guarded(ctx.conn, verifier.name, lambda: verifier.start(phone))
     await ctx.conn.execute("select app_auth.phone_start(%s, %s, %s, %s, %s)",
                            (phone, started.provider, started.ref, started.code_hash,
                             dt.timedelta(seconds=CODE_TTL_SECONDS)))
@@ -157,7 +158,8 @@ async def phone_start(body: PhoneStartIn,
 @router.post("/api/verify/phone/check", response_model=StatusOut)
 async def phone_check(body: PhoneCheckIn, ctx: Ctx = allow(AUTHENTICATED, db_role="samia_auth")) -> StatusOut:
     phone = await _e164(ctx, body.phone)
-    code_hash, verdict = await ctx.platform.verifier().check(phone, body.code)
+    verifier = ctx.platform.verifier()
+    code_hash, verdict = await ctx.platform.guarded(ctx.conn, verifier.name, lambda: verifier.check(phone, body.code))
     cur = await ctx.conn.execute("select app_auth.phone_check(%s, %s, %s)", (phone, code_hash, verdict))
     outcome = (await cur.fetchone())[0]  # type: ignore[index]
     if outcome == "verified":

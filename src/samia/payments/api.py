@@ -110,8 +110,9 @@ async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token:
                        key: str, processor: CardProcessor | None = None) -> tuple[str, str | None]:
     """Charge at the processor, then settle, park or fail as samia_payments.
     Returns the outcome and, when the customer must act, the client secret."""
-    result = await (processor or ctx.platform.card()).charge(amount_minor=amount, currency=currency, token=token,
-                                                             idempotency_key=key)
+    proc = processor or ctx.platform.card()
+    result = await ctx.platform.guarded(ctx.conn, proc.name, lambda: proc.charge(
+        amount_minor=amount, currency=currency, token=token, idempotency_key=key))
     async with acting_as(ctx, "samia_payments"):
         if result.ok:
             cur = await ctx.conn.execute("select app.settle_charge(%s, %s)", (txn_id, result.ref))
@@ -197,8 +198,9 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
                                    (txn_id, dt.timedelta(hours=ctx.platform.settings.bank_transfer_hold_hours)))
         outcome, secret = "awaiting_transfer", None
     elif body.method == "usdt":
-        invoice = await usdt.create_invoice(ctx.platform.settings, txn_id=txn_id, amount_minor=price,
-                                            currency=currency, idempotency_key=idempotency_key or f"samia-txn-{txn_id}")
+        invoice = await ctx.platform.guarded(ctx.conn, "usdt", lambda: usdt.create_invoice(
+            ctx.platform.settings, txn_id=txn_id, amount_minor=price, currency=currency,
+            idempotency_key=idempotency_key or f"samia-txn-{txn_id}"))
         async with acting_as(ctx, "samia_payments"):
             await ctx.conn.execute("select app.await_transfer(%s, %s, %s)",
                                    (txn_id, dt.timedelta(minutes=ctx.platform.settings.usdt_hold_minutes), invoice.id))

@@ -72,7 +72,7 @@ class StripeProcessor:
             raise AppError(503, "provider_not_configured", "card payments need STRIPE_API_KEY",
                            extra={"setting": "STRIPE_API_KEY"})
         self._client = stripe.StripeClient(
-            settings.stripe_api_key.get_secret_value(), max_network_retries=2,
+            settings.stripe_api_key.get_secret_value(), max_network_retries=settings.stripe_max_retries,
             base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None)
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
