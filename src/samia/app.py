@@ -20,6 +20,7 @@ from samia.core import problems
 from samia.core.breaker import Breaker
 from samia.core.middleware import RequestContext
 from samia.core.problems import AppError
+from samia.ops.metrics import Metrics
 from samia.payments.processors import CardProcessor, make_card_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
@@ -39,6 +40,7 @@ class Platform:
     storage: Storage
     rate_scopes: dict[str, bool] = field(default_factory=dict)
     breakers: dict[str, Breaker] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.monotonic
     _verifier: PhoneVerifier | None = None
     _card: CardProcessor | None = None
@@ -119,6 +121,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.jobs.api import router as jobs_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
+    from samia.ops.metrics import router as metrics_router
     from samia.ops.providers import router as providers_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
@@ -127,9 +130,10 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
-                   providers_router):
+                   providers_router, metrics_router):
         app.include_router(router)
-    app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
+                       metrics=platform.metrics)
     return app
 
 

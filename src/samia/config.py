@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Shared secret for POST /api/cron/<task> (X-Job-Token); unset: the route answers 503.
     job_token: SecretStr | None = Field(None, alias="JOB_TOKEN", min_length=32)
 
+    # Bearer token Prometheus presents on GET /metrics; unset: the route answers 503 naming it.
+    metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN", min_length=16)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     def subkey(self, purpose: str) -> bytes:

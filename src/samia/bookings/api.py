@@ -7,6 +7,7 @@ import uuid
 import zoneinfo
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
@@ -208,12 +209,17 @@ async def hold(
 ) -> dict[str, Any]:
     """A provisional hold on a slot for the hold TTL; exactly one of concurrent holds on a
     slot wins (409 slot_taken for the rest)."""
-    cur = await ctx.conn.execute(
-        "select (app.hold_slot(%(reader)s, (select id from services where code = %(service)s and is_active), "
-        "%(starts)s, %(ttl)s)).id",
-        {"reader": body.reader_id, "service": body.service, "starts": body.starts_at,
-         "ttl": dt.timedelta(seconds=ctx.platform.settings.hold_ttl_seconds)})
+    try:
+        cur = await ctx.conn.execute(
+            "select (app.hold_slot(%(reader)s, (select id from services where code = %(service)s and is_active), "
+            "%(starts)s, %(ttl)s)).id",
+            {"reader": body.reader_id, "service": body.service, "starts": body.starts_at,
+             "ttl": dt.timedelta(seconds=ctx.platform.settings.hold_ttl_seconds)})
+    except psycopg.errors.ExclusionViolation:
+        ctx.platform.metrics.holds.labels("slot_taken").inc()
+        raise
     booking_id = (await cur.fetchone())[0]  # type: ignore[index]
+    ctx.platform.metrics.holds.labels("held").inc()
     return await _booking(ctx, booking_id)
 
 

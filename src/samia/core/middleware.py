@@ -23,8 +23,8 @@ UPLOAD_PATHS = re.compile(r"^/payments/\d+/proof$")
 
 
 class RequestContext:
-    def __init__(self, app: Any, max_body: int, max_upload: int) -> None:
-        self.app, self.max_json, self.max_upload = app, max_body, max_upload
+    def __init__(self, app: Any, max_body: int, max_upload: int, metrics: Any = None) -> None:
+        self.app, self.max_json, self.max_upload, self.metrics = app, max_body, max_upload, metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -57,10 +57,12 @@ class RequestContext:
                 raise
             await self._too_large(scope, rid, send_wrapped, cap)
         finally:
-            route = scope.get("route")
-            log.info("request", method=scope["method"], route=getattr(route, "path", None) or "unmatched",
-                     status_code=status["code"], duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                     request_id=rid, user_id=scope["state"].get("user_id"))
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            log.info("request", method=scope["method"], route=route, status_code=status["code"],
+                     duration_ms=round(elapsed * 1000, 2), request_id=rid, user_id=scope["state"].get("user_id"))
+            if self.metrics is not None:
+                self.metrics.observe_request(scope["method"], route, status["code"], elapsed)
 
     def _capped(self, scope: dict[str, Any], receive: Any, cap: int) -> Any:
         seen = 0

@@ -126,9 +126,11 @@ async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token:
 
 async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
                   client_secret: str | None = None, payment_url: str | None = None) -> JSONResponse:
+    row = await _payment(ctx, txn_id)
+    ctx.platform.metrics.payments.labels(row["provider"], outcome).inc()
     instructions = (ctx.platform.settings.bank_transfer_instructions
                     if outcome == "awaiting_transfer" and payment_url is None else None)
-    body = json.loads(PaymentOut(**await _payment(ctx, txn_id), client_secret=client_secret,
+    body = json.loads(PaymentOut(**row, client_secret=client_secret,
                                  instructions=instructions, payment_url=payment_url).model_dump_json())
     if outcome in ("settled", "already_settled", "pending", "awaiting_transfer"):
         await idem.remember(201, body)
