@@ -12,7 +12,7 @@ from pydantic import BaseModel, EmailStr, Field
 from samia.auth.tokens import decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
 from samia.core.models import Input
-from samia.core.problems import AppError
+from samia.core.problems import AppError, invalid
 from samia.providers.phone import CODE_TTL_SECONDS
 
 router = APIRouter(tags=["auth"])
@@ -74,9 +74,8 @@ class StatusOut(BaseModel):
 @router.post("/auth/signup", status_code=status.HTTP_201_CREATED, response_model=SignupOut)
 async def signup(body: SignupIn, ctx: Ctx = allow(PUBLIC, db_role="samia_auth", rate="signup")) -> SignupOut:
     if body.dob > _eighteen_years_ago():
-        raise AppError(422, "under_age", "you must be at least 18 years old to sign up",
-                       extra={"errors": [{"loc": ["body", "dob"], "msg": "must be at least 18 years old",
-                                          "type": "under_age"}]})
+        raise invalid(["body", "dob"], "must be at least 18 years old", code="under_age",
+                      detail="you must be at least 18 years old to sign up")
     pw_hash = await ctx.platform.passwords.hash(body.password)
     cur = await ctx.conn.execute("select app_auth.signup(%s, %s, %s, %s, %s, %s, %s)",
                                  (body.email, pw_hash, body.first_name, body.last_name, body.dob,
@@ -209,7 +208,5 @@ async def _e164(ctx: Ctx, raw: str) -> str:
     except phonenumbers.NumberParseException:
         num = None
     if num is None or not phonenumbers.is_valid_number(num):
-        raise AppError(422, "invalid_phone", "not a valid phone number",
-                       extra={"errors": [{"loc": ["body", "phone"], "msg": "not a valid phone number",
-                                          "type": "invalid_phone"}]})
+        raise invalid(["body", "phone"], "not a valid phone number", code="invalid_phone")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from samia.bookings.policy import evaluate_refund, may_reschedule
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import AppError, invalid, not_found
 from samia.payments.refunds import refund_at_provider
 
 router = APIRouter(tags=["bookings"])
@@ -141,9 +141,7 @@ async def add_exception(
         "values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'block')")),
 ) -> dict[str, Any]:
     if body.ends_at <= body.starts_at:
-        raise AppError(422, "validation_error", "ends_at must be after starts_at",
-                       extra={"errors": [{"loc": ["body", "ends_at"], "msg": "must be after starts_at",
-                                          "type": "value_error"}]})
+        raise invalid(["body", "ends_at"], "ends_at must be after starts_at")
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute(
         "insert into availability_exceptions (reader_id, during, kind, note) "
@@ -169,9 +167,7 @@ async def set_reader_services(
     known = {r[0] for r in await cur.fetchall()}
     unknown = sorted(set(body.services) - known)
     if unknown:
-        raise AppError(422, "validation_error", f"unknown services: {', '.join(unknown)}",
-                       extra={"errors": [{"loc": ["body", "services"], "msg": "unknown service",
-                                          "type": "value_error"}]})
+        raise invalid(["body", "services"], "unknown service", detail=f"unknown services: {', '.join(unknown)}")
     await ctx.conn.execute("update reader_services set active = false where reader_id = %s", (reader_id,))
     await ctx.conn.execute(
         "insert into reader_services (reader_id, service_id) select %s, id from services where code = any(%s) "
@@ -190,8 +186,7 @@ async def probe(
 ) -> dict[str, Any]:
     """Authoritative free slots, computed in the database (correct across DST changes)."""
     if to <= from_ or to - from_ > dt.timedelta(days=MAX_PROBE_DAYS):
-        raise AppError(422, "validation_error", f"`to` must be after `from`, at most {MAX_PROBE_DAYS} days later",
-                       extra={"errors": [{"loc": ["query", "to"], "msg": "bad range", "type": "value_error"}]})
+        raise invalid(["query", "to"], f"`to` must be after `from`, at most {MAX_PROBE_DAYS} days later")
     cur = await ctx.conn.execute(
         "select starts_at, ends_at from app.free_slots(%(reader)s, "
         "(select id from services where code = %(service)s and is_active), %(from)s, %(to)s)",

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from samia.core.access import Ctx
-from samia.core.problems import AppError
+from samia.core.problems import AppError, invalid
 
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -37,9 +37,7 @@ class Idempotency:
         if self.key is None:
             return None
         if not KEY.match(self.key):
-            raise AppError(422, "validation_error", "Idempotency-Key must be 1-255 printable ASCII characters",
-                           extra={"errors": [{"loc": ["header", "Idempotency-Key"], "msg": "invalid",
-                                              "type": "value_error"}]})
+            raise invalid(["header", "Idempotency-Key"], "Idempotency-Key must be 1-255 printable ASCII characters")
         conn = self.ctx.conn
         cur = await conn.execute("select pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
                                  (f"idem:{self.ctx.user_id}:{self.key}",))

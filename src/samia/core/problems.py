@@ -103,6 +103,12 @@ class AppError(Exception):
         self.headers, self.extra, self.keep, self.audit = headers or {}, extra or {}, keep, audit
 
 
+def invalid(loc: list[Any], msg: str, *, code: str = "validation_error", detail: str | None = None,
+            **extra: Any) -> AppError:
+    """A 422 for one bad field, shaped like the framework's own validation errors."""
+    return AppError(422, code, detail or msg, extra={"errors": [{"loc": loc, "msg": msg, "type": code}], **extra})
+
+
 def not_found(what: str = "resource") -> AppError:
     return AppError(404, "not_found", f"No such {what}")
 

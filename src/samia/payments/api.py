@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import AppError, invalid, not_found
 from samia.payments import usdt
 from samia.payments.processors import CardProcessor
 
@@ -178,8 +178,7 @@ async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("cl
                        extra={"allowed": allowed, "errors": [{"loc": ["body", "method"], "msg": "not offered",
                                                               "type": "method_not_allowed_here"}]})
     if body.method in ("card", "square") and not body.card_token:
-        raise AppError(422, "validation_error", "card_token is required for card payments",
-                       extra={"errors": [{"loc": ["body", "card_token"], "msg": "required", "type": "missing"}]})
+        raise invalid(["body", "card_token"], "card_token is required for card payments")
     if body.method == "bank_transfer" and not ctx.platform.settings.bank_transfer_instructions:
         raise AppError(503, "provider_not_configured", "bank transfers need BANK_TRANSFER_INSTRUCTIONS",
                        extra={"setting": "BANK_TRANSFER_INSTRUCTIONS"})

@@ -11,7 +11,7 @@ import stripe
 from anyio import to_thread
 
 from samia.config import Settings
-from samia.core.problems import AppError
+from samia.core.problems import AppError, invalid
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,7 @@ class TestCardProcessor:
         elif token in ("tok_visa", "tok_mastercard"):
             result = ChargeResult(True, f"tc_{uuid.uuid4().hex}")  # unique across processes, like a real one
         else:
-            raise AppError(422, "validation_error", "unknown card token",
-                           extra={"errors": [{"loc": ["body", "card_token"], "msg": "unknown token",
-                                              "type": "value_error"}]})
+            raise invalid(["body", "card_token"], "unknown card token")
         self.charges[idempotency_key] = result
         return result
 

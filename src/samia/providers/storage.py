@@ -12,7 +12,7 @@ from typing import Protocol
 
 from anyio import to_thread
 
-from samia.core.problems import AppError
+from samia.core.problems import invalid
 
 # content sniffed from the first bytes, never taken from the request's header
 SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
@@ -57,9 +57,8 @@ class LocalStorage:
     async def put(self, data: bytes, *, kinds: set[str], prefix: str) -> Stored:
         found = sniff(data)
         if found is None or found[0] not in kinds:
-            raise AppError(422, "unsupported_media", f"expected {' or '.join(sorted(kinds))}; the content is not",
-                           extra={"errors": [{"loc": ["body"], "msg": "unsupported content",
-                                              "type": "unsupported_media"}]})
+            raise invalid(["body"], "unsupported content", code="unsupported_media",
+                          detail=f"expected {' or '.join(sorted(kinds))}; the content is not")
         key = f"{prefix}/{uuid.uuid4().hex}"
 
         def write() -> None:
