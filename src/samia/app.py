@@ -123,6 +123,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.ops.flags import router as flags_router
     from samia.ops.metrics import router as metrics_router
     from samia.ops.providers import router as providers_router
+    from samia.ops.runbooks import router as runbooks_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
     from samia.profiles.api import router as profiles_router
@@ -130,7 +131,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
-                   providers_router, metrics_router):
+                   providers_router, metrics_router, runbooks_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # Bearer token Prometheus presents on GET /metrics; unset: the route answers 503 naming it.
     metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN", min_length=16)
 
+    runbooks_dir: Path | None = Field(None, alias="RUNBOOKS_DIR")  # default: the repository's RUNBOOKS/
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     def subkey(self, purpose: str) -> bytes:

@@ -90,3 +90,16 @@ def test_claims_never_leak_between_requests_on_one_pooled_connection(dsns, api) 
         conn.commit()
         leftover = conn.execute("select current_setting('request.jwt.claims', true)").fetchone()
         assert leftover in ((None,), ("",))
+
+
+def test_runbooks_are_served_to_admins(client, api) -> None:
+    admin, monitor = api.user("admin"), api.user("monitor")
+    listing = client.get("/admin/runbooks", headers=admin.h).json()
+    slugs = {r["slug"] for r in listing}
+    assert {"deploy", "rollback", "incident-sev1", "incident-sev2", "incident-sev3", "triage-checklist",
+            "comms-templates", "postmortem-template"} <= slugs
+    rb = client.get("/admin/runbooks/rollback", headers=admin.h).json()
+    assert rb["title"].startswith("Rollback") and "PATCH /admin/flags" in rb["markdown"]
+    problem(client.get("/admin/runbooks/rollback", headers=monitor.h), 403)
+    problem(client.get("/admin/runbooks/nope", headers=admin.h), 404)
+    problem(client.get("/admin/runbooks/..%2F..%2Fpyproject", headers=admin.h), 404)
