@@ -21,7 +21,7 @@ from samia.core.breaker import Breaker
 from samia.core.middleware import RequestContext
 from samia.core.problems import AppError
 from samia.ops.metrics import Metrics
-from samia.payments.processors import CardProcessor, make_card_processor
+from samia.payments.processors import CardProcessor, make_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
 from samia.providers.storage import LocalStorage, Storage
@@ -43,8 +43,7 @@ class Platform:
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.monotonic
     _verifier: PhoneVerifier | None = None
-    _card: CardProcessor | None = None
-    _square: CardProcessor | None = None
+    _processors: dict[str, CardProcessor] = field(default_factory=dict)
 
     async def guarded(self, conn: AsyncConnection, provider: str, make: Callable[[], Awaitable[T]]) -> T:
         """Call an outside provider: refused while an admin has switched it off, and through
@@ -58,16 +57,17 @@ class Platform:
         return await breaker.call(make)
 
     def card(self) -> CardProcessor:
-        if self._card is None:
-            self._card = make_card_processor(self.settings)
-        return self._card
+        """The configured card processor (built on first use: an unconfigured one answers 503)."""
+        return self.processor(self.settings.card_provider)
 
     def square(self) -> CardProcessor:
-        if self._square is None:
-            from samia.payments.square import SquareProcessor
+        return self.processor("square")
 
-            self._square = SquareProcessor(self.settings)
-        return self._square
+    def processor(self, provider: str) -> CardProcessor:
+        """The processor that handles `provider`'s money, built once per process."""
+        if provider not in self._processors:
+            self._processors[provider] = make_processor(self.settings, provider)
+        return self._processors[provider]
 
     def verifier(self) -> PhoneVerifier:
         """Built on first use, so an unconfigured provider answers 503 on its own routes only."""

@@ -103,3 +103,26 @@ def test_square_webhook_signature_and_once(square_app, client, api, reader) -> N
     assert square_app.post("/webhooks/square", content=body, headers=headers).json() == {"status": "duplicate"}
     assert api.sql("select t.status, b.status from payment_transactions t join bookings b on b.id = t.booking_id "
                    "where t.id = %s", (txn,)) == [("succeeded", "confirmed")]
+
+
+def test_a_reader_no_show_on_a_square_booking_refunds_through_square(square_app, client, api, reader,  # noqa: F811
+                                                                     dsns) -> None:
+    import asyncio
+    import datetime as dt
+
+    from samia.jobs import worker
+    from samia.providers.email import MemoryMailer
+    from tests.payments.test_booking_lifecycle import move
+
+    us = api.user("client", country="US")
+    booking = hold(client, reader, us)
+    assert square_app.post("/payments", json={"booking_id": booking, "method": "square",
+                                              "card_token": "cnon:card-nonce-ok"}, headers=us.h).status_code == 201
+    paid_ref = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
+    move(api, booking, dt.timedelta(minutes=-45))
+    api.sql("select app.defer('reader_no_show')")
+    settings = square_app.app.state.platform.settings
+    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
+    assert api.sql("select status, refund_minor from bookings where id = %s", (booking,)) == [("cancelled", PRICE)]
+    path, sent = FakeSquare.seen[-1]
+    assert (path, sent["payment_id"]) == ("/v2/refunds", paid_ref)

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from samia.bookings.policy import evaluate_refund, may_reschedule
+from samia.bookings.policy import may_reschedule
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
-from samia.payments.refunds import refund_at_provider
+from samia.payments.refunds import refund_for_cancellation
 
 router = APIRouter(tags=["bookings"])
 
@@ -269,11 +269,9 @@ async def cancel(booking_id: Id, body: CancelIn, ctx: Ctx = allow(
     party, status_, starts_at, policy, paid, provider, charge_ref = row
     refund, ref = None, None
     if status_ == "confirmed" and paid:
-        refund = evaluate_refund(policy, price_minor=paid, starts_at=starts_at,
-                                 cancelled_at=dt.datetime.now(dt.UTC), by=party)
-        if refund.amount_minor and refund.destination == "original" and provider != "wallet":
-            ref = await refund_at_provider(ctx.platform, provider, charge_ref, refund.amount_minor,
-                                           f"refund-booking-{booking_id}")
+        refund, ref = await refund_for_cancellation(
+            ctx.platform.processor, booking_id=booking_id, policy=policy, starts_at=starts_at,
+            cancelled_at=dt.datetime.now(dt.UTC), by=party, paid=paid, provider=provider, charge_ref=charge_ref)
     async with acting_as(ctx, "samia_payments"):
         cur = await ctx.conn.execute("select app.cancel_booking(%s, %s, %s, %s, %s, %s)",
                                      (booking_id, party, body.reason, refund.amount_minor if refund else 0,

@@ -167,8 +167,8 @@ async def booking_reminders(context: JobContext, timestamp: int | None = None) -
 async def reader_no_show(context: JobContext, timestamp: int | None = None) -> int:
     """A reader who has not started the call N minutes (policy snapshot) after the start:
     the client is refunded in full and monitors and admins are alerted."""
-    from samia.bookings.policy import evaluate_refund
-    from samia.payments.processors import make_card_processor
+    from samia.payments.processors import make_processor
+    from samia.payments.refunds import refund_for_cancellation
 
     res = resources(context)
     late = await system_tx(res, "reader_no_show", """
@@ -179,12 +179,9 @@ async def reader_no_show(context: JobContext, timestamp: int | None = None) -> i
          where b.status = 'confirmed' and b.started_at is null
            and now() > b.starts_at + make_interval(mins => coalesce((b.policy->>'reader_no_show_minutes')::int, 10))""")
     for booking_id, starts_at, policy, paid, provider, ref in late:
-        refund = evaluate_refund(policy, price_minor=paid or 0, starts_at=starts_at,
-                                 cancelled_at=starts_at, by="system")
-        refund_ref = None
-        if refund.amount_minor and refund.destination == "original" and provider != "wallet":
-            refund_ref = await make_card_processor(res.settings).refund(
-                charge_ref=ref, amount_minor=refund.amount_minor, idempotency_key=f"refund-booking-{booking_id}")
+        refund, refund_ref = await refund_for_cancellation(
+            lambda p: make_processor(res.settings, p), booking_id=booking_id, policy=policy, starts_at=starts_at,
+            cancelled_at=starts_at, by="system", paid=paid or 0, provider=provider or "wallet", charge_ref=ref)
         await system_tx(res, "reader_no_show", """
             with done as (select app.cancel_booking(%(b)s, 'system', 'reader no-show', %(amt)s, %(dest)s, %(ref)s))
             insert into public.notification_outbox (recipient_id, channel, template, params)

@@ -106,6 +106,20 @@ class StripeProcessor:
                            headers={"Retry-After": "30"}) from e
 
 
+def make_processor(settings: Settings, provider: str) -> CardProcessor:
+    """The processor that handles `provider`'s money: Square, or the configured card processor."""
+    if provider == "square":
+        from samia.payments.square import SquareProcessor
+
+        return SquareProcessor(settings)
+    processor = make_card_processor(settings)
+    if processor.name != provider:
+        raise AppError(503, "provider_not_configured",
+                       f"this charge was made through {provider}, which is not the configured card processor",
+                       extra={"setting": "CARD_PROVIDER"})
+    return processor
+
+
 def make_card_processor(settings: Settings) -> CardProcessor:
     if settings.card_provider == "stripe":
         return StripeProcessor(settings)
