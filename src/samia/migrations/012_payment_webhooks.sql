@@ -15,15 +15,6 @@ drop policy if exists webhook_events_admin on public.webhook_events;
 create policy webhook_events_admin on public.webhook_events for select to authenticated
   using ((select app.is_admin()));
 
--- true the first time an event is seen, false for a replay
-create or replace function app.record_webhook(p_provider text, p_event text, p_type text) returns boolean
-language sql volatile security definer set search_path = '' as $$
-  with ins as (
-    insert into public.webhook_events (provider, event_id, event_type) values (p_provider, p_event, p_type)
-    on conflict do nothing returning 1)
-  select exists (select 1 from ins)
-$$;
-
 -- A charge waiting on the customer (3-D Secure etc.): remember the provider's reference.
 create or replace function app.mark_pending(p_txn bigint, p_ref text) returns void
 language sql volatile security definer set search_path = '' as $$
@@ -31,39 +22,38 @@ language sql volatile security definer set search_path = '' as $$
    where id = p_txn and status = 'pending'
 $$;
 
-create or replace function app.settle_by_ref(p_provider text, p_ref text) returns text
+-- One provider event, verified by the API: recorded once (a replay answers 'duplicate'), then
+-- p_outcome 'settled' or 'failed' applies to the charge with the provider's reference;
+-- no outcome (an event type we do not act on) answers 'ignored'.
+create or replace function app.apply_payment_event(p_provider text, p_event text, p_type text, p_ref text,
+                                                   p_outcome text, p_reason text default null) returns text
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   tid bigint;
 begin
-  select id into tid from public.payment_transactions where provider = p_provider and provider_ref = p_ref;
-  if tid is null then
-    return 'unknown';
+  insert into public.webhook_events (provider, event_id, event_type) values (p_provider, p_event, p_type)
+  on conflict do nothing;
+  if not found then
+    return 'duplicate';
   end if;
-  return app.settle_charge(tid, p_ref);
+  if p_outcome is null then
+    return 'ignored';
+  end if;
+  select id into tid from public.payment_transactions where provider = p_provider and provider_ref = p_ref;
+  if tid is not null and p_outcome = 'settled' then
+    perform app.settle_charge(tid, p_ref);
+  elsif tid is not null and p_outcome = 'failed' then
+    perform app.fail_charge(tid, coalesce(p_reason, 'payment failed'));
+  end if;
+  return 'applied';
 end
 $$;
 
-create or replace function app.fail_by_ref(p_provider text, p_ref text, p_reason text) returns text
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  tid bigint;
-begin
-  select id into tid from public.payment_transactions where provider = p_provider and provider_ref = p_ref;
-  if tid is null then
-    return 'unknown';
-  end if;
-  perform app.fail_charge(tid, p_reason);
-  return 'failed';
-end
-$$;
-
-revoke all on function app.record_webhook(text, text, text), app.mark_pending(bigint, text),
-  app.settle_by_ref(text, text), app.fail_by_ref(text, text, text) from public;
-grant execute on function app.record_webhook(text, text, text), app.mark_pending(bigint, text),
-  app.settle_by_ref(text, text), app.fail_by_ref(text, text, text) to samia_payments, service_role;
+revoke all on function app.mark_pending(bigint, text), app.apply_payment_event(text, text, text, text, text, text)
+  from public;
+grant execute on function app.mark_pending(bigint, text), app.apply_payment_event(text, text, text, text, text, text)
+  to samia_payments, service_role;
 
 -- migrate:down
-drop function if exists app.record_webhook(text, text, text), app.mark_pending(bigint, text),
-  app.settle_by_ref(text, text), app.fail_by_ref(text, text, text);
+drop function if exists app.mark_pending(bigint, text), app.apply_payment_event(text, text, text, text, text, text);
 drop table if exists public.webhook_events;

@@ -22,6 +22,14 @@ class WebhookOut(BaseModel):
     status: str  # applied | duplicate | ignored
 
 
+async def _apply(ctx: Ctx, provider: str, event_id: str, kind: str, ref: str, outcome: str | None,
+                 reason: str | None = None) -> WebhookOut:
+    """Record the (verified) event once and apply its outcome to the charge: one SQL call."""
+    cur = await ctx.conn.execute("select app.apply_payment_event(%s, %s, %s, %s, %s, %s)",
+                                 (provider, event_id, kind, ref, outcome, reason))
+    return WebhookOut(status=(await cur.fetchone())[0])  # type: ignore[index]
+
+
 @router.post("/webhooks/stripe", response_model=WebhookOut)
 async def stripe_webhook(request: Request, stripe_signature: Annotated[str | None, Header()] = None,
                          ctx: Ctx = allow(PUBLIC, db_role="samia_payments")) -> WebhookOut:
@@ -34,19 +42,12 @@ async def stripe_webhook(request: Request, stripe_signature: Annotated[str | Non
         event = stripe.Webhook.construct_event(payload, stripe_signature, secret.get_secret_value())
     except (ValueError, stripe.SignatureVerificationError) as e:
         raise AppError(400, "invalid_signature", "the Stripe-Signature header does not match this body") from e
-    cur = await ctx.conn.execute("select app.record_webhook('stripe', %s, %s)", (event.id, event.type))
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        return WebhookOut(status="duplicate")
     intent = event.data.object
-    if event.type == "payment_intent.succeeded":
-        await ctx.conn.execute("select app.settle_by_ref('stripe', %s)", (intent.id,))
-        return WebhookOut(status="applied")
-    if event.type == "payment_intent.payment_failed":
-        error = intent.to_dict().get("last_payment_error") or {}
-        await ctx.conn.execute("select app.fail_by_ref('stripe', %s, %s)",
-                               (intent.id, error.get("message") or "payment failed"))
-        return WebhookOut(status="applied")
-    return WebhookOut(status="ignored")
+    outcome = {"payment_intent.succeeded": "settled", "payment_intent.payment_failed": "failed"}.get(event.type)
+    reason = None
+    if outcome == "failed":
+        reason = (intent.to_dict().get("last_payment_error") or {}).get("message")
+    return await _apply(ctx, "stripe", event.id, event.type, intent.id, outcome, reason)
 
 
 @router.post("/webhooks/usdt", response_model=WebhookOut)
@@ -58,17 +59,9 @@ async def usdt_webhook(request: Request, x_nowpayments_sig: Annotated[str | None
     invoice, state = str(payload.get("invoice_id") or ""), str(payload.get("payment_status") or "")
     if not invoice or not state:
         raise AppError(422, "validation_error", "invoice_id and payment_status are required")
-    event = f"{payload.get('payment_id', invoice)}:{state}"
-    cur = await ctx.conn.execute("select app.record_webhook('usdt', %s, %s)", (event, state))
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        return WebhookOut(status="duplicate")
-    if state in usdt.SETTLED:
-        await ctx.conn.execute("select app.settle_by_ref('usdt', %s)", (invoice,))
-        return WebhookOut(status="applied")
-    if state in usdt.FAILED:
-        await ctx.conn.execute("select app.fail_by_ref('usdt', %s, %s)", (invoice, f"crypto payment {state}"))
-        return WebhookOut(status="applied")
-    return WebhookOut(status="ignored")
+    outcome = "settled" if state in usdt.SETTLED else "failed" if state in usdt.FAILED else None
+    return await _apply(ctx, "usdt", f"{payload.get('payment_id', invoice)}:{state}", state, invoice, outcome,
+                        f"crypto payment {state}")
 
 
 @router.post("/webhooks/square", response_model=WebhookOut)
@@ -85,13 +78,5 @@ async def square_webhook(request: Request,
         ref, state = str(payment["id"]), str(payment["status"])
     except (ValueError, KeyError, TypeError) as e:
         raise AppError(422, "validation_error", "not a Square payment event") from e
-    cur = await ctx.conn.execute("select app.record_webhook('square', %s, %s)", (event_id, kind))
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        return WebhookOut(status="duplicate")
-    if state == "COMPLETED":
-        await ctx.conn.execute("select app.settle_by_ref('square', %s)", (ref,))
-        return WebhookOut(status="applied")
-    if state in ("FAILED", "CANCELED"):
-        await ctx.conn.execute("select app.fail_by_ref('square', %s, %s)", (ref, f"Square payment {state.lower()}"))
-        return WebhookOut(status="applied")
-    return WebhookOut(status="ignored")
+    outcome = "settled" if state == "COMPLETED" else "failed" if state in ("FAILED", "CANCELED") else None
+    return await _apply(ctx, "square", event_id, kind, ref, outcome, f"Square payment {state.lower()}")
