@@ -75,10 +75,12 @@ begin
 end
 $$;
 
-create or replace function app.audit_refuse() returns trigger
+-- Refuses any change to an append-only table (audit_log, ledger_entries); the trigger's
+-- argument is the problem code the API would report.
+create or replace function app.append_only() returns trigger
 language plpgsql set search_path = '' as $$
 begin
-  raise exception 'audit_log is append-only' using errcode = '42501', hint = 'audit_append_only';
+  raise exception '% is append-only', tg_table_name using errcode = '42501', hint = tg_argv[0];
 end
 $$;
 
@@ -87,10 +89,10 @@ create trigger trg_audit_chain before insert on public.audit_log
   for each row execute function app.audit_chain();
 drop trigger if exists trg_audit_refuse on public.audit_log;
 create trigger trg_audit_refuse before update or delete on public.audit_log
-  for each row execute function app.audit_refuse();
+  for each row execute function app.append_only('audit_append_only');
 drop trigger if exists trg_audit_refuse_truncate on public.audit_log;
 create trigger trg_audit_refuse_truncate before truncate on public.audit_log
-  for each statement execute function app.audit_refuse();
+  for each statement execute function app.append_only('audit_append_only');
 
 -- The one way request roles write the audit log: actor and role come from the
 -- session, not from the caller's arguments.
@@ -137,5 +139,5 @@ $$;
 drop function if exists app.audit_verify();
 drop function if exists app.audit(text, text, text, jsonb);
 drop table if exists public.audit_log cascade;
-drop function if exists app.audit_chain(), app.audit_refuse();
+drop function if exists app.audit_chain(), app.append_only();
 drop function if exists app.is_admin(), app.is_staff(), app.user_role();

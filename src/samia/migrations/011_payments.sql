@@ -102,15 +102,9 @@ drop trigger if exists trg_ledger_balanced on public.ledger_entries;
 create constraint trigger trg_ledger_balanced after insert on public.ledger_entries
   deferrable initially deferred for each row execute function app.ledger_balanced();
 
-create or replace function app.ledger_refuse() returns trigger
-language plpgsql set search_path = '' as $$
-begin
-  raise exception 'ledger entries are append-only' using errcode = '42501', hint = 'ledger_append_only';
-end
-$$;
 drop trigger if exists trg_ledger_refuse on public.ledger_entries;
 create trigger trg_ledger_refuse before update or delete on public.ledger_entries
-  for each row execute function app.ledger_refuse();
+  for each row execute function app.append_only('ledger_append_only');
 
 -- One movement from `p_from` to `p_to` (two rows summing to zero). Definer: request roles
 -- never write the ledger directly.
@@ -310,4 +304,4 @@ drop function if exists app.ledger_move(text, text, bigint, char, bigint, text, 
 drop function if exists app.wallet_balance(uuid, char), app.my_balance(char);
 drop function if exists app.settle_charge(bigint, text), app.fail_charge(bigint, text);
 drop function if exists app.methods_for_country(char);
-drop function if exists app.ledger_balanced(), app.ledger_refuse();
+drop function if exists app.ledger_balanced();
