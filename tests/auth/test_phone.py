@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
-from http.server import HTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs
 
@@ -15,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import JsonHandler, problem
+from tests.helpers import JsonHandler, problem, serving
 
 PHONE = "+96171123456"
 
@@ -108,12 +106,8 @@ class FakeTwilio(JsonHandler):
 
 @pytest.fixture(scope="module")
 def fake_twilio():  # type: ignore[no-untyped-def]
-    server = HTTPServer(("127.0.0.1", 0), FakeTwilio)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(FakeTwilio) as url:
+        yield url
 
 
 def test_twilio_adapter_through_the_sdk(dsns, api, fake_twilio) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from http.server import HTTPServer
 from typing import ClassVar
 
 import pytest
@@ -14,7 +12,8 @@ from samia.app import create_app
 from samia.core.breaker import Breaker
 from samia.core.problems import AppError
 from tests.conftest import make_settings
-from tests.helpers import JsonHandler, problem
+from tests.helpers import JsonHandler, problem, serving
+from tests.payments.test_payments import hold, reader  # noqa: F401  (module fixture)
 
 
 def test_breaker_opens_after_five_failures_and_a_half_open_probe_closes_it() -> None:
@@ -61,38 +60,16 @@ class DownStripe(JsonHandler):
         self.reply(200, {"id": "pi_ok", "object": "payment_intent", "status": "succeeded", "client_secret": "s"})
 
 
-@pytest.fixture(scope="module")
-def reader(api, client):  # type: ignore[no-untyped-def]
-    api.sql("update services set price_minor = 1500 where code = 'tarot'")
-    r, admin = api.user("reader"), api.user("admin")
-    client.put(f"/admin/readers/{r.id}/services", json={"services": ["tarot"]}, headers=admin.h)
-    rules = [{"weekday": d, "start": "00:00", "end": "23:30"} for d in range(1, 8)]
-    client.put("/readers/me/availability", json={"tz": "UTC", "rules": rules}, headers=r.h)
-    return r
-
-
-def held(client, reader, user, n: int) -> int:  # type: ignore[no-untyped-def]
-    import datetime as dt
-    when = (dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            + dt.timedelta(days=3, minutes=30 * n))
-    r = client.post("/bookings/hold", json={"reader_id": reader.id, "service": "tarot",
-                                            "starts_at": when.isoformat()}, headers=user.h)
-    assert r.status_code == 201, r.text
-    return r.json()["id"]  # type: ignore[no-any-return]
-
-
-def test_a_failing_provider_opens_its_breaker_until_a_probe_succeeds(dsns, client, api, reader) -> None:
-    server = HTTPServer(("127.0.0.1", 0), DownStripe)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = make_settings(CARD_PROVIDER="stripe", STRIPE_API_KEY="sk_test_x", STRIPE_MAX_RETRIES=0,
-                             STRIPE_API_BASE=f"http://127.0.0.1:{server.server_port}")
-    app = create_app(settings, dsns=dsns)
-    now = [1000.0]
-    app.state.platform.clock = lambda: now[0]
+def test_a_failing_provider_opens_its_breaker_until_a_probe_succeeds(dsns, client, api, reader) -> None:  # noqa: F811
     c, admin = api.user("client"), api.user("admin")
-    try:
+    with serving(DownStripe) as url:
+        settings = make_settings(CARD_PROVIDER="stripe", STRIPE_API_KEY="sk_test_x", STRIPE_MAX_RETRIES=0,
+                                 STRIPE_API_BASE=url)
+        app = create_app(settings, dsns=dsns)
+        now = [1000.0]
+        app.state.platform.clock = lambda: now[0]
         with TestClient(app) as s:
-            booking = held(client, reader, c, 0)
+            booking = hold(client, reader, c)
             pay = {"booking_id": booking, "method": "card", "card_token": "pm_card_visa"}
             for _ in range(5):
                 problem(s.post("/payments", json=pay, headers=c.h), 503, "provider_unavailable")
@@ -108,18 +85,15 @@ def test_a_failing_provider_opens_its_breaker_until_a_probe_succeeds(dsns, clien
             assert r.status_code == 201, r.text
             health = {h["provider"]: h for h in s.get("/admin/providers/health", headers=admin.h).json()}
             assert (health["stripe"]["breaker"], health["stripe"]["failures"]) == ("closed", 0)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-def test_an_admin_switch_stops_a_provider_at_once(client, api, reader) -> None:
+def test_an_admin_switch_stops_a_provider_at_once(client, api, reader) -> None:  # noqa: F811
     c, admin = api.user("client"), api.user("admin")
     problem(client.post("/admin/providers/toggle", json={"provider": "testcard", "enabled": False}, headers=c.h), 403)
     r = client.post("/admin/providers/toggle", json={"provider": "testcard", "enabled": False,
                                                      "reason": "processor incident"}, headers=admin.h)
     assert r.json()["enabled"] is False
-    booking = held(client, reader, c, 5)
+    booking = hold(client, reader, c)
     b = problem(client.post("/payments", json={"booking_id": booking, "method": "card", "card_token": "tok_visa"},
                             headers=c.h), 503, "provider_disabled")
     assert b["provider"] == "testcard"

@@ -7,9 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import uuid
-from http.server import HTTPServer
 from typing import ClassVar
 
 import pytest
@@ -17,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import JsonHandler, problem
+from tests.helpers import JsonHandler, problem, serving
 from tests.payments.test_payments import PRICE, hold, reader  # noqa: F401  (module fixture)
 
 TOKEN, SIG_KEY, HOOK_URL = "EAAA-square-token", "square-signature-key", "https://api.samia.invalid/webhooks/square"
@@ -44,14 +42,11 @@ class FakeSquare(JsonHandler):
 
 @pytest.fixture(scope="module")
 def square_app(dsns):  # type: ignore[no-untyped-def]
-    server = HTTPServer(("127.0.0.1", 0), FakeSquare)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = make_settings(SQUARE_ACCESS_TOKEN=TOKEN, SQUARE_LOCATION_ID="L1", SQUARE_WEBHOOK_SIGNATURE_KEY=SIG_KEY,
-                             SQUARE_WEBHOOK_URL=HOOK_URL, SQUARE_BASE_URL=f"http://127.0.0.1:{server.server_port}")
-    with TestClient(create_app(settings, dsns=dsns)) as c:
-        yield c
-    server.shutdown()
-    server.server_close()
+    with serving(FakeSquare) as url:
+        settings = make_settings(SQUARE_ACCESS_TOKEN=TOKEN, SQUARE_LOCATION_ID="L1",
+                                 SQUARE_WEBHOOK_SIGNATURE_KEY=SIG_KEY, SQUARE_WEBHOOK_URL=HOOK_URL, SQUARE_BASE_URL=url)
+        with TestClient(create_app(settings, dsns=dsns)) as c:
+            yield c
 
 
 def signed(event: dict) -> tuple[bytes, dict[str, str]]:  # type: ignore[type-arg]

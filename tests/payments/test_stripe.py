@@ -4,10 +4,8 @@ webhooks signed and verified with the SDK's own helpers."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from http.server import HTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs
 
@@ -17,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import JsonHandler, problem
+from tests.helpers import JsonHandler, problem, serving
 from tests.payments.test_payments import PRICE, hold, reader  # noqa: F401  (module fixture)
 
 SECRET = "whsec_test_" + "s" * 24
@@ -60,14 +58,11 @@ class FakeStripe(JsonHandler):
 
 @pytest.fixture(scope="module")
 def stripe_app(dsns):  # type: ignore[no-untyped-def]
-    server = HTTPServer(("127.0.0.1", 0), FakeStripe)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = make_settings(CARD_PROVIDER="stripe", STRIPE_API_KEY=KEY, STRIPE_WEBHOOK_SECRET=SECRET,
-                             STRIPE_API_BASE=f"http://127.0.0.1:{server.server_port}")
-    with TestClient(create_app(settings, dsns=dsns)) as c:
-        yield c
-    server.shutdown()
-    server.server_close()
+    with serving(FakeStripe) as url:
+        settings = make_settings(CARD_PROVIDER="stripe", STRIPE_API_KEY=KEY, STRIPE_WEBHOOK_SECRET=SECRET,
+                                 STRIPE_API_BASE=url)
+        with TestClient(create_app(settings, dsns=dsns)) as c:
+            yield c
 
 
 def signed(event: dict) -> tuple[bytes, dict[str, str]]:  # type: ignore[type-arg]

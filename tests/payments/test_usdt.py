@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import uuid
-from http.server import HTTPServer
 from typing import ClassVar
 
 import pytest
@@ -16,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from samia.app import create_app
 from tests.conftest import make_settings
-from tests.helpers import JsonHandler, problem
+from tests.helpers import JsonHandler, problem, serving
 from tests.payments.test_payments import PRICE, hold, reader  # noqa: F401  (module fixture)
 
 API_KEY, IPN = "usdt-api-key-" + "a" * 20, "usdt-ipn-secret-" + "b" * 20
@@ -38,14 +36,10 @@ class FakeProcessor(JsonHandler):
 
 @pytest.fixture(scope="module")
 def usdt_app(dsns):  # type: ignore[no-untyped-def]
-    server = HTTPServer(("127.0.0.1", 0), FakeProcessor)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = make_settings(USDT_API_KEY=API_KEY, USDT_IPN_SECRET=IPN,
-                             USDT_API_BASE=f"http://127.0.0.1:{server.server_port}")
-    with TestClient(create_app(settings, dsns=dsns)) as c:
-        yield c
-    server.shutdown()
-    server.server_close()
+    with serving(FakeProcessor) as url:
+        settings = make_settings(USDT_API_KEY=API_KEY, USDT_IPN_SECRET=IPN, USDT_API_BASE=url)
+        with TestClient(create_app(settings, dsns=dsns)) as c:
+            yield c
 
 
 def ipn(payload: dict, secret: str = IPN) -> tuple[bytes, dict[str, str]]:  # type: ignore[type-arg]
