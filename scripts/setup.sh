@@ -21,6 +21,8 @@ apt_install() {
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
   apt_install postgresql postgresql-contrib
 fi
+# ffprobe reads every uploaded audio file
+command -v ffprobe >/dev/null || apt_install ffmpeg
 # extra packages a target asks for (bench: wrk)
 [ $# -gt 0 ] && apt_install "$@"
 

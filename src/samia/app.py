@@ -24,7 +24,7 @@ from samia.ops.metrics import Metrics
 from samia.payments.processors import CardProcessor, make_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
-from samia.providers.storage import LocalStorage, Storage
+from samia.providers.storage import Storage, make_storage
 
 T = TypeVar("T")
 
@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
         passwords=Passwords(settings),
         mailer=mailer or MailboxMailer(settings.data_dir / "mail"),
         sms_sink=sms_sink or DeviceFileSink(settings.data_dir / "dev-phone"),
-        storage=LocalStorage(settings.data_dir / "storage"),
+        storage=make_storage(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -119,19 +119,22 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.bookings.api import router as bookings_router
     from samia.finance.api import router as finance_router
     from samia.jobs.api import router as jobs_router
+    from samia.media.api import router as media_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
     from samia.ops.metrics import router as metrics_router
     from samia.ops.providers import router as providers_router
     from samia.ops.runbooks import router as runbooks_router
+    from samia.orders.api import router as orders_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
     from samia.profiles.api import router as profiles_router
+    from samia.readings.api import router as readings_router
     from samia.users.api import router as users_router
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
-                   providers_router, metrics_router, runbooks_router):
+                   providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

@@ -73,6 +73,11 @@ def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
         out.append((role, email, password))
     path.write_text(json.dumps(creds, indent=1))
     path.chmod(0o600)
+    with psycopg.connect(owner_dsn) as conn:  # the demo reader takes every kind of reading
+        conn.execute("insert into reader_services (reader_id, service_id) select p.id, s.id "
+                     "from profiles p, services s where p.email = 'reader@demo.samia-tarot.example.com' "
+                     "and s.kind = 'reading' "
+                     "on conflict do nothing")
     return out
 
 

@@ -73,7 +73,25 @@ class Settings(BaseSettings):
     # unset: bank transfers answer 503 naming it.
     bank_transfer_instructions: str | None = Field(None, alias="BANK_TRANSFER_INSTRUCTIONS", max_length=2000)
     bank_transfer_hold_hours: int = Field(48, alias="BANK_TRANSFER_HOLD_HOURS", ge=1, le=168)
-    max_upload_bytes: int = Field(10 * 1_048_576, alias="MAX_UPLOAD_BYTES", ge=1024)
+    # upload caps: the largest a request body may be on upload routes, then per kind
+    max_upload_bytes: int = Field(25 * 1_048_576, alias="MAX_UPLOAD_BYTES", ge=1024)
+    max_audio_bytes: int = Field(25 * 1_048_576, alias="MAX_AUDIO_BYTES", ge=1024)
+    max_image_bytes: int = Field(5 * 1_048_576, alias="MAX_IMAGE_BYTES", ge=1024)
+
+    # Private media storage: a local directory under the data dir, or S3-compatible (boto3
+    # reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment).
+    storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
+    s3_bucket: str | None = Field(None, alias="S3_BUCKET")
+    s3_endpoint_url: str | None = Field(None, alias="S3_ENDPOINT_URL")
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+    # how long a signed media URL works
+    media_url_ttl_seconds: int = Field(300, alias="MEDIA_URL_TTL_SECONDS", ge=10, le=86400)
+
+    # Readers' assistant: the local deterministic drafter, or an OpenAI-compatible endpoint.
+    ai_provider: Literal["local", "openai"] = Field("local", alias="AI_PROVIDER")
+    ai_base_url: str = Field("https://api.openai.com/v1", alias="AI_BASE_URL")
+    ai_api_key: SecretStr | None = Field(None, alias="AI_API_KEY")
+    ai_model: str = Field("gpt-4o-mini", alias="AI_MODEL")
 
     hold_ttl_seconds: int = Field(600, alias="HOLD_TTL_SECONDS", ge=30, le=3600)
 

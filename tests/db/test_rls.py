@@ -10,10 +10,13 @@ import pytest
 def people(api):  # type: ignore[no-untyped-def]
     alice, bob = api.user("client"), api.user("client")
     reader, monitor, admin = api.user("reader"), api.user("monitor"), api.user("admin")
+    api.sql("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'tarot'",
+            (reader.id,))
     for c in (alice, bob):
-        api.sql("insert into orders (user_id, service_id, question_text, assigned_reader) "
-                "values (%s, (select id from services where code = 'tarot'), 'q', %s)",
-                (c.id, reader.id if c is alice else None))
+        api.sql("insert into orders (user_id, service_id, question_text) "
+                "values (%s, (select id from services where code = 'tarot'), 'q')", (c.id,))
+    # new orders start unassigned whatever the insert says; the admin's move assigns
+    api.sql("update orders set status = 'assigned', assigned_reader = %s where user_id = %s", (reader.id, alice.id))
     return {"alice": alice, "bob": bob, "reader": reader, "monitor": monitor, "admin": admin}
 
 

@@ -148,5 +148,6 @@ def test_a_failing_task_is_rescheduled_not_lost() -> None:
 def test_every_schedule_is_declared_in_one_place() -> None:
     periodic = {t.task.name: t.cron for t in tasks.app.periodic_registry.periodic_tasks.values()}
     assert periodic == {"send_outbox": "* * * * *", "purge_old": "17 3 * * *", "sweep_rate_buckets": "41 * * * *",
-                        "expire_holds": "* * * * *", "booking_reminders": "* * * * *", "reader_no_show": "* * * * *"}
+                        "expire_holds": "* * * * *", "booking_reminders": "* * * * *", "reader_no_show": "* * * * *",
+                        "order_clocks": "* * * * *"}
     assert set(tasks.CRON_TASKS) == set(periodic)

@@ -51,7 +51,9 @@ class Probe:
     The role is permitted when the statement raises nothing and touches at least one
     row. `:other` in the SQL stands for another client's profile id, `:reader` for a reader
     who offers tarot around the clock, `:booking` for a confirmed booking of the client
-    with that reader.
+    with that reader; `:order_new`, `:order_assigned`, `:order_wip` (in progress, audio
+    uploaded), `:order_review`, `:order_approved`, `:order_delivered` for the client's tarot
+    orders with that reader at each step, and `:reading` for the new one's tarot reading.
     """
     sql: str
     note: str = ""
@@ -81,6 +83,7 @@ class Ctx:
     platform: Platform
     db_role: str = "authenticated"
     after_commit: list[Any] = field(default_factory=list)
+    on_rollback: list[Any] = field(default_factory=list)   # undo outside effects (a stored file)
 
     @property
     def user_id(self) -> str | None:
@@ -169,6 +172,7 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
         rid = request.state.request_id
         db = guard.db_role or ("authenticated" if claims else "anon")
         claims_json = claims.json if claims else ANON_CLAIMS
+        ctx: Ctx | None = None
         async with platform.pool.connection() as conn:
             try:
                 if guard.rate:
@@ -192,9 +196,12 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                 await conn.commit()
             except AppError as err:
                 await _finish_failed(conn, err, db, claims_json, rid, request)
+                if not err.keep:
+                    await _undo(ctx)
                 raise
             except psycopg.Error as exc:
                 await conn.rollback()
+                await _undo(ctx)
                 err = from_db_error(exc)
                 if err.status >= 500:
                     log.error("database_error", sqlstate=exc.diag.sqlstate, error_class=type(exc).__name__)
@@ -203,12 +210,21 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                 raise err from exc
             except BaseException:
                 await conn.rollback()
+                await _undo(ctx)
                 raise
         for hook in ctx.after_commit:
             await hook()
 
     dependency.__samia_guard__ = guard  # type: ignore[attr-defined]
     return Depends(dependency, scope="function")
+
+
+async def _undo(ctx: Ctx | None) -> None:
+    for hook in reversed(ctx.on_rollback if ctx is not None else []):
+        try:
+            await hook()
+        except Exception:  # the rollback already happened; an orphan file is logged, not raised
+            log.error("undo_failed")
 
 
 async def _finish_failed(conn: AsyncConnection, err: AppError, db: str, claims_json: str, rid: str,

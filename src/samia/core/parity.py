@@ -9,6 +9,7 @@ Open routes (public / any signed-in user) have no role set to compare and are li
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -85,7 +86,54 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
     # and the other client has a bank transfer waiting
     conn.execute("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
                  "values (%s, 'bank_transfer', 'charge', 'requires_action', 1500, 'USD')", (users["other"],))
+    users.update(_order_world(conn, users["client"], users["reader"]))
     return users
+
+
+# Orders of the client with that reader, one at each step of the workflow (moved along by
+# the owner, the path without role checks), a tarot reading and an assistant draft.
+STEPS = ("assigned", "in_progress", "awaiting_approval", "approved", "delivered")
+AT = {"order_new": 0, "order_assigned": 1, "order_wip": 2, "order_review": 3, "order_approved": 4,
+      "order_delivered": 5}
+
+
+def _order_world(conn: psycopg.Connection, client: str, reader: str) -> dict[str, str]:
+    world = {}
+    for name, steps in AT.items():
+        row = conn.execute("insert into orders (user_id, service_id) select %s, id from services "
+                           "where code = 'tarot' returning id", (client,)).fetchone()
+        assert row is not None
+        oid = row[0]
+        for step in STEPS[:steps]:
+            if step == "assigned":
+                conn.execute("update orders set status = 'assigned', assigned_reader = %s where id = %s", (reader, oid))
+                continue
+            conn.execute("update orders set status = %s where id = %s", (step, oid))
+            if step == "in_progress":
+                conn.execute("with m as (insert into media_assets (owner_id, kind, storage_key, sha256) "
+                             "values (%s, 'audio', %s, repeat('a', 64)) returning id) "
+                             "update orders set output_media_id = m.id from m where orders.id = %s",
+                             (reader, f"parity/{name}", oid))
+        world[name] = str(oid)
+    row = conn.execute("insert into tarot_v2_readings (order_id, deck_code, spread_code) "
+                       "values (%s, 'rider_waite', 'single') returning id", (world["order_new"],)).fetchone()
+    assert row is not None
+    world["reading"] = str(row[0])
+    conn.execute("insert into tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed) "
+                 "select %s, 1, min(id), false from deck_cards where not is_back", (row[0],))
+    conn.execute("insert into reading_drafts (order_id, author_id, provider, body) values (%s, %s, 'local', 'parity')",
+                 (world["order_wip"], reader))
+    return world
+
+
+def _bind(sql: str, world: dict[str, str]) -> str:
+    """`:name` → a bound parameter (uuids as text, ids as bigint)."""
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in world:
+            return m.group(0)
+        return f"%({name})s" + ("::bigint" if world[name].isdigit() else "")
+    return re.sub(r"(?<!:):([a-z_]+)", one, sql)
 
 
 def check(app: FastAPI, owner_dsn: str) -> Report:
@@ -110,10 +158,7 @@ def check(app: FastAPI, owner_dsn: str) -> Report:
                 try:
                     conn.execute("select set_config('role', 'authenticated', true), "
                                  "set_config('request.jwt.claims', %s, true)", (claims,))
-                    sql = (guard.probe.sql.replace(":other", "%(other)s").replace(":reader", "%(reader)s")
-                           .replace(":booking", "%(booking)s::bigint"))
-                    cur = conn.execute(sql, {"other": users["other"], "reader": users["reader"],  # type: ignore[arg-type]
-                                             "booking": users["booking"]})
+                    cur = conn.execute(_bind(guard.probe.sql, users), users)  # type: ignore[arg-type]
                     if cur.rowcount > 0:
                         permitted.append(role)
                 except psycopg.Error:

@@ -55,6 +55,11 @@ TITLES: dict[str, tuple[str, str]] = {
     "provider_unavailable": ("An outside service is unavailable", "خدمة خارجية غير متاحة"),
     "database_unavailable": ("The database is unavailable", "قاعدة البيانات غير متاحة"),
     "internal_error": ("Something went wrong on our side", "حدث خطأ من جهتنا"),
+    "illegal_transition": ("The order cannot make this move now", "لا يمكن نقل الطلب إلى هذه الحالة الآن"),
+    "reveal_out_of_order": ("Reveal the cards in order", "اكشف البطاقات بالترتيب"),
+    "unsupported_media": ("This file type is not accepted here", "نوع الملف هذا غير مقبول هنا"),
+    "invalid_signature": ("This link is not valid", "هذا الرابط غير صالح"),
+    "url_expired": ("This link has expired", "انتهت صلاحية هذا الرابط"),
 }
 
 
@@ -158,6 +163,8 @@ def from_db_error(exc: psycopg.Error) -> AppError:
             return AppError(409, "conflict", "this booking already has a payment in progress or paid")
         code = "email_taken" if constraint == "profiles_email_key" else "conflict"
         return AppError(409, code, f"duplicate value violates {constraint}" if code == "conflict" else None)
+    if hint == "reveal_out_of_order":  # seeds 002: an out-of-order reveal is a bad request
+        return AppError(400, hint, diag.message_primary)
     if state in ("23514", "23502", "23503") or state.startswith("22"):
         code = hint or ("invalid_reference" if state == "23503" else "validation_error")
         where = column or constraint

@@ -193,5 +193,15 @@ async def reader_no_show(context: JobContext, timestamp: int | None = None) -> i
     return len(late)
 
 
+@app.periodic(cron="* * * * *", periodic_id="order_clocks")
+@app.task(name="order_clocks", pass_context=True, retry=RETRY)
+async def order_clocks(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """The orders' service clocks: a missed delivery deadline strikes the reader, escalates
+    and refunds the client to the wallet (once); an overdue review escalates to admins."""
+    rows = await system_tx(resources(context), "order_clocks", "select * from app.order_clocks()")
+    return {"delivery_breaches": rows[0][0], "review_breaches": rows[0][1]}
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
-CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show")
+CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
+              "order_clocks")

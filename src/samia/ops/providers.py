@@ -16,7 +16,7 @@ from samia.core.problems import not_found
 
 router = APIRouter(tags=["ops"])
 
-Provider = Literal["stripe", "square", "usdt", "twilio", "email", "testcard"]
+Provider = Literal["stripe", "square", "usdt", "twilio", "email", "testcard", "ai"]
 ADMIN = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
@@ -28,6 +28,7 @@ def configured(settings: Settings, provider: str) -> bool:
         "twilio": bool(settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_verify_sid),
         "email": True,
         "testcard": settings.env != "prod",
+        "ai": settings.ai_provider == "local" or settings.ai_api_key is not None,
     }.get(provider, False)
 
 

@@ -20,6 +20,7 @@ from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
+from samia.media.store import store_upload
 from samia.payments import usdt
 from samia.payments.processors import CardProcessor
 
@@ -278,18 +279,9 @@ async def upload_proof(payment_id: Id, request: Request, ctx: Ctx = allow("clien
         "values (auth.uid(), 'bank_transfer', 'charge', 100, 'USD')"))) -> Any:
     """Proof of a bank transfer: an image or a PDF (sniffed from the bytes, capped by
     MAX_UPLOAD_BYTES), stored privately; it goes to the admins' approval queue."""
-    data = await request.body()
-    stored = await ctx.platform.storage.put(data, kinds={"image", "pdf"}, prefix=f"proofs/{ctx.user_id}")
-    try:
-        cur = await ctx.conn.execute(
-            "insert into media_assets (owner_id, kind, storage_key, content_type, bytes, sha256, meta) "
-            "values (auth.uid(), %s, %s, %s, %s, %s, jsonb_build_object('purpose', 'payment_proof')) returning id",
-            (stored.kind, stored.key, stored.content_type, stored.bytes, stored.sha256))
-        media_id = (await cur.fetchone())[0]  # type: ignore[index]
-        await ctx.conn.execute("select app.attach_proof(%s, %s)", (payment_id, media_id))
-    except BaseException:
-        await ctx.platform.storage.delete(stored.key)  # nothing left behind
-        raise
+    media_id = await store_upload(ctx, await request.body(), kinds={"image", "pdf"}, prefix=f"proofs/{ctx.user_id}",
+                                  purpose="payment_proof")
+    await ctx.conn.execute("select app.attach_proof(%s, %s)", (payment_id, media_id))
     return await _payment(ctx, payment_id)
 
 

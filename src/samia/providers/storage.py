@@ -1,65 +1,45 @@
-"""Private object storage. The local default keeps files under the data dir; keys are
-opaque, never derived from what the uploader sent. (An S3-compatible adapter slots in here.)"""
+"""Private object storage behind one small interface: a local directory (default) or any
+S3-compatible service through boto3. Keys are opaque, never derived from what the
+uploader sent; nothing here is ever public, clients get bytes only through signed URLs."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from anyio import to_thread
 
-from samia.core.problems import invalid
-
-# content sniffed from the first bytes, never taken from the request's header
-SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "image", "image/png"),
-    (b"\xff\xd8\xff", 0, "image", "image/jpeg"),
-    (b"%PDF-", 0, "pdf", "application/pdf"),
-    (b"WEBP", 8, "image", "image/webp"),
-)
-
-
-@dataclass(frozen=True)
-class Stored:
-    key: str
-    kind: str
-    content_type: str
-    bytes: int
-    sha256: str
-
-
-def sniff(data: bytes) -> tuple[str, str] | None:
-    for magic, offset, kind, ctype in SIGNATURES:
-        if data[offset:offset + len(magic)] == magic and (offset == 0 or data[:4] == b"RIFF"):
-            return kind, ctype
-    return None
+from samia.config import Settings
+from samia.core.problems import AppError
 
 
 class Storage(Protocol):
-    async def put(self, data: bytes, *, kinds: set[str], prefix: str) -> Stored: ...
+    name: str
 
-    async def delete(self, key: str) -> None: ...
+    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str: ...
 
     async def get(self, key: str) -> bytes: ...
 
+    async def delete(self, key: str) -> None: ...
+
+
+def new_key(prefix: str) -> str:
+    return f"{prefix}/{uuid.uuid4().hex}"
+
 
 class LocalStorage:
+    name = "local"
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    async def put(self, data: bytes, *, kinds: set[str], prefix: str) -> Stored:
-        found = sniff(data)
-        if found is None or found[0] not in kinds:
-            raise invalid(["body"], "unsupported content", code="unsupported_media",
-                          detail=f"expected {' or '.join(sorted(kinds))}; the content is not")
-        key = f"{prefix}/{uuid.uuid4().hex}"
+    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str:
+        key = new_key(prefix)
 
         def write() -> None:
             path = self._path(key)
@@ -71,10 +51,46 @@ class LocalStorage:
                 os.fsync(f.fileno())
             tmp.rename(path)
         await to_thread.run_sync(write)
-        return Stored(key, found[0], found[1], len(data), hashlib.sha256(data).hexdigest())
+        return key
 
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
 
     async def get(self, key: str) -> bytes:
         return await to_thread.run_sync(self._path(key).read_bytes)
+
+
+class S3Storage:
+    """Supabase Storage (its S3 endpoint), AWS S3, MinIO … Credentials come from the
+    environment the way boto3 reads them (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
+    name = "s3"
+
+    def __init__(self, settings: Settings) -> None:
+        import boto3
+        from botocore.config import Config
+
+        if not settings.s3_bucket:
+            raise AppError(503, "provider_not_configured", "S3_BUCKET is not set", extra={"setting": "S3_BUCKET"})
+        self.bucket = settings.s3_bucket
+        self.client: Any = boto3.client(
+            "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+
+    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str:
+        key = new_key(prefix)
+        await to_thread.run_sync(lambda: self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type))
+        return key
+
+    async def get(self, key: str) -> bytes:
+        obj = await to_thread.run_sync(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
+        return await to_thread.run_sync(obj["Body"].read)  # type: ignore[no-any-return]
+
+    async def delete(self, key: str) -> None:
+        await to_thread.run_sync(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+
+def make_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        return S3Storage(settings)
+    return LocalStorage(settings.data_dir / "storage")

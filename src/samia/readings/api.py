@@ -1,0 +1,205 @@
+"""Tarot V2 readings (the deck, spreads, in-order reveals) and the readers' assistant
+drafts, which stay internal: no client-reachable route or policy returns them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, allow
+from samia.core.models import Id, Input
+from samia.core.problems import AppError, not_found
+from samia.orders.workflow import STAFF
+from samia.providers.ai import LABEL, make_drafter
+
+router = APIRouter(tags=["readings"])
+
+
+class Card(BaseModel):
+    code: str
+    name_en: str
+    name_ar: str
+    arcana: str | None
+    suit: str | None
+    meaning_en: str | None
+    meaning_ar: str | None
+
+
+class Position(BaseModel):
+    card_position: int
+    label_en: str
+    label_ar: str
+    revealed: bool
+    is_reversed: bool | None = None
+    card: Card | None = Field(None, description="null while face down (show the deck's back)")
+
+
+class ReadingOut(BaseModel):
+    id: int
+    order_id: int
+    spread: str
+    deck: str
+    back: Card
+    positions: list[Position]
+
+
+class RevealIn(Input):
+    card_position: Annotated[int, Field(ge=1, le=15)]
+
+
+class DraftOut(BaseModel):
+    id: int
+    order_id: int
+    label: str
+    provider: str
+    body: str
+    created_at: dt.datetime
+
+
+CARD_COLS = ("d.code, d.name_en, d.name_ar, d.arcana, d.suit, "
+             "case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
+             "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar")
+
+
+async def _reading(ctx: Ctx, reading_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select r.id, r.order_id, r.spread_code as spread, r.deck_code as deck, t.positions "
+                      "from tarot_v2_readings r join tarot_spreads t on t.code = r.spread_code where r.id = %s",
+                      (reading_id,))
+    reading = await cur.fetchone()
+    if reading is None:
+        raise not_found("reading")
+    # RLS: the client gets only the cards already revealed; the reader and staff all
+    await cur.execute(f"select s.card_position, s.is_reversed, s.revealed_at, {CARD_COLS} "  # noqa: S608
+                      "from tarot_v2_card_selections s join deck_cards d on d.id = s.card_id "
+                      "where s.reading_id = %s", (reading_id,))
+    seen = {row["card_position"]: row for row in await cur.fetchall()}
+    await cur.execute("select code, name_en, name_ar, arcana, suit, null as meaning_en, null as meaning_ar "
+                      "from deck_cards where deck_code = %s and is_back order by id limit 1", (reading["deck"],))
+    back = await cur.fetchone()
+    positions = []
+    for i, label in enumerate(reading.pop("positions"), start=1):
+        row = seen.get(i)
+        positions.append({
+            "card_position": i, "label_en": label["en"], "label_ar": label["ar"],
+            "revealed": bool(row and row["revealed_at"]),
+            "is_reversed": row["is_reversed"] if row else None,
+            "card": {k: row[k] for k in Card.model_fields} if row else None})
+    return {**reading, "back": back, "positions": positions}
+
+
+@router.get("/readings/{reading_id}", response_model=ReadingOut)
+async def get_reading(reading_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """A tarot reading. Clients see the cards they have revealed; the rest are face down."""
+    return await _reading(ctx, reading_id)
+
+
+@router.post("/readings/{reading_id}/reveals", response_model=ReadingOut)
+async def reveal(reading_id: Id, body: RevealIn, ctx: Ctx = allow("client", probe=Probe(
+        "select app.reveal_card(:reading, 1)"))) -> dict[str, Any]:
+    """Turn one card. Cards are revealed in order: position n before n-1 answers 400."""
+    cur = await ctx.conn.execute(
+        "select exists (select 1 from tarot_v2_readings r join orders o on o.id = r.order_id "
+        "where r.id = %s and o.user_id = auth.uid())", (reading_id,))
+    if not (await cur.fetchone())[0]:  # type: ignore[index]
+        raise not_found("reading")
+    cur = await ctx.conn.execute("select count(*) from tarot_v2_card_selections where reading_id = %s "
+                                 "and revealed_at is not null", (reading_id,))
+    shown = (await cur.fetchone())[0]  # type: ignore[index]
+    if body.card_position <= shown:
+        raise AppError(409, "already_revealed", f"card {body.card_position} is already revealed")
+    if body.card_position > shown + 1:
+        raise AppError(400, "reveal_out_of_order", f"reveal card {shown + 1} first",
+                       extra={"next_position": shown + 1})
+    await ctx.conn.execute("select app.reveal_card(%s, %s)", (reading_id, body.card_position))
+    await ctx.conn.execute("select app.audit('reading.revealed', 'reading', %s, %s)",
+                           (str(reading_id), json.dumps({"position": body.card_position})))
+    return await _reading(ctx, reading_id)
+
+
+@router.get("/tarot/spreads")
+async def spreads(ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select code, name_en, name_ar, positions from tarot_spreads "
+                      "order by jsonb_array_length(positions)")
+    return await cur.fetchall()
+
+
+@router.get("/tarot/deck")
+async def deck(ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
+    """The deck's 78 face cards with their meanings in English and Arabic, and its back."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select code, is_back, arcana, suit, number, name_en, name_ar, upright_en, upright_ar, "
+                      "reversed_en, reversed_ar from deck_cards where deck_code = 'rider_waite' order by id")
+    return await cur.fetchall()
+
+
+# ---- the readers' assistant (internal) ------------------------------------------------
+
+async def _brief(ctx: Ctx, order_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select s.code as service, o.question_text as question, o.chart from orders o "
+                      "join services s on s.id = o.service_id where o.id = %s and o.assigned_reader = auth.uid()",
+                      (order_id,))
+    brief = await cur.fetchone()
+    if brief is None:
+        raise not_found("order")
+    await cur.execute("select s.card_position, s.is_reversed, d.name_en, d.upright_en, d.reversed_en, "
+                      "t.positions -> (s.card_position - 1) ->> 'en' as position_en "
+                      "from tarot_v2_readings r join tarot_v2_card_selections s on s.reading_id = r.id "
+                      "join deck_cards d on d.id = s.card_id join tarot_spreads t on t.code = r.spread_code "
+                      "where r.order_id = %s order by s.card_position", (order_id,))
+    brief["cards"] = await cur.fetchall()
+    return brief
+
+
+@router.post("/reader/orders/{order_id}/assist/draft", status_code=status.HTTP_201_CREATED, response_model=DraftOut)
+async def draft(order_id: Id, ctx: Ctx = allow("reader", rate="assist_draft", probe=Probe(
+        "insert into reading_drafts (order_id, author_id, provider, body) "
+        "values (:order_wip, auth.uid(), 'local', 'probe')"))) -> dict[str, Any]:
+    """An internal draft for the assigned reader, labelled as an assistant draft not for
+    client delivery; 10 per hour. Never shown to the client; the deliverable is your audio."""
+    brief = await _brief(ctx, order_id)
+    drafter = make_drafter(ctx.platform.settings)
+    if drafter.name == "local":
+        text = await drafter.draft(brief)
+    else:
+        text = await ctx.platform.guarded(ctx.conn, "ai", lambda: drafter.draft(brief))
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("insert into reading_drafts (order_id, author_id, provider, body) "
+                      "values (%s, auth.uid(), %s, %s) returning id, order_id, label, provider, body, created_at",
+                      (order_id, drafter.name, text))
+    row = await cur.fetchone()
+    assert row is not None
+    assert row["label"] == LABEL
+    await ctx.conn.execute("select app.audit('reading.draft_created', 'order', %s, %s)",
+                           (str(order_id), json.dumps({"draft": row["id"], "provider": drafter.name})))
+    return row
+
+
+@router.get("/reader/orders/{order_id}/drafts", response_model=list[DraftOut])
+async def drafts(order_id: Id, ctx: Ctx = allow("reader", *STAFF, probe=Probe(
+        "select 1 from reading_drafts where order_id = :order_wip"))) -> list[dict[str, Any]]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, order_id, label, provider, body, created_at from reading_drafts "
+                      "where order_id = %s order by id desc limit 50", (order_id,))
+    return await cur.fetchall()
+
+
+@router.get("/readings/{reading_id}/draft", response_model=DraftOut)
+async def reading_draft(reading_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """The latest assistant draft of a reading, for its reader and staff. Row-level
+    security returns nothing to anyone else, so a client gets 404."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select d.id, d.order_id, d.label, d.provider, d.body, d.created_at from reading_drafts d "
+                      "join tarot_v2_readings r on r.order_id = d.order_id where r.id = %s "
+                      "order by d.id desc limit 1", (reading_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("draft")
+    return row
