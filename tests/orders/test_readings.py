@@ -239,3 +239,40 @@ def test_breached_clocks_strike_escalate_and_refund_once(client, api, reader, mo
     finally:
         api.sql("update services set price_minor = 0 where code = 'tarot'")
     assert api.sql("select coalesce(sum(amount_minor), 0) from ledger_entries") == [(0,)]
+
+
+def test_the_openai_compatible_drafter_through_a_loopback_endpoint(dsns, settings, api, reader, admin) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from samia.app import create_app
+
+    from ..conftest import make_settings
+    from ..helpers import JsonHandler, serving
+
+    seen: list[dict] = []
+
+    class FakeAI(JsonHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"auth": self.headers["Authorization"], "path": self.path, "body": body})
+            self.reply(200, {"choices": [{"message": {"role": "assistant", "content": "Open with the Tower."}}]})
+
+    c = api.user("client")
+    ai = {"AI_PROVIDER": "openai", "AI_API_KEY": "sk-test-key", "SAMIA_DATA_DIR": str(settings.data_dir)}
+    with serving(FakeAI) as url, TestClient(create_app(make_settings(**ai, AI_BASE_URL=url + "/v1"), dsns=dsns),
+                                            raise_server_exceptions=False) as http:
+        o = order(http, c, question="Is it time to change jobs?")["id"]
+        ok(http.post(f"/orders/{o}/assign", json={"reader_id": reader.id}, headers=admin.h))
+        r = http.post(f"/reader/orders/{o}/assist/draft", headers=reader.h)
+        assert r.status_code == 201, r.text
+        assert r.json()["provider"] == "openai" and r.json()["body"].endswith("Open with the Tower.")
+        assert r.json()["body"].startswith(f"[{LABEL}]")
+    assert seen[0]["auth"] == "Bearer sk-test-key" and seen[0]["path"] == "/v1/chat/completions"
+    assert "Is it time to change jobs?" in seen[0]["body"]["messages"][1]["content"]
+    with TestClient(create_app(make_settings(AI_PROVIDER="openai"), dsns=dsns),
+                    raise_server_exceptions=False) as http:
+        body = problem(http.post(f"/reader/orders/{o}/assist/draft", headers=reader.h), 503,
+                       "provider_not_configured")
+        assert "AI_API_KEY" in body["detail"]
