@@ -241,7 +241,7 @@ def test_breached_clocks_strike_escalate_and_refund_once(client, api, reader, mo
     assert api.sql("select coalesce(sum(amount_minor), 0) from ledger_entries") == [(0,)]
 
 
-def test_the_openai_compatible_drafter_through_a_loopback_endpoint(dsns, settings, api, reader, admin) -> None:
+def test_the_openai_compatible_drafter_through_a_loopback_endpoint(dsns, settings, api, admin) -> None:
     import json
 
     from fastapi.testclient import TestClient
@@ -259,7 +259,9 @@ def test_the_openai_compatible_drafter_through_a_loopback_endpoint(dsns, setting
             seen.append({"auth": self.headers["Authorization"], "path": self.path, "body": body})
             self.reply(200, {"choices": [{"message": {"role": "assistant", "content": "Open with the Tower."}}]})
 
-    c = api.user("client")
+    c, reader = api.user("client"), api.user("reader")  # a reader with assist drafts left this hour
+    api.sql("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'tarot'",
+            (reader.id,))
     ai = {"AI_PROVIDER": "openai", "AI_API_KEY": "sk-test-key", "SAMIA_DATA_DIR": str(settings.data_dir)}
     with serving(FakeAI) as url, TestClient(create_app(make_settings(**ai, AI_BASE_URL=url + "/v1"), dsns=dsns),
                                             raise_server_exceptions=False) as http:
