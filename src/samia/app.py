@@ -115,11 +115,13 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     app.state.platform = platform
     problems.install(app)
 
+    from samia.audit.api import router as audit_router
     from samia.auth.api import router as auth_router
     from samia.bookings.api import router as bookings_router
     from samia.finance.api import router as finance_router
     from samia.jobs.api import router as jobs_router
     from samia.media.api import router as media_router
+    from samia.moderation.api import router as moderation_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
     from samia.ops.metrics import router as metrics_router
@@ -134,7 +136,8 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
 
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
-                   providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router):
+                   providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
+                   moderation_router, audit_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

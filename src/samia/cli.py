@@ -140,18 +140,28 @@ def cmd_users(args: argparse.Namespace) -> None:
 
 
 def verify_audit(owner_dsn: str) -> tuple[bool, str]:
+    """Seal what is committed, then walk the whole chain in the database."""
     with psycopg.connect(owner_dsn) as conn:
-        bad = conn.execute("select id, problem from app.audit_verify()").fetchone()
-        count, head = conn.execute(
-            "select count(*), (select row_hash from audit_log order by id desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
+        conn.execute("select app.audit_seal()")
+        conn.commit()
+        bad = conn.execute("select id, chain_pos, problem from app.audit_verify()").fetchone()
+        count, head = conn.execute("select count(*), (select row_hash from audit_log where chain_pos is not null "
+                                   "order by chain_pos desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
     if bad:
-        return False, f"audit chain BROKEN at row id={bad[0]}: {bad[1]}"
+        return False, f"audit chain BROKEN at row id={bad[0]} (chain_pos {bad[1]}): {bad[2]}"
     return True, f"audit chain ok: {count} rows, head {head or '-'}"
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    settings = load_settings()
-    ok, message = verify_audit(db.resolve(settings).owner)
+    if args.export:
+        from samia.audit.trail import verify_export
+
+        if not (args.sig and args.pubkey):
+            sys.exit("--export needs --sig and --pubkey")
+        ok, message = verify_export(Path(args.export).read_bytes(), Path(args.sig).read_text(),
+                                    Path(args.pubkey).read_text())
+    else:
+        ok, message = verify_audit(db.resolve(load_settings()).owner)
     print(message)
     if not ok:
         sys.exit(1)
@@ -207,7 +217,10 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("audit", help="audit trail tools")
     asub = p.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; names the first broken row")
+    v = asub.add_parser("verify", help="check the hash chain (or a signed export, offline); names the first bad row")
+    v.add_argument("--export", help="an export file from POST /admin/audit/attest (checked offline)")
+    v.add_argument("--sig", help="file with the export's base64 Ed25519 signature")
+    v.add_argument("--pubkey", help="file with the public key (base64 raw or PEM)")
     v.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("parity", help="route guards vs database permissions report")

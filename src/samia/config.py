@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # how long a signed media URL works
     media_url_ttl_seconds: int = Field(300, alias="MEDIA_URL_TTL_SECONDS", ge=10, le=86400)
 
+    # Ed25519 seed (base64, 32 bytes) that signs audit exports; unset: derived from SECRET_KEY.
+    audit_signing_key: SecretStr | None = Field(None, alias="AUDIT_SIGNING_KEY")
+
     # Readers' assistant: the local deterministic drafter, or an OpenAI-compatible endpoint.
     ai_provider: Literal["local", "openai"] = Field("local", alias="AI_PROVIDER")
     ai_base_url: str = Field("https://api.openai.com/v1", alias="AI_BASE_URL")

@@ -149,5 +149,7 @@ def test_every_schedule_is_declared_in_one_place() -> None:
     periodic = {t.task.name: t.cron for t in tasks.app.periodic_registry.periodic_tasks.values()}
     assert periodic == {"send_outbox": "* * * * *", "purge_old": "17 3 * * *", "sweep_rate_buckets": "41 * * * *",
                         "expire_holds": "* * * * *", "booking_reminders": "* * * * *", "reader_no_show": "* * * * *",
-                        "order_clocks": "* * * * *"}
+                        "order_clocks": "* * * * *", "lift_expired_blocks": "* * * * *",
+                        "moderation_sweeps": "30 2 * * *", "retention_purge": "45 2 * * *",
+                        "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *"}
     assert set(tasks.CRON_TASKS) == set(periodic)

@@ -202,6 +202,65 @@ async def order_clocks(context: JobContext, timestamp: int | None = None) -> dic
     return {"delivery_breaches": rows[0][0], "review_breaches": rows[0][1]}
 
 
+@app.periodic(cron="* * * * *", periodic_id="lift_expired_blocks")
+@app.task(name="lift_expired_blocks", pass_context=True, retry=RETRY)
+async def lift_expired_blocks(context: JobContext, timestamp: int | None = None) -> int:
+    """Close the records of blocks that have ended (the block itself stops at its end time:
+    app.user_role() compares blocked_until with now())."""
+    rows = await system_tx(resources(context), "lift_expired_blocks", "select app.lift_expired_blocks()")
+    return int(rows[0][0])
+
+
+@app.periodic(cron="30 2 * * *", periodic_id="moderation_sweeps")
+@app.task(name="moderation_sweeps", pass_context=True, retry=RETRY)
+async def moderation_sweeps(context: JobContext, timestamp: int | None = None) -> int:
+    """Nightly rules (thresholds in sweep_rules) that open cases; at most one per subject,
+    rule and day, so a rerun opens nothing new."""
+    rows = await system_tx(resources(context), "moderation_sweeps", "select app.moderation_sweeps()")
+    return int(rows[0][0])
+
+
+@app.periodic(cron="45 2 * * *", periodic_id="retention_purge")
+@app.task(name="retention_purge", pass_context=True, retry=RETRY)
+async def retention_purge(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Moderation data and appeals past their windows (retention_windows); audited."""
+    rows = await system_tx(resources(context), "retention_purge", "select app.retention_purge()")
+    return dict(rows[0][0])
+
+
+@app.periodic(cron="* * * * * */10", periodic_id="audit_seal")
+@app.task(name="audit_seal", pass_context=True, retry=RETRY)
+async def audit_seal(context: JobContext, timestamp: int | None = None) -> int:
+    """Link committed audit rows into the hash chain (every 10 s)."""
+    rows = await system_tx(resources(context), "audit_seal", "select app.audit_seal()")
+    return int(rows[0][0])
+
+
+@app.periodic(cron="0 4 1 * *", periodic_id="audit_attest")
+@app.task(name="audit_attest", pass_context=True, retry=RETRY)
+async def audit_attest(context: JobContext, timestamp: int | None = None) -> int:
+    """Monthly signed snapshot of the audit chain (as POST /admin/audit/attest does)."""
+    from samia.audit.api import record_attestation
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    undo: list[Any] = []
+    async with res.pool.connection() as conn:
+        try:
+            await conn.execute("select set_config('role', 'service_role', true), "
+                               "set_config('request.jwt.claims', %s, true)",
+                               (json.dumps({"role": "service_role", "actor": "system:audit_attest"}),))
+            out = await record_attestation(conn, make_storage(res.settings), res.settings, undo)
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            for step in undo:
+                await step()
+            raise
+    return int(out["id"])
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
-              "order_clocks")
+              "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
+              "audit_attest")

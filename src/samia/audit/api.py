@@ -1,0 +1,129 @@
+"""The audit trail for admins: read it (filtered, keyset-paginated) and attest it (a
+signed export of the sealed chain, kept in private storage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel
+
+from samia.audit.trail import export, public_key_b64
+from samia.core.access import Ctx, Probe, allow
+from samia.core.models import Id
+from samia.core.problems import not_found
+
+router = APIRouter(tags=["audit"])
+
+ADMINS = ("admin", "superadmin")
+READ = Probe("select 1 from audit_log")
+
+
+class AuditRow(BaseModel):
+    id: int
+    chain_pos: int | None
+    created_at: dt.datetime
+    actor: str | None
+    actor_role: str | None
+    event: str
+    entity: str | None
+    entity_id: str | None
+    meta: dict[str, Any]
+    request_id: str | None
+    row_hash: str | None
+
+
+class Attestation(BaseModel):
+    id: int
+    head_pos: int
+    head_hash: str
+    rows: int
+    export_sha256: str
+    signature: str
+    public_key: str
+    created_at: dt.datetime
+    export_url: str
+
+
+@router.get("/admin/audit", response_model=list[AuditRow])
+async def audit_log(ctx: Ctx = allow(*ADMINS, probe=READ),
+                    event: Annotated[str | None, Query(pattern=r"^[a-z0-9_.:-]{1,80}\*?$",
+                                                       description="exact, or a prefix ending in *")] = None,
+                    entity: Annotated[str | None, Query(max_length=40)] = None,
+                    entity_id: Annotated[str | None, Query(max_length=80)] = None,
+                    actor: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
+                    since: dt.datetime | None = None, until: dt.datetime | None = None,
+                    before: Annotated[int | None, Query(ge=1, le=2**62, description="keyset: ids below")] = None,
+                    limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
+    """Newest first. Page with `before` = the last id you received."""
+    prefix = event[:-1] + "%" if event and event.endswith("*") else event
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        select id, chain_pos, created_at, actor::text, actor_role, event, entity, entity_id, meta, request_id,
+               row_hash from audit_log
+         where (%(event)s::text is null or event like %(event)s)
+           and (%(entity)s::text is null or entity = %(entity)s)
+           and (%(entity_id)s::text is null or entity_id = %(entity_id)s)
+           and (%(actor)s::uuid is null or actor = %(actor)s::uuid)
+           and (%(since)s::timestamptz is null or created_at >= %(since)s)
+           and (%(until)s::timestamptz is null or created_at < %(until)s)
+           and (%(before)s::bigint is null or id < %(before)s)
+         order by id desc limit %(limit)s""",
+                      {"event": prefix, "entity": entity, "entity_id": entity_id, "actor": actor, "since": since,
+                       "until": until, "before": before, "limit": limit})
+    return await cur.fetchall()
+
+
+async def record_attestation(ctx_conn: Any, storage: Any, settings: Any, undo: list[Any]) -> dict[str, Any]:
+    """Export, store privately, and record the attestation (request or job); `undo` gets
+    the step that removes the stored file if the transaction does not commit."""
+    exp = await export(ctx_conn, settings)
+    key = await storage.put(exp.data, prefix="audit/attestations", content_type="application/x-ndjson")
+    undo.append(lambda: storage.delete(key))
+    cur = ctx_conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
+        "storage_key, created_by) values (%s, %s, %s, %s, %s, %s, %s, auth.uid()) "
+        "returning id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, storage_key",
+        (exp.head_pos, exp.head_hash, exp.rows, exp.sha256, exp.signature, public_key_b64(settings), key))
+    row = await cur.fetchone()
+    assert row is not None
+    await ctx_conn.execute("select app.audit('audit.attested', 'audit', %s, jsonb_build_object('head_pos', %s::bigint, "
+                           "'rows', %s::bigint))", (str(row["id"]), exp.head_pos, exp.rows))
+    return {**row, "export_url": f"/admin/audit/attestations/{row['id']}/export"}
+
+
+@router.post("/admin/audit/attest", status_code=status.HTTP_201_CREATED, response_model=Attestation)
+async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
+        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
+        "storage_key, created_by) values (0, repeat('0', 64), 0, repeat('0', 64), 's', 'k', 'probe', auth.uid())"))
+        ) -> dict[str, Any]:
+    """Seal the chain and sign a snapshot of it: the export (JSON lines), its head, and an
+    Ed25519 detached signature. Check it offline with `samia audit verify --export FILE
+    --sig SIG --pubkey KEY`."""
+    return await record_attestation(ctx.conn, ctx.platform.storage, ctx.platform.settings, ctx.on_rollback)
+
+
+@router.get("/admin/audit/attestations", response_model=list[Attestation])
+async def attestations(ctx: Ctx = allow(*ADMINS, probe=READ)) -> list[dict[str, Any]]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, "
+                      "'/admin/audit/attestations/' || id || '/export' as export_url from audit_attestations "
+                      "order by id desc limit 100")
+    return await cur.fetchall()
+
+
+@router.get("/admin/audit/attestations/{attestation_id}/export", response_class=Response,
+            responses={200: {"content": {"application/x-ndjson": {}}, "description": "the signed export"}})
+async def attestation_export(attestation_id: Id, ctx: Ctx = allow(*ADMINS, probe=READ)) -> Response:
+    cur = await ctx.conn.execute("select storage_key, signature, public_key from audit_attestations where id = %s",
+                                 (attestation_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("attestation")
+    data = await ctx.platform.storage.get(row[0])
+    return Response(data, media_type="application/x-ndjson",
+                    headers={"X-Signature-Ed25519": row[1], "X-Public-Key-Ed25519": row[2],
+                             "Cache-Control": "private, no-store"})

@@ -1,0 +1,586 @@
+-- Moderation (seeds 001 M21, 003 §12): a taxonomy of reasons, one queue of cases (reports,
+-- automated sweeps, moderation acts) claimed atomically by one monitor at a time, blocks
+-- that expire by themselves, order moderation (hold, unlist, remove media, escalate),
+-- appeals, order ↔ media ↔ call lineage, sweep thresholds and retention windows as data.
+
+create table if not exists public.moderation_reasons (
+  code     text primary key check (code in ('harassment', 'abuse', 'fraud', 'copyright', 'safety', 'spam', 'other')),
+  severity smallint not null check (severity between 1 and 4),   -- 4 = critical
+  label_en text not null,
+  label_ar text not null
+);
+insert into public.moderation_reasons values
+  ('harassment', 3, 'Harassment', 'تحرّش'),
+  ('abuse', 3, 'Abuse', 'إساءة'),
+  ('fraud', 4, 'Fraud', 'احتيال'),
+  ('copyright', 2, 'Copyright', 'حقوق النشر'),
+  ('safety', 4, 'Safety', 'السلامة'),
+  ('spam', 1, 'Spam', 'رسائل مزعجة'),
+  ('other', 1, 'Other', 'أخرى')
+on conflict (code) do nothing;
+
+create table if not exists public.moderation_cases (
+  id               bigint generated always as identity primary key,
+  source           text not null check (source in ('report', 'sweep', 'moderation')),
+  rule             text,
+  reason           text not null references public.moderation_reasons (code),
+  severity         smallint not null check (severity between 1 and 4),
+  subject_kind     text not null check (subject_kind in ('profile', 'order', 'media', 'call')),
+  subject_id       text not null check (length(subject_id) <= 64),
+  subject_user     uuid references public.profiles (id),
+  reporter_id      uuid references public.profiles (id),
+  is_gold          boolean not null default false,
+  status           text not null default 'open' check (status in ('open', 'resolved', 'dismissed')),
+  claimed_by       uuid references public.profiles (id),
+  claim_expires_at timestamptz,
+  summary          text check (length(summary) <= 2000),
+  evidence         jsonb not null default '[]'::jsonb check (jsonb_typeof(evidence) = 'array'),
+  resolution       text check (length(resolution) <= 2000),
+  resolved_by      uuid references public.profiles (id),
+  resolved_at      timestamptz,
+  dedupe_key       text unique,
+  created_at       timestamptz not null default now(),
+  updated_at       timestamptz not null default now()
+);
+create index if not exists moderation_cases_queue on public.moderation_cases (severity desc, is_gold desc, created_at)
+  where status = 'open';
+create index if not exists moderation_cases_reporter on public.moderation_cases (reporter_id);
+
+create table if not exists public.user_blocks (
+  id         bigint generated always as identity primary key,
+  user_id    uuid not null references public.profiles (id),
+  blocked_by uuid references public.profiles (id),
+  reason     text not null references public.moderation_reasons (code),
+  note       text check (length(note) <= 2000),
+  evidence   jsonb not null default '[]'::jsonb check (jsonb_typeof(evidence) = 'array'),
+  case_id    bigint references public.moderation_cases (id),
+  starts_at  timestamptz not null default now(),
+  ends_at    timestamptz,                     -- null: until an admin lifts it
+  lifted_at  timestamptz,
+  lifted_by  uuid references public.profiles (id),
+  lift_note  text check (length(lift_note) <= 2000),
+  check (ends_at is null or ends_at > starts_at)
+);
+create index if not exists user_blocks_active on public.user_blocks (user_id) where lifted_at is null;
+
+create table if not exists public.appeals (
+  id           bigint generated always as identity primary key,
+  subject_kind text not null check (subject_kind in ('block', 'case')),
+  subject_id   bigint not null,
+  appellant_id uuid not null references public.profiles (id),
+  filed_by     uuid references public.profiles (id),
+  statement    text not null check (length(statement) between 3 and 4000),
+  status       text not null default 'submitted' check (status in ('submitted', 'under_review', 'decided')),
+  reviewer_id  uuid references public.profiles (id),
+  opened_at    timestamptz,
+  decision     text check (decision in ('upheld', 'overturned')),
+  rationale    text check (length(rationale) <= 4000),
+  decided_by   uuid references public.profiles (id),
+  decided_at   timestamptz,
+  created_at   timestamptz not null default now(),
+  check ((status = 'decided') = (decision is not null and rationale is not null))
+);
+create unique index if not exists appeals_one_live on public.appeals (subject_kind, subject_id)
+  where status <> 'decided';
+
+-- Evidence lineage: which media and calls belong to which order.
+create table if not exists public.evidence_links (
+  order_id    bigint not null references public.orders (id),
+  kind        text not null check (kind in ('input', 'attachment', 'output', 'approved', 'call')),
+  media_id    bigint references public.media_assets (id),
+  call_id     bigint references public.calls (id),
+  computed_at timestamptz not null default now(),
+  check ((media_id is null) <> (call_id is null))
+);
+create unique index if not exists evidence_links_unique on public.evidence_links
+  (order_id, kind, coalesce(media_id, 0), coalesce(call_id, 0));
+
+create table if not exists public.sweep_rules (
+  code         text primary key check (code in ('reader_reject_rate', 'refund_loop', 'call_drop_rate',
+                                                 'payment_fallback_spike', 'order_burst')),
+  enabled      boolean not null default true,
+  threshold    numeric not null check (threshold > 0),
+  min_volume   integer not null default 1 check (min_volume >= 1),
+  window_hours integer not null check (window_hours between 1 and 8760),
+  reason       text not null references public.moderation_reasons (code),
+  description  text not null
+);
+insert into public.sweep_rules values
+  ('reader_reject_rate', true, 0.5, 4, 168, 'other', 'share of a reader''s reviewed work rejected by monitors'),
+  ('refund_loop', true, 3, 1, 720, 'fraud', 'refunds to one client'),
+  ('call_drop_rate', true, 0.3, 5, 168, 'other', 'share of a reader''s calls they dropped'),
+  ('payment_fallback_spike', true, 4, 1, 24, 'fraud', 'failed payment attempts by one client'),
+  ('order_burst', true, 6, 1, 1, 'spam', 'orders placed by one client')
+on conflict (code) do nothing;
+
+create table if not exists public.retention_windows (
+  name text primary key check (name in ('moderation_cases', 'appeals', 'user_blocks', 'moderation_actions')),
+  days integer not null check (days between 30 and 3650)
+);
+insert into public.retention_windows values
+  ('moderation_cases', 365), ('appeals', 730), ('user_blocks', 730), ('moderation_actions', 730)
+on conflict (name) do nothing;
+
+-- Moderation acts carry their reason, case and evidence.
+alter table public.moderation_actions drop constraint if exists moderation_actions_action_check;
+alter table public.moderation_actions add constraint moderation_actions_action_check check (action in
+  ('approve', 'reject', 'block', 'unblock', 'drop_call', 'hold', 'release', 'unlist', 'remove_media', 'escalate',
+   'claim', 'resolve', 'dismiss', 'appeal_open', 'appeal_decide', 'flag'));
+alter table public.moderation_actions drop constraint if exists moderation_actions_target_kind_check;
+alter table public.moderation_actions add constraint moderation_actions_target_kind_check check (target_kind in
+  ('order', 'profile', 'media', 'horoscope', 'call', 'case', 'appeal'));
+alter table public.moderation_actions
+  add column if not exists reason_code text references public.moderation_reasons (code),
+  add column if not exists case_id bigint references public.moderation_cases (id),
+  add column if not exists evidence jsonb not null default '[]'::jsonb;
+
+alter table public.orders
+  add column if not exists held_at timestamptz,
+  add column if not exists unlisted_at timestamptz;
+alter table public.media_assets add column if not exists removed_at timestamptz;
+
+-- A removed file is never served; an unlisted order's audio neither.
+create or replace function app.media_object(p_id bigint, p_sha text)
+returns table (storage_key text, content_type text)
+language sql stable security definer set search_path = '' as $$
+  select m.storage_key, m.content_type from public.media_assets m
+   where m.id = p_id and m.sha256 = p_sha and m.removed_at is null
+     and not exists (select 1 from public.orders o where o.approved_media_id = m.id and o.unlisted_at is not null)
+$$;
+
+-- One record of a moderation act, with the caller as actor.
+create or replace function app.moderation_record(p_kind text, p_target text, p_action text, p_reason text,
+                                                 p_note text, p_case bigint, p_evidence jsonb) returns void
+language sql volatile security definer set search_path = '' as $$
+  insert into public.moderation_actions (actor_id, target_kind, target_id, action, reason, reason_code, case_id,
+                                         evidence)
+  values (auth.uid(), p_kind, p_target, p_action, p_note, p_reason, p_case, coalesce(p_evidence, '[]'::jsonb));
+  select app.audit('moderation.' || p_action, p_kind, p_target,
+                   jsonb_strip_nulls(jsonb_build_object('reason', p_reason, 'case', p_case)));
+$$;
+revoke all on function app.moderation_record(text, text, text, text, text, bigint, jsonb) from public;
+
+-- The caller must hold the case's claim to act under it.
+create or replace function app.require_claim(p_case bigint) returns void
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  if p_case is not null and not exists (
+       select 1 from public.moderation_cases c where c.id = p_case and c.status = 'open'
+          and c.claimed_by = auth.uid() and c.claim_expires_at > now()) then
+    raise exception 'claim the case before acting on it' using errcode = '55000', hint = 'claim_required';
+  end if;
+end
+$$;
+
+-- Claim is atomic: an open case whose claim is free or expired goes to exactly one caller.
+create or replace function app.claim_case(p_case bigint, p_minutes integer default 15) returns boolean
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  won boolean;
+begin
+  if not coalesce(app.is_staff(), false) then
+    raise exception 'only monitors and admins claim cases' using errcode = '42501', hint = 'forbidden';
+  end if;
+  update public.moderation_cases set claimed_by = auth.uid(), claim_expires_at = now() + make_interval(mins => p_minutes),
+         updated_at = now()
+   where id = p_case and status = 'open'
+     and (claimed_by is null or claim_expires_at <= now() or claimed_by = auth.uid())
+  returning true into won;
+  if won then
+    perform app.moderation_record('case', p_case::text, 'claim', null, null, p_case, null);
+  end if;
+  return coalesce(won, false);
+end
+$$;
+
+create or replace function app.block_user(p_user uuid, p_reason text, p_note text, p_evidence jsonb,
+                                          p_minutes integer, p_case bigint) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  caller text := app.user_role();
+  target text;
+  b bigint;
+  until timestamptz := case when p_minutes is null then null else now() + make_interval(mins => p_minutes) end;
+begin
+  select r.code into target from public.profiles p join public.roles r on r.id = p.role_id
+   where p.id = p_user and p.deleted_at is null;
+  if target is null then
+    raise exception 'no such user' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if caller is null or caller not in ('monitor', 'admin', 'superadmin') or p_user = auth.uid()
+     or target = 'superadmin'
+     or (caller = 'monitor' and target not in ('client', 'reader'))
+     or (caller = 'admin' and target = 'admin') then
+    raise exception 'a % may not block a %', coalesce(caller, 'caller'), target using errcode = '42501', hint = 'forbidden';
+  end if;
+  perform app.require_claim(p_case);
+  insert into public.user_blocks (user_id, blocked_by, reason, note, evidence, case_id, ends_at)
+  values (p_user, auth.uid(), p_reason, p_note, coalesce(p_evidence, '[]'::jsonb), p_case, until)
+  returning id into b;
+  update public.profiles set blocked_at = now(), blocked_until = until where id = p_user;
+  perform app.moderation_record('profile', p_user::text, 'block', p_reason, p_note, p_case, p_evidence);
+  return b;
+end
+$$;
+
+-- Unblock is for admins only (seeds 003 §8: "only admin may unblock").
+create or replace function app.unblock_user(p_user uuid, p_note text) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n integer;
+begin
+  if not coalesce(app.is_admin(), false) then
+    raise exception 'only an admin may unblock' using errcode = '42501', hint = 'admin_only';
+  end if;
+  update public.user_blocks set lifted_at = now(), lifted_by = auth.uid(), lift_note = p_note
+   where user_id = p_user and lifted_at is null;
+  get diagnostics n = row_count;
+  update public.profiles set blocked_at = null, blocked_until = null where id = p_user and blocked_at is not null;
+  if n = 0 and not found then
+    raise exception 'this user is not blocked' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  perform app.moderation_record('profile', p_user::text, 'unblock', null, p_note, null, null);
+  return n;
+end
+$$;
+
+-- Expired blocks lift themselves at the very moment they end (app.user_role() compares
+-- blocked_until with now()); this job closes their records.
+create or replace function app.lift_expired_blocks() returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  b record;
+  n integer := 0;
+begin
+  for b in update public.user_blocks set lifted_at = ends_at, lift_note = 'expired'
+            where lifted_at is null and ends_at <= now() returning id, user_id loop
+    n := n + 1;
+    update public.profiles set blocked_at = null, blocked_until = null
+     where id = b.user_id and blocked_until <= now()
+       and not exists (select 1 from public.user_blocks u where u.user_id = b.user_id and u.lifted_at is null);
+    perform app.audit('moderation.block_expired', 'profile', b.user_id::text, jsonb_build_object('block', b.id));
+  end loop;
+  return n;
+end
+$$;
+
+create or replace function app.moderate_order(p_order bigint, p_action text, p_reason text, p_note text,
+                                              p_evidence jsonb, p_case bigint) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  o public.orders;
+  new_case bigint;
+begin
+  if not coalesce(app.is_staff(), false) then
+    raise exception 'only monitors and admins moderate orders' using errcode = '42501', hint = 'forbidden';
+  end if;
+  perform app.require_claim(p_case);
+  select * into o from public.orders where id = p_order for update;
+  if o.id is null then
+    raise exception 'no such order' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  case p_action
+    when 'hold' then update public.orders set held_at = now() where id = p_order;
+    when 'release' then update public.orders set held_at = null where id = p_order;
+    when 'unlist' then update public.orders set unlisted_at = now() where id = p_order;
+    when 'remove_media' then
+      if o.output_media_id is null and o.approved_media_id is null then
+        raise exception 'this order has no audio to remove' using errcode = '55000', hint = 'no_media';
+      end if;
+      update public.media_assets set removed_at = now()
+       where id in (o.output_media_id, o.approved_media_id) and removed_at is null;
+    when 'escalate' then
+      insert into public.moderation_cases (source, reason, severity, subject_kind, subject_id, subject_user,
+                                           is_gold, summary, evidence)
+      values ('moderation', p_reason, 4, 'order', p_order::text, o.assigned_reader, o.is_gold,
+              coalesce(p_note, 'escalated by a monitor'), coalesce(p_evidence, '[]'::jsonb))
+      returning id into new_case;
+    else
+      raise exception 'unknown action %', p_action using errcode = '22023', hint = 'validation_error';
+  end case;
+  perform app.moderation_record('order', p_order::text, p_action, p_reason, p_note, coalesce(p_case, new_case),
+                                p_evidence);
+  return new_case;
+end
+$$;
+
+-- A held order does not move until released.
+create or replace function app.orders_hold_guard() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if old.held_at is not null and new.held_at is not null and new.status is distinct from old.status then
+    raise exception 'this order is on hold by moderation' using errcode = '55000', hint = 'on_hold';
+  end if;
+  return new;
+end
+$$;
+drop trigger if exists trg_orders_hold on public.orders;
+create trigger trg_orders_hold before update on public.orders for each row execute function app.orders_hold_guard();
+
+create or replace function app.resolve_case(p_case bigint, p_outcome text, p_note text) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform app.require_claim(p_case);
+  update public.moderation_cases set status = p_outcome, resolution = p_note, resolved_by = auth.uid(),
+         resolved_at = now(), claimed_by = null, claim_expires_at = null, updated_at = now()
+   where id = p_case;
+  perform app.moderation_record('case', p_case::text, case when p_outcome = 'dismissed' then 'dismiss' else 'resolve' end,
+                                null, p_note, p_case, null);
+end
+$$;
+
+create or replace function app.open_appeal(p_appeal bigint) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if not coalesce(app.is_staff(), false) then
+    raise exception 'only monitors and admins review appeals' using errcode = '42501', hint = 'forbidden';
+  end if;
+  update public.appeals set status = 'under_review', reviewer_id = auth.uid(), opened_at = now()
+   where id = p_appeal and status = 'submitted';
+  if not found then
+    if not exists (select 1 from public.appeals where id = p_appeal) then
+      raise exception 'no such appeal' using errcode = 'P0002', hint = 'not_found';
+    end if;
+    raise exception 'this appeal is already under review or decided' using errcode = '55000', hint = 'conflict';
+  end if;
+  perform app.moderation_record('appeal', p_appeal::text, 'appeal_open', null, null, null, null);
+end
+$$;
+
+-- Deciding: overturning a block lifts it, and that is an unblock (admins only).
+create or replace function app.decide_appeal(p_appeal bigint, p_decision text, p_rationale text) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  a public.appeals;
+begin
+  select * into a from public.appeals where id = p_appeal for update;
+  if a.id is null then
+    raise exception 'no such appeal' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if a.status <> 'under_review' or a.reviewer_id is distinct from auth.uid() then
+    raise exception 'open the appeal for review first' using errcode = '55000', hint = 'conflict';
+  end if;
+  if p_decision = 'overturned' and a.subject_kind = 'block' then
+    if not coalesce(app.is_admin(), false) then
+      raise exception 'overturning a block lifts it: only an admin may' using errcode = '42501', hint = 'admin_only';
+    end if;
+    perform app.unblock_user((select user_id from public.user_blocks where id = a.subject_id),
+                             'appeal ' || p_appeal || ' overturned');
+  elsif p_decision = 'overturned' and a.subject_kind = 'case' then
+    update public.moderation_cases set status = 'dismissed', resolution = 'overturned on appeal ' || p_appeal,
+           resolved_by = auth.uid(), resolved_at = now(), updated_at = now()
+     where id = a.subject_id;
+    update public.orders set held_at = null, unlisted_at = null
+     where id::text = (select subject_id from public.moderation_cases where id = a.subject_id and subject_kind = 'order');
+  end if;
+  update public.appeals set status = 'decided', decision = p_decision, rationale = p_rationale,
+         decided_by = auth.uid(), decided_at = now() where id = p_appeal;
+  perform app.moderation_record('appeal', p_appeal::text, 'appeal_decide', null, p_decision, null, null);
+end
+$$;
+
+create or replace function app.recompute_lineage(p_order bigint) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n integer;
+begin
+  if not coalesce(app.is_staff(), false) then
+    raise exception 'only monitors and admins rebuild lineage' using errcode = '42501', hint = 'forbidden';
+  end if;
+  delete from public.evidence_links where p_order is null or order_id = p_order;
+  insert into public.evidence_links (order_id, kind, media_id, call_id)
+  select o.id, x.kind, x.media_id, x.call_id
+    from public.orders o
+    cross join lateral (
+      select 'input' as kind, o.input_media_id as media_id, null::bigint as call_id where o.input_media_id is not null
+      union all select 'output', o.output_media_id, null where o.output_media_id is not null
+      union all select 'approved', o.approved_media_id, null where o.approved_media_id is not null
+      union all select 'attachment', a.media_id, null from public.order_attachments a where a.order_id = o.id
+      union all select 'call', null, c.id from public.calls c where c.order_id = o.id) x
+   where p_order is null or o.id = p_order
+  on conflict do nothing;
+  get diagnostics n = row_count;
+  perform app.audit('moderation.lineage_recomputed', 'order', p_order::text, jsonb_build_object('links', n));
+  return n;
+end
+$$;
+
+-- Nightly sweeps: each rule opens at most one case per subject per day (dedupe_key).
+create or replace function app.moderation_sweeps() returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.sweep_rules;
+  n integer := 0;
+  k integer;
+  since timestamptz;
+  day text := to_char(now() at time zone 'UTC', 'YYYY-MM-DD');
+begin
+  for r in select * from public.sweep_rules where enabled order by code loop
+    since := now() - make_interval(hours => r.window_hours);
+    insert into public.moderation_cases (source, rule, reason, severity, subject_kind, subject_id, subject_user,
+                                         summary, evidence, dedupe_key)
+    select 'sweep', r.code, r.reason, (select severity from public.moderation_reasons where code = r.reason),
+           'profile', s.who::text, s.who, r.description || ': ' || s.detail,
+           jsonb_build_array(jsonb_build_object('rule', r.code, 'value', s.value, 'threshold', r.threshold,
+                                                'volume', s.volume, 'window_hours', r.window_hours)),
+           r.code || ':' || s.who || ':' || day
+      from (
+        -- a reader's rejected share of reviewed work
+        select o.assigned_reader as who, count(*) filter (where m.action = 'reject')::numeric / count(*) as value,
+               count(*) as volume, round(100 * count(*) filter (where m.action = 'reject')::numeric / count(*)) || '%' as detail
+          from public.moderation_actions m join public.orders o on o.id::text = m.target_id
+         where r.code = 'reader_reject_rate' and m.target_kind = 'order' and m.action in ('approve', 'reject')
+           and m.created_at > since and o.assigned_reader is not null
+         group by o.assigned_reader
+        union all
+        select t.user_id, count(*), count(*), count(*) || ' refunds'
+          from public.payment_transactions t
+         where r.code = 'refund_loop' and t.kind = 'refund' and t.status = 'succeeded' and t.created_at > since
+         group by t.user_id
+        union all
+        select o.assigned_reader, count(*) filter (where c.end_reason = 'dropped_by_reader')::numeric / count(*),
+               count(*), round(100 * count(*) filter (where c.end_reason = 'dropped_by_reader')::numeric / count(*)) || '%'
+          from public.calls c join public.orders o on o.id = c.order_id
+         where r.code = 'call_drop_rate' and c.ended_at > since and o.assigned_reader is not null
+         group by o.assigned_reader
+        union all
+        select t.user_id, count(*), count(*), count(*) || ' failed payments'
+          from public.payment_transactions t
+         where r.code = 'payment_fallback_spike' and t.status = 'failed' and t.created_at > since
+         group by t.user_id
+        union all
+        select o.user_id, count(*), count(*), count(*) || ' orders'
+          from public.orders o
+         where r.code = 'order_burst' and o.created_at > since
+         group by o.user_id
+      ) s
+     where s.who is not null and s.value >= r.threshold and s.volume >= r.min_volume
+    on conflict (dedupe_key) do nothing;
+    get diagnostics k = row_count;
+    n := n + k;
+  end loop;
+  perform app.audit('moderation.sweeps', null, null, jsonb_build_object('cases_opened', n));
+  return n;
+end
+$$;
+
+-- Retention: fixed windows, purged by the job engine; the purge itself is audited.
+create or replace function app.retention_purge() returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  w jsonb := (select jsonb_object_agg(name, days) from public.retention_windows);
+  out jsonb := '{}'::jsonb;
+  k integer;
+begin
+  delete from public.appeals where status = 'decided' and decided_at < now() - make_interval(days => (w->>'appeals')::int);
+  get diagnostics k = row_count; out := out || jsonb_build_object('appeals', k);
+  delete from public.moderation_actions m
+   where m.created_at < now() - make_interval(days => (w->>'moderation_actions')::int);
+  get diagnostics k = row_count; out := out || jsonb_build_object('moderation_actions', k);
+  delete from public.user_blocks b where b.lifted_at < now() - make_interval(days => (w->>'user_blocks')::int)
+     and not exists (select 1 from public.appeals a where a.subject_kind = 'block' and a.subject_id = b.id);
+  get diagnostics k = row_count; out := out || jsonb_build_object('user_blocks', k);
+  delete from public.moderation_cases c
+   where c.status <> 'open' and c.resolved_at < now() - make_interval(days => (w->>'moderation_cases')::int)
+     and not exists (select 1 from public.appeals a where a.subject_kind = 'case' and a.subject_id = c.id)
+     and not exists (select 1 from public.moderation_actions m where m.case_id = c.id)
+     and not exists (select 1 from public.user_blocks b where b.case_id = c.id);
+  get diagnostics k = row_count; out := out || jsonb_build_object('moderation_cases', k);
+  perform app.audit('retention.purged', null, null, out);
+  return out;
+end
+$$;
+
+revoke all on function app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
+  app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
+  app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
+  app.recompute_lineage(bigint), app.require_claim(bigint) from public;
+grant execute on function app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
+  app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
+  app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
+  app.recompute_lineage(bigint), app.require_claim(bigint) to authenticated;
+revoke all on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() from public;
+grant execute on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() to service_role;
+
+-- Jobs a request (the cron route) may queue.
+create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
+returns bigint
+language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
+declare
+  jid bigint;
+begin
+  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
+                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
+                    'audit_seal', 'audit_attest') then
+    raise exception 'task % may not be deferred from a request', p_task
+      using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
+  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
+   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
+  returning id into jid;
+  return jid;
+end
+$$;
+
+select app.lock_down('moderation_reasons', 'moderation_cases', 'user_blocks', 'appeals', 'evidence_links',
+                     'sweep_rules', 'retention_windows');
+
+grant select on public.moderation_reasons to authenticated;
+drop policy if exists moderation_reasons_read on public.moderation_reasons;
+create policy moderation_reasons_read on public.moderation_reasons for select to authenticated using (true);
+
+-- Cases: staff see all; anyone else only the reports they filed. Reports are inserted by
+-- their reporter; every other change goes through the functions above.
+grant select, insert on public.moderation_cases to authenticated;
+drop policy if exists moderation_cases_read on public.moderation_cases;
+create policy moderation_cases_read on public.moderation_cases for select to authenticated
+  using ((select app.is_staff()) or reporter_id = (select auth.uid()));
+drop policy if exists moderation_cases_report on public.moderation_cases;
+create policy moderation_cases_report on public.moderation_cases for insert to authenticated
+  with check (source = 'report' and reporter_id = (select auth.uid()) and status = 'open' and claimed_by is null);
+
+grant select on public.user_blocks, public.evidence_links to authenticated;
+drop policy if exists user_blocks_staff on public.user_blocks;
+create policy user_blocks_staff on public.user_blocks for select to authenticated using ((select app.is_staff()));
+drop policy if exists evidence_links_staff on public.evidence_links;
+create policy evidence_links_staff on public.evidence_links for select to authenticated using ((select app.is_staff()));
+
+-- Appeals: staff all; the appellant their own. Filed by the appellant (or staff on their behalf).
+grant select, insert on public.appeals to authenticated;
+drop policy if exists appeals_read on public.appeals;
+create policy appeals_read on public.appeals for select to authenticated
+  using ((select app.is_staff()) or appellant_id = (select auth.uid()));
+drop policy if exists appeals_file on public.appeals;
+create policy appeals_file on public.appeals for insert to authenticated
+  with check (status = 'submitted' and filed_by = (select auth.uid())
+              and (appellant_id = (select auth.uid()) or (select app.is_staff())));
+
+grant select, update (enabled, threshold, min_volume, window_hours) on public.sweep_rules to authenticated;
+grant select, update (days) on public.retention_windows to authenticated;
+drop policy if exists sweep_rules_staff on public.sweep_rules;
+create policy sweep_rules_staff on public.sweep_rules for select to authenticated using ((select app.is_staff()));
+drop policy if exists sweep_rules_admin on public.sweep_rules;
+create policy sweep_rules_admin on public.sweep_rules for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
+drop policy if exists retention_windows_staff on public.retention_windows;
+create policy retention_windows_staff on public.retention_windows for select to authenticated
+  using ((select app.is_staff()));
+drop policy if exists retention_windows_admin on public.retention_windows;
+create policy retention_windows_admin on public.retention_windows for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
+
+-- migrate:down
+drop function if exists app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
+  app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
+  app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
+  app.recompute_lineage(bigint), app.require_claim(bigint), app.lift_expired_blocks(), app.moderation_sweeps(),
+  app.retention_purge(), app.moderation_record(text, text, text, text, text, bigint, jsonb);
+drop trigger if exists trg_orders_hold on public.orders;
+drop function if exists app.orders_hold_guard();
+alter table public.moderation_actions drop column if exists reason_code, drop column if exists case_id,
+  drop column if exists evidence;
+alter table public.orders drop column if exists held_at, drop column if exists unlisted_at;
+alter table public.media_assets drop column if exists removed_at;
+drop table if exists public.retention_windows, public.sweep_rules, public.evidence_links, public.appeals,
+  public.user_blocks, public.moderation_cases, public.moderation_reasons;

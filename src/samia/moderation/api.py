@@ -1,0 +1,312 @@
+"""Moderation (seeds 001 M21): reports and the cases queue, atomic claims, blocks and
+unblocks, order moderation, appeals and evidence lineage. The rules live in the database
+functions of migration 023; these routes declare who may call them and shape the answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from samia.core.access import Ctx, Probe, allow
+from samia.core.models import Id, Input
+from samia.core.problems import AppError, not_found
+from samia.orders.workflow import ADMINS, STAFF
+
+router = APIRouter(tags=["moderation"])
+
+Reason = Literal["harassment", "abuse", "fraud", "copyright", "safety", "spam", "other"]
+Uuid = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Note = Annotated[str, Field(min_length=3, max_length=2000)]
+Evidence = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=20,
+                     description="references: media:12, order:34, call:5, a ticket URL …")]
+CaseId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class CaseOut(BaseModel):
+    id: int
+    source: str
+    rule: str | None
+    reason: str
+    severity: int
+    subject_kind: str
+    subject_id: str
+    subject_user: str | None
+    is_gold: bool
+    status: str
+    claimed_by: str | None
+    claim_expires_at: dt.datetime | None
+    summary: str | None
+    evidence: list[Any]
+    resolution: str | None
+    created_at: dt.datetime
+
+
+class ReportIn(Input):
+    subject_kind: Literal["profile", "order", "call", "media"]
+    subject_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f-]{1,64}$")]
+    reason: Reason
+    details: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class ReportOut(BaseModel):
+    id: int
+    subject_kind: str
+    subject_id: str
+    reason: str
+    status: str
+    created_at: dt.datetime
+
+
+class BlockIn(Input):
+    user_id: Uuid
+    reason: Reason
+    note: Note | None = None
+    evidence: Evidence = Field(default_factory=list)
+    duration_minutes: Annotated[int, Field(ge=5, le=525_600)] | None = Field(
+        None, description="omit for a block that lasts until an admin lifts it")
+    case_id: CaseId | None = Field(None, description="act under a case you have claimed")
+
+
+class UnblockIn(Input):
+    user_id: Uuid
+    note: Note
+
+
+class ModerateIn(Input):
+    action: Literal["hold", "release", "unlist", "remove_media", "escalate"]
+    reason: Reason
+    note: Note | None = None
+    evidence: Evidence = Field(default_factory=list)
+    case_id: CaseId | None = None
+
+
+class ResolveIn(Input):
+    outcome: Literal["resolved", "dismissed"]
+    note: Note
+
+
+class AppealIn(Input):
+    subject_kind: Literal["block", "case"]
+    subject_id: CaseId
+    statement: Annotated[str, Field(min_length=3, max_length=4000)]
+    appellant_id: Uuid | None = Field(None, description="staff filing for someone who cannot sign in (a block)")
+
+
+class DecideIn(Input):
+    decision: Literal["upheld", "overturned"]
+    rationale: Note
+
+
+class AppealOut(BaseModel):
+    id: int
+    subject_kind: str
+    subject_id: int
+    appellant_id: str
+    statement: str
+    status: str
+    decision: str | None
+    rationale: str | None
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+
+
+class LineageIn(Input):
+    order_id: CaseId | None = Field(None, description="omit to rebuild every order's links")
+
+
+CASE_COLS = ("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, status, "
+             "claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")
+APPEAL_COLS = ("id, subject_kind, subject_id, appellant_id::text, statement, status, decision, rationale, "
+               "created_at, decided_at")
+STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
+
+
+async def _one(ctx: Ctx, sql: str, params: tuple[Any, ...], what: str) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, params)
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found(what)
+    return row
+
+
+# ---- reports and the cases queue ------------------------------------------------------
+
+@router.post("/reports", status_code=status.HTTP_201_CREATED, response_model=ReportOut)
+async def report(body: ReportIn, ctx: Ctx = allow("client", "reader", *STAFF, probe=Probe(
+        "insert into moderation_cases (source, reason, severity, subject_kind, subject_id, reporter_id) "
+        "values ('report', 'spam', 1, 'profile', :other, auth.uid())"))) -> dict[str, Any]:
+    """Report a person, an order, a call or a file. It joins the monitors' queue."""
+    return await _one(ctx, """
+        insert into moderation_cases (source, reason, severity, subject_kind, subject_id, reporter_id, summary)
+        select 'report', r.code, r.severity, %s, %s, auth.uid(), %s from moderation_reasons r where r.code = %s
+        returning id, subject_kind, subject_id, reason, status, created_at""",
+                      (body.subject_kind, body.subject_id, body.details, body.reason), "reason")
+
+
+@router.get("/reports", response_model=list[ReportOut])
+async def my_reports(ctx: Ctx = allow("client", "reader", *STAFF, probe=Probe(
+        "insert into moderation_cases (source, reason, severity, subject_kind, subject_id, reporter_id) "
+        "values ('report', 'spam', 1, 'profile', :other, auth.uid())"))) -> list[dict[str, Any]]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, subject_kind, subject_id, reason, status, created_at from moderation_cases "
+                      "where reporter_id = auth.uid() order by id desc limit 100")
+    return await cur.fetchall()
+
+
+@router.get("/monitor/cases", response_model=list[CaseOut])
+async def cases(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
+                status_: Annotated[Literal["open", "resolved", "dismissed"], Query(alias="status")] = "open",
+                reason: Reason | None = None,
+                source: Literal["report", "sweep", "moderation"] | None = None,
+                subject_kind: Literal["profile", "order", "call", "media"] | None = None,
+                min_severity: Annotated[int, Query(ge=1, le=4)] = 1,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
+    """Reports, automated sweeps and escalations together: critical first, then golden,
+    then oldest."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(f"""select {CASE_COLS} from moderation_cases
+        where status = %(st)s and (%(r)s::text is null or reason = %(r)s) and (%(s)s::text is null or source = %(s)s)
+          and (%(k)s::text is null or subject_kind = %(k)s) and severity >= %(sev)s
+        order by severity desc, is_gold desc, created_at, id limit %(lim)s""",  # noqa: S608
+                      {"st": status_, "r": reason, "s": source, "k": subject_kind, "sev": min_severity, "lim": limit})
+    return await cur.fetchall()
+
+
+@router.post("/monitor/cases/{case_id}/claim", response_model=CaseOut)
+async def claim(case_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
+    """Take a case for 15 minutes (renewable). Two monitors never hold the same case: the
+    loser of a race gets 409."""
+    cur = await ctx.conn.execute("select app.claim_case(%s)", (case_id,))
+    if not (await cur.fetchone())[0]:  # type: ignore[index]
+        row = await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s",  # noqa: S608
+                         (case_id,), "case")
+        raise AppError(409, "case_taken" if row["status"] == "open" else "conflict",
+                       "another monitor holds this case" if row["status"] == "open" else f"the case is {row['status']}")
+    return await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s", (case_id,), "case")  # noqa: S608
+
+
+@router.post("/monitor/cases/{case_id}/resolve", response_model=CaseOut)
+async def resolve(case_id: Id, body: ResolveIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
+    await ctx.conn.execute("select app.resolve_case(%s, %s, %s)", (case_id, body.outcome, body.note))
+    return await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s", (case_id,), "case")  # noqa: S608
+
+
+# ---- blocks ---------------------------------------------------------------------------
+
+@router.post("/monitor/block-user", status_code=status.HTTP_201_CREATED)
+async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=Probe(
+        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null)"))) -> dict[str, Any]:
+    """Block a client or reader (admins: also monitors). Their tokens stop working on the
+    next request; a block with a duration lifts itself when it ends."""
+    cur = await ctx.conn.execute("select app.block_user(%s, %s, %s, %s, %s, %s)",
+                                 (body.user_id, body.reason, body.note, json.dumps(body.evidence),
+                                  body.duration_minutes, body.case_id))
+    block_id = (await cur.fetchone())[0]  # type: ignore[index]
+    return await _one(ctx, "select id, user_id::text, reason, note, evidence, starts_at, ends_at, case_id "
+                           "from user_blocks where id = %s", (block_id,), "block")
+
+
+@router.post("/monitor/unblock-user")
+async def unblock_user(body: UnblockIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
+        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null), app.unblock_user(:other, 'probe')"))
+        ) -> dict[str, Any]:
+    """Lift a block. Admins only (a monitor blocks; only an admin unblocks)."""
+    cur = await ctx.conn.execute("select app.unblock_user(%s, %s)", (body.user_id, body.note))
+    return {"user_id": body.user_id, "blocks_lifted": (await cur.fetchone())[0]}  # type: ignore[index]
+
+
+# ---- orders ---------------------------------------------------------------------------
+
+@router.post("/monitor/moderate/order/{order_id}")
+async def moderate_order(order_id: Id, body: ModerateIn, ctx: Ctx = allow(*STAFF, probe=Probe(
+        "select app.moderate_order(:order_review, 'hold', 'other', 'probe', '[]', null)"))) -> dict[str, Any]:
+    """hold (the order stops moving) / release, unlist (its audio is no longer served to the
+    client), remove_media (the audio files are withdrawn), escalate (a critical case)."""
+    cur = await ctx.conn.execute("select app.moderate_order(%s, %s, %s, %s, %s, %s)",
+                                 (order_id, body.action, body.reason, body.note, json.dumps(body.evidence),
+                                  body.case_id))
+    case = (await cur.fetchone())[0]  # type: ignore[index]
+    if body.action == "remove_media":
+        keys = await (await ctx.conn.execute(
+            "select storage_key from media_assets m join orders o on m.id in (o.output_media_id, o.approved_media_id) "
+            "where o.id = %s and m.removed_at is not null", (order_id,))).fetchall()
+        storage = ctx.platform.storage
+
+        async def remove() -> None:
+            for (key,) in keys:
+                await storage.delete(key)
+        ctx.after_commit.append(remove)
+    row = await _one(ctx, "select id, status::text, held_at, unlisted_at from orders where id = %s", (order_id,),
+                     "order")
+    return {**row, "action": body.action, "escalation_case_id": case}
+
+
+# ---- appeals ----------------------------------------------------------------------------
+
+@router.post("/appeals", status_code=status.HTTP_201_CREATED, response_model=AppealOut)
+async def file_appeal(body: AppealIn, ctx: Ctx = allow("client", "reader", *STAFF, probe=Probe(
+        "insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement) "
+        "values ('case', 1, auth.uid(), auth.uid(), 'probe')"))) -> dict[str, Any]:
+    """Appeal a moderation decision about you (a case); staff may file for someone who
+    cannot sign in, such as a blocked user."""
+    appellant = body.appellant_id or ctx.user_id
+    if body.appellant_id and ctx.role not in STAFF:
+        raise AppError(403, "forbidden", "only staff file appeals for someone else")
+    cur = await ctx.conn.execute(
+        "select coalesce((select user_id from user_blocks where %(k)s = 'block' and id = %(s)s), "
+        "(select subject_user from moderation_cases where %(k)s = 'case' and id = %(s)s))::text",
+        {"k": body.subject_kind, "s": body.subject_id})
+    about = (await cur.fetchone())[0]  # type: ignore[index]
+    if about is None and ctx.role in STAFF:
+        raise not_found(body.subject_kind)
+    if ctx.role not in STAFF and about is not None and about != appellant:
+        raise not_found(body.subject_kind)
+    return await _one(ctx, f"""insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement)
+        values (%s, %s, %s, auth.uid(), %s) returning {APPEAL_COLS}""",  # noqa: S608
+                      (body.subject_kind, body.subject_id, appellant, body.statement), "appeal")
+
+
+@router.get("/monitor/appeals", response_model=list[AppealOut])
+async def appeals(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
+                  status_: Annotated[Literal["submitted", "under_review", "decided"],
+                                     Query(alias="status")] = "submitted") -> list[dict[str, Any]]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute(f"select {APPEAL_COLS} from appeals where status = %s order by id limit 100",  # noqa: S608
+                      (status_,))
+    return await cur.fetchall()
+
+
+@router.post("/monitor/appeals/{appeal_id}/open", response_model=AppealOut)
+async def open_appeal(appeal_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
+    """Take a submitted appeal into review."""
+    await ctx.conn.execute("select app.open_appeal(%s)", (appeal_id,))
+    return await _one(ctx, f"select {APPEAL_COLS} from appeals where id = %s", (appeal_id,), "appeal")  # noqa: S608
+
+
+@router.post("/monitor/appeals/{appeal_id}/resolve", response_model=AppealOut)
+async def resolve_appeal(appeal_id: Id, body: DecideIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)
+                         ) -> dict[str, Any]:
+    """Decide with a rationale. Overturning a block lifts it, which only an admin may do."""
+    await ctx.conn.execute("select app.decide_appeal(%s, %s, %s)", (appeal_id, body.decision, body.rationale))
+    return await _one(ctx, f"select {APPEAL_COLS} from appeals where id = %s", (appeal_id,), "appeal")  # noqa: S608
+
+
+# ---- lineage ------------------------------------------------------------------------------
+
+@router.post("/monitor/lineage/recompute")
+async def lineage(body: LineageIn, ctx: Ctx = allow(*STAFF, probe=Probe("select app.recompute_lineage(:order_new)"))
+                  ) -> dict[str, Any]:
+    """Rebuild the order ↔ media ↔ calls evidence links (one order, or all)."""
+    cur = await ctx.conn.execute("select app.recompute_lineage(%s)", (body.order_id,))
+    links = (await cur.fetchone())[0]  # type: ignore[index]
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select order_id, kind, media_id, call_id from evidence_links "
+                      "where %s::bigint is null or order_id = %s order by order_id, kind limit 500",
+                      (body.order_id, body.order_id))
+    return {"links": links, "sample": await cur.fetchall()}
