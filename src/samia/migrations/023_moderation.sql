@@ -379,6 +379,14 @@ begin
 end
 $$;
 
+-- Whom a block or case is about (for appeals): the appellant must be that person.
+create or replace function app.appeal_subject_user(p_kind text, p_id bigint) returns uuid
+language sql stable security definer set search_path = '' as $$
+  select case p_kind when 'block' then (select user_id from public.user_blocks where id = p_id)
+                     when 'case' then (select subject_user from public.moderation_cases where id = p_id) end
+   where auth.uid() is not null
+$$;
+
 create or replace function app.recompute_lineage(p_order bigint) returns integer
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -498,7 +506,7 @@ revoke all on function app.claim_case(bigint, integer), app.block_user(uuid, tex
 grant execute on function app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
   app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
   app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
-  app.recompute_lineage(bigint), app.require_claim(bigint) to authenticated;
+  app.recompute_lineage(bigint), app.require_claim(bigint), app.appeal_subject_user(text, bigint) to authenticated;
 revoke all on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() from public;
 grant execute on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() to service_role;
 
@@ -575,7 +583,8 @@ drop function if exists app.claim_case(bigint, integer), app.block_user(uuid, te
   app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
   app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
   app.recompute_lineage(bigint), app.require_claim(bigint), app.lift_expired_blocks(), app.moderation_sweeps(),
-  app.retention_purge(), app.moderation_record(text, text, text, text, text, bigint, jsonb);
+  app.retention_purge(), app.moderation_record(text, text, text, text, text, bigint, jsonb),
+  app.appeal_subject_user(text, bigint);
 drop trigger if exists trg_orders_hold on public.orders;
 drop function if exists app.orders_hold_guard();
 alter table public.moderation_actions drop column if exists reason_code, drop column if exists case_id,

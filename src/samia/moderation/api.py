@@ -258,14 +258,9 @@ async def file_appeal(body: AppealIn, ctx: Ctx = allow("client", "reader", *STAF
     appellant = body.appellant_id or ctx.user_id
     if body.appellant_id and ctx.role not in STAFF:
         raise AppError(403, "forbidden", "only staff file appeals for someone else")
-    cur = await ctx.conn.execute(
-        "select coalesce((select user_id from user_blocks where %(k)s = 'block' and id = %(s)s), "
-        "(select subject_user from moderation_cases where %(k)s = 'case' and id = %(s)s))::text",
-        {"k": body.subject_kind, "s": body.subject_id})
+    cur = await ctx.conn.execute("select app.appeal_subject_user(%s, %s)::text", (body.subject_kind, body.subject_id))
     about = (await cur.fetchone())[0]  # type: ignore[index]
-    if about is None and ctx.role in STAFF:
-        raise not_found(body.subject_kind)
-    if ctx.role not in STAFF and about is not None and about != appellant:
+    if about is None or about != appellant:  # nothing to appeal, or not theirs: the same answer
         raise not_found(body.subject_kind)
     return await _one(ctx, f"""insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement)
         values (%s, %s, %s, auth.uid(), %s) returning {APPEAL_COLS}""",  # noqa: S608
