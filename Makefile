@@ -16,3 +16,4 @@ lint: setup
 bench: setup
 	@scripts/setup.sh wrk
 	.venv/bin/python bench/run.py
+	.venv/bin/python bench/audit.py
