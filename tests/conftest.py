@@ -134,7 +134,8 @@ def served(dsns: db.Dsns) -> Iterator[str]:
     optional setting present (the 503 "not configured" answers have their own tests)."""
     app = create_app(make_settings(JOB_TOKEN="served-job-token-" + "q" * 32,
                                    STRIPE_WEBHOOK_SECRET="whsec_served", USDT_IPN_SECRET="ipn_served",
-                                   SQUARE_WEBHOOK_SIGNATURE_KEY="sq_served", METRICS_TOKEN="served-metrics-token-x"),
+                                   SQUARE_WEBHOOK_SIGNATURE_KEY="sq_served", METRICS_TOKEN="served-metrics-token-x",
+                                   TWILIO_AUTH_TOKEN="served-twilio-token"),
                      dsns=dsns)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     twilio_verify_sid: str | None = Field(None, alias="TWILIO_VERIFY_SID")
     # Only for tests and regional edges: where the Twilio SDK's requests are sent.
     twilio_base_url: str | None = Field(None, alias="TWILIO_BASE_URL")
+    # Live calls: the local simulator (default) or Twilio Voice conferences from TWILIO_CALLER_ID.
+    voice_provider: Literal["local", "twilio"] = Field("local", alias="VOICE_PROVIDER")
+    twilio_caller_id: str | None = Field(None, alias="TWILIO_CALLER_ID")
 
     card_provider: Literal["testcard", "stripe"] = Field("testcard", alias="CARD_PROVIDER")
     stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")

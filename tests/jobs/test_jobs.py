@@ -151,5 +151,6 @@ def test_every_schedule_is_declared_in_one_place() -> None:
                         "expire_holds": "* * * * *", "booking_reminders": "* * * * *", "reader_no_show": "* * * * *",
                         "order_clocks": "* * * * *", "lift_expired_blocks": "* * * * *",
                         "moderation_sweeps": "30 2 * * *", "retention_purge": "45 2 * * *",
-                        "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *"}
+                        "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *",
+                        "emergency_escalate": "* * * * * */5"}
     assert set(tasks.CRON_TASKS) == set(periodic)

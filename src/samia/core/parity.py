@@ -87,6 +87,18 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
     conn.execute("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
                  "values (%s, 'bank_transfer', 'charge', 'requires_action', 1500, 'USD')", (users["other"],))
     users.update(_order_world(conn, users["client"], users["reader"]))
+    # and that booking's call is live
+    row = conn.execute("insert into calls (booking_id, client_id, reader_id, kind, status, started_at) "
+                       "values (%s, %s, %s, 'scheduled', 'started', now()) returning id",
+                       (users["booking"], users["client"], users["reader"])).fetchone()
+    assert row is not None
+    users["call"] = str(row[0])
+    # and the reader asks for an instant window
+    row = conn.execute("insert into instant_windows (reader_id, during) values "
+                       "(%s, tstzrange(now() + interval '1 day', now() + interval '25 hours')) returning id",
+                       (users["reader"],)).fetchone()
+    assert row is not None
+    users["window"] = str(row[0])
     return users
 
 

@@ -60,6 +60,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "unsupported_media": ("This file type is not accepted here", "نوع الملف هذا غير مقبول هنا"),
     "invalid_signature": ("This link is not valid", "هذا الرابط غير صالح"),
     "url_expired": ("This link has expired", "انتهت صلاحية هذا الرابط"),
+    "consent_required": ("The client's consent is required first", "يلزم الحصول على موافقة العميل أولًا"),
+    "in_instant_window": ("You are inside an approved instant window", "أنت ضمن نافذة فورية معتمدة"),
+    "case_taken": ("Another monitor holds this case", "مراقب آخر يتولى هذه الحالة"),
+    "claim_required": ("Claim the case first", "تولَّ الحالة أولًا"),
 }
 
 
@@ -163,7 +167,7 @@ def from_db_error(exc: psycopg.Error) -> AppError:
             return AppError(409, "conflict", "this booking already has a payment in progress or paid")
         code = "email_taken" if constraint == "profiles_email_key" else "conflict"
         return AppError(409, code, f"duplicate value violates {constraint}" if code == "conflict" else None)
-    if hint == "reveal_out_of_order":  # seeds 002: an out-of-order reveal is a bad request
+    if hint in ("reveal_out_of_order", "consent_required"):  # seeds 002: both answer 400
         return AppError(400, hint, diag.message_primary)
     if state in ("23514", "23502", "23503") or state.startswith("22"):
         code = hint or ("invalid_reference" if state == "23503" else "validation_error")

@@ -260,7 +260,18 @@ async def audit_attest(context: JobContext, timestamp: int | None = None) -> int
     return int(out["id"])
 
 
+@app.periodic(cron="* * * * * */5", periodic_id="emergency_escalate")
+@app.task(name="emergency_escalate", pass_context=True, retry=RETRY)
+async def emergency_escalate(context: JobContext, timestamp: int | None = None, at: str | None = None) -> int:
+    """The siren's ladder: every step that is due, in order, each with its own timer. State
+    is in the database, so a restarted worker catches up without losing a step. `at` (ISO
+    time) replaces the clock: tests and drills only."""
+    rows = await system_tx(resources(context), "emergency_escalate",
+                           "select app.emergency_escalate(coalesce(%s::timestamptz, now()))", (at,))
+    return int(rows[0][0])
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest")
+              "audit_attest", "emergency_escalate")

@@ -125,7 +125,7 @@ on conflict (name) do nothing;
 alter table public.moderation_actions drop constraint if exists moderation_actions_action_check;
 alter table public.moderation_actions add constraint moderation_actions_action_check check (action in
   ('approve', 'reject', 'block', 'unblock', 'drop_call', 'hold', 'release', 'unlist', 'remove_media', 'escalate',
-   'claim', 'resolve', 'dismiss', 'appeal_open', 'appeal_decide', 'flag'));
+   'claim', 'resolve', 'dismiss', 'appeal_open', 'appeal_decide', 'flag', 'join_silent'));
 alter table public.moderation_actions drop constraint if exists moderation_actions_target_kind_check;
 alter table public.moderation_actions add constraint moderation_actions_target_kind_check check (target_kind in
   ('order', 'profile', 'media', 'horoscope', 'call', 'case', 'appeal'));

@@ -1,0 +1,739 @@
+-- Live calls (seeds 003 §11, 000 M40/M41, 002 consent): scheduled calls from confirmed
+-- bookings and instant calls from available readers, one state machine fed by the voice
+-- provider's webhooks, consent with the client's IP before any call starts, per-minute
+-- billing from the wallet ledger on the connected time, readers' availability and
+-- admin-approved instant windows, the emergency siren with its escalation ladder, monitor
+-- powers, and transcripts stored only after PII redaction.
+
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'samia_calls') then
+    create role samia_calls nologin noinherit;  -- applies verified provider events
+  end if;
+end
+$$;
+grant samia_calls to authenticator;
+grant usage on schema app to samia_calls;
+
+alter table public.services add column if not exists per_minute_minor integer not null default 0
+  check (per_minute_minor >= 0);
+
+alter table public.calls
+  add column if not exists booking_id bigint unique references public.bookings (id),
+  add column if not exists client_id uuid references public.profiles (id),
+  add column if not exists reader_id uuid references public.profiles (id),
+  add column if not exists kind text not null default 'scheduled' check (kind in ('scheduled', 'instant', 'emergency')),
+  add column if not exists status text not null default 'created' check (status in ('created', 'ringing', 'started',
+                                                                                     'ended')),
+  add column if not exists provider text not null default 'local' check (provider in ('local', 'twilio')),
+  add column if not exists provider_ref text unique,
+  add column if not exists capacity_id bigint references public.reader_capacity (id),
+  add column if not exists per_minute_minor integer not null default 0 check (per_minute_minor >= 0),
+  add column if not exists currency char(3) not null default 'USD',
+  add column if not exists max_seconds integer check (max_seconds > 0),
+  add column if not exists record boolean not null default false,
+  add column if not exists connected_seconds integer check (connected_seconds >= 0),
+  add column if not exists billed_minor bigint check (billed_minor >= 0),
+  add column if not exists created_at timestamptz not null default now(),
+  add column if not exists ringing_at timestamptz;
+alter table public.calls drop constraint if exists calls_end_reason_check;
+alter table public.calls add constraint calls_end_reason_check check (end_reason in
+  ('completed', 'dropped_by_monitor', 'dropped_by_reader', 'dropped_by_client', 'failed', 'no_answer', 'busy',
+   'other'));
+create unique index if not exists calls_one_live_per_reader on public.calls (reader_id) where status in ('ringing', 'started');
+
+alter table public.payment_transactions add column if not exists call_id bigint references public.calls (id);
+create unique index if not exists payment_transactions_one_call_charge on public.payment_transactions (call_id)
+  where kind = 'charge';
+
+create table if not exists public.call_consent_logs (
+  id                bigint generated always as identity primary key,
+  booking_id        bigint references public.bookings (id),
+  call_id           bigint references public.calls (id),
+  client_id         uuid not null references public.profiles (id),
+  client_ip         inet not null,
+  user_agent        text check (length(user_agent) <= 300),
+  consent_given     boolean not null check (consent_given),
+  recording_consent boolean not null default false,
+  consented_at      timestamptz not null default now(),
+  check (booking_id is not null or call_id is not null)
+);
+create index if not exists call_consent_booking on public.call_consent_logs (booking_id);
+
+create table if not exists public.call_events (
+  id                bigint generated always as identity primary key,
+  call_id           bigint not null references public.calls (id),
+  event             text not null check (event in ('created', 'ringing', 'started', 'ended', 'monitor_joined',
+                                                   'flagged', 'dropped')),
+  provider_event_id text,
+  at                timestamptz not null default now(),
+  actor             uuid references public.profiles (id),
+  meta              jsonb not null default '{}'::jsonb,
+  unique (call_id, provider_event_id)
+);
+
+-- The call state machine, whoever writes.
+create or replace function app.calls_guard() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if new.status is distinct from old.status and not (old.status, new.status) in (
+       ('created', 'ringing'), ('created', 'started'), ('ringing', 'started'),
+       ('created', 'ended'), ('ringing', 'ended'), ('started', 'ended')) then
+    raise exception 'a call cannot go from % to %', old.status, new.status using errcode = '55000',
+      hint = 'illegal_transition';
+  end if;
+  if old.status = 'ended' and (to_jsonb(new) - 'billed_minor') is distinct from (to_jsonb(old) - 'billed_minor') then
+    raise exception 'an ended call does not change' using errcode = '55000', hint = 'illegal_transition';
+  end if;
+  return new;
+end
+$$;
+drop trigger if exists trg_calls_guard on public.calls;
+create trigger trg_calls_guard before update on public.calls for each row execute function app.calls_guard();
+
+-- Readers' availability and admin-approved instant windows (M40).
+create table if not exists public.reader_status (
+  reader_id  uuid primary key references public.profiles (id),
+  available  boolean not null default false,
+  updated_at timestamptz not null default now()
+);
+
+create table if not exists public.instant_windows (
+  id           bigint generated always as identity primary key,
+  reader_id    uuid not null references public.profiles (id),
+  during       tstzrange not null check (not isempty(during)),
+  status       text not null default 'requested' check (status in ('requested', 'approved', 'rejected', 'cancelled')),
+  requested_at timestamptz not null default now(),
+  decided_by   uuid references public.profiles (id),
+  decided_at   timestamptz,
+  note         text check (length(note) <= 500)
+);
+create index if not exists instant_windows_reader on public.instant_windows using gist (reader_id, during)
+  where status = 'approved';
+
+create or replace function app.on_live_call(p_reader uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.calls c where c.reader_id = p_reader and c.status in ('ringing', 'started'))
+$$;
+
+create or replace function app.in_instant_window(p_reader uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
+                   and w.during @> now())
+$$;
+grant execute on function app.on_live_call(uuid), app.in_instant_window(uuid) to authenticated, samia_calls;
+
+-- Inside an approved window a reader stays available unless on a call.
+create or replace function app.reader_status_guard() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if tg_op = 'UPDATE' and old.available and not new.available
+     and app.in_instant_window(new.reader_id) and not app.on_live_call(new.reader_id) then
+    raise exception 'inside an approved instant window a reader stays available unless on a call'
+      using errcode = '55000', hint = 'in_instant_window';
+  end if;
+  new.updated_at := now();
+  return new;
+end
+$$;
+drop trigger if exists trg_reader_status_guard on public.reader_status;
+create trigger trg_reader_status_guard before insert or update on public.reader_status
+  for each row execute function app.reader_status_guard();
+
+-- Start a scheduled call: a party of a confirmed booking, near its time, after the client's
+-- recorded consent (with IP). Returns the new call.
+create or replace function app.start_booked_call(p_booking bigint) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  b public.bookings;
+  s public.services;
+  consent public.call_consent_logs;
+  cid bigint;
+begin
+  select * into b from public.bookings where id = p_booking for update;
+  if b.id is null or auth.uid() not in (b.client_id, b.reader_id) then
+    raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  select * into consent from public.call_consent_logs where booking_id = p_booking order by id desc limit 1;
+  if consent.id is null then
+    raise exception 'the client has not consented to this call' using errcode = '22023', hint = 'consent_required';
+  end if;
+  if b.status <> 'confirmed' then
+    raise exception 'the booking is %', b.status using errcode = '55000', hint = 'illegal_transition';
+  end if;
+  if now() < b.starts_at - interval '10 minutes' or now() > b.ends_at then
+    raise exception 'the call can start from 10 minutes before the booking until its end'
+      using errcode = '55000', hint = 'not_now';
+  end if;
+  if exists (select 1 from public.calls where booking_id = p_booking) then
+    raise exception 'this booking''s call has already started' using errcode = '55000', hint = 'conflict';
+  end if;
+  select * into s from public.services where id = b.service_id;
+  insert into public.calls (booking_id, client_id, reader_id, kind, per_minute_minor, currency, record, max_seconds)
+  values (b.id, b.client_id, b.reader_id, 'scheduled', s.per_minute_minor, b.currency, consent.recording_consent,
+          extract(epoch from b.ends_at - now())::int + 300)
+  returning id into cid;
+  update public.call_consent_logs set call_id = cid where id = consent.id;
+  update public.bookings set started_at = now() where id = b.id;
+  insert into public.call_events (call_id, event, actor) values (cid, 'created', auth.uid());
+  perform app.audit('call.created', 'call', cid::text, jsonb_build_object('booking', b.id));
+  return cid;
+end
+$$;
+
+-- An instant call with an available reader who offers the service and is not on a call:
+-- the time is claimed in the reader's one capacity ledger (so no booking can overlap).
+create or replace function app.start_instant_call(p_reader uuid, p_service bigint, p_ip inet, p_agent text,
+                                                  p_record boolean, p_kind text default 'instant') returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  s public.services;
+  cap bigint;
+  cid bigint;
+  bal bigint;
+  secs integer := 3600;
+begin
+  if coalesce(app.user_role(), '') <> 'client' then
+    raise exception 'only clients call readers' using errcode = '42501', hint = 'forbidden';
+  end if;
+  select * into s from public.services where id = p_service and kind = 'call' and is_active;
+  if s.id is null or not app.reader_eligible(p_reader, p_service)
+     or not coalesce((select available from public.reader_status where reader_id = p_reader), false) then
+    raise exception 'this reader is not available for this call now' using errcode = '55000', hint = 'not_available';
+  end if;
+  if s.per_minute_minor > 0 then
+    bal := app.wallet_balance(auth.uid(), s.currency);
+    if bal < s.per_minute_minor then
+      raise exception 'the wallet does not cover one minute' using errcode = '22023', hint = 'insufficient_funds';
+    end if;
+    secs := least(secs, (bal / s.per_minute_minor) * 60);
+  end if;
+  perform app.lock_reader_time(p_reader);
+  if app.on_live_call(p_reader) then
+    raise exception 'the reader is on another call' using errcode = '55000', hint = 'not_available';
+  end if;
+  update public.reader_capacity set status = 'expired' where reader_id = p_reader and status = 'held'
+     and expires_at <= now();
+  insert into public.reader_capacity (reader_id, during, kind, status)
+  values (p_reader, tstzrange(now(), now() + make_interval(secs => secs)), 'call', 'live')
+  returning id into cap;
+  insert into public.calls (client_id, reader_id, kind, capacity_id, per_minute_minor, currency, record, max_seconds)
+  values (auth.uid(), p_reader, p_kind, cap, s.per_minute_minor, s.currency, p_record, secs)
+  returning id into cid;
+  insert into public.call_consent_logs (call_id, client_id, client_ip, user_agent, consent_given, recording_consent)
+  values (cid, auth.uid(), p_ip, left(p_agent, 300), true, p_record);
+  insert into public.call_events (call_id, event, actor) values (cid, 'created', auth.uid());
+  perform app.audit('call.created', 'call', cid::text, jsonb_build_object('kind', p_kind, 'reader', p_reader));
+  return cid;
+end
+$$;
+
+-- One provider event (verified webhook, the local simulator, or a monitor's drop), at most
+-- once per provider event id. Ending settles the bill: connected seconds rounded up to the
+-- minute at the call's rate, from the wallet, never more than the wallet holds.
+create or replace function app.call_event(p_call bigint, p_event text, p_at timestamptz, p_reason text,
+                                          p_provider_event text, p_provider_ref text default null) returns text
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  c public.calls;
+  secs integer;
+  amount bigint;
+  txn bigint;
+begin
+  select * into c from public.calls where id = p_call for update;
+  if c.id is null then
+    raise exception 'no such call' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if p_provider_event is not null and exists (select 1 from public.call_events e where e.call_id = c.id
+                                                and e.provider_event_id = p_provider_event) then
+    return 'duplicate';
+  end if;
+  if c.status = 'ended' or (c.status = p_event) or (c.status = 'started' and p_event = 'ringing') then
+    insert into public.call_events (call_id, event, provider_event_id, at, meta)
+    values (c.id, p_event, p_provider_event, p_at, jsonb_build_object('ignored', true));
+    return 'ignored';
+  end if;
+  case p_event
+    when 'ringing' then
+      update public.calls set status = 'ringing', ringing_at = p_at, provider_ref = coalesce(p_provider_ref, provider_ref)
+       where id = c.id;
+    when 'started' then
+      update public.calls set status = 'started', started_at = p_at, provider_ref = coalesce(p_provider_ref, provider_ref)
+       where id = c.id;
+    when 'ended' then
+      secs := case when c.started_at is null then 0 else greatest(0, ceil(extract(epoch from p_at - c.started_at)))::int end;
+      if c.max_seconds is not null then
+        secs := least(secs, c.max_seconds);
+      end if;
+      amount := 0;
+      if c.per_minute_minor > 0 and secs > 0 then
+        perform pg_advisory_xact_lock(hashtextextended('wallet:' || c.client_id, 0));
+        amount := least(ceil(secs / 60.0)::bigint * c.per_minute_minor, app.wallet_balance(c.client_id, c.currency));
+        if amount > 0 then
+          insert into public.payment_transactions (user_id, provider, kind, status, amount_minor, currency, call_id)
+          values (c.client_id, 'wallet', 'charge', 'succeeded', amount, c.currency, c.id) returning id into txn;
+          perform app.ledger_move('wallet:' || c.client_id, 'revenue', amount, c.currency, txn,
+                                  'call ' || c.id || ': ' || ceil(secs / 60.0) || ' min', c.client_id);
+        end if;
+      end if;
+      update public.calls set status = 'ended', ended_at = p_at, end_reason = coalesce(p_reason, 'completed'),
+             connected_seconds = secs, billed_minor = amount where id = c.id;
+      -- the reader's time is free again (an instant call's claim, or the rest of a booked slot)
+      update public.reader_capacity set status = 'completed'
+       where id in (c.capacity_id, (select b.capacity_id from public.bookings b where b.id = c.booking_id))
+         and status in ('live', 'confirmed');
+      update public.bookings set status = 'completed' where id = c.booking_id and status = 'confirmed';
+    else
+      raise exception 'unknown call event %', p_event using errcode = '22023', hint = 'validation_error';
+  end case;
+  insert into public.call_events (call_id, event, provider_event_id, at, meta)
+  values (c.id, p_event, p_provider_event, p_at, jsonb_strip_nulls(jsonb_build_object('reason', p_reason)));
+  perform app.audit('call.' || p_event, 'call', c.id::text,
+                    jsonb_strip_nulls(jsonb_build_object('reason', p_reason, 'connected_seconds', secs,
+                                                         'billed_minor', amount)));
+  return p_event;
+end
+$$;
+
+-- The emergency siren: it rings available readers, then climbs Monitor → Admin → Super Admin,
+-- each step with its own timer, until someone answers or acknowledges it; at the top it keeps
+-- paging. Quiet hours never hold it back (its notifications say so). Timers are data.
+create table if not exists public.emergency_policy (
+  level        smallint primary key check (level between 0 and 3),
+  role         text not null check (role in ('reader', 'monitor', 'admin', 'superadmin')),
+  wait_seconds integer not null check (wait_seconds between 5 and 3600)
+);
+insert into public.emergency_policy values (0, 'reader', 30), (1, 'monitor', 60), (2, 'admin', 120),
+  (3, 'superadmin', 60)
+on conflict (level) do nothing;
+
+create table if not exists public.emergency_requests (
+  id              bigint generated always as identity primary key,
+  client_id       uuid not null references public.profiles (id),
+  status          text not null default 'ringing' check (status in ('ringing', 'answered', 'acknowledged',
+                                                                     'cancelled')),
+  level           smallint not null default 0 check (level between 0 and 3),
+  next_step_at    timestamptz not null,
+  note            text check (length(note) <= 500),
+  client_ip       inet not null,                 -- the consent to be called, given when raising it
+  user_agent      text check (length(user_agent) <= 300),
+  record          boolean not null default false,
+  answered_by     uuid references public.profiles (id),
+  acknowledged_by uuid references public.profiles (id),
+  call_id         bigint references public.calls (id),
+  created_at      timestamptz not null default now(),
+  closed_at       timestamptz
+);
+create index if not exists emergency_requests_open on public.emergency_requests (next_step_at) where status = 'ringing';
+
+create table if not exists public.emergency_events (
+  id          bigint generated always as identity primary key,
+  request_id  bigint not null references public.emergency_requests (id),
+  event       text not null check (event in ('raised', 'rang_readers', 'escalated', 'repaged', 'answered',
+                                             'acknowledged', 'cancelled')),
+  level       smallint not null,
+  due_at      timestamptz not null,
+  recorded_at timestamptz not null default now(),
+  actor       uuid references public.profiles (id)
+);
+
+create or replace function app.page_level(p_request bigint, p_level smallint) returns integer
+language sql volatile security definer set search_path = '' as $$
+  with who as (
+    select p.id from public.profiles p join public.roles r on r.id = p.role_id
+     where r.code = (select role from public.emergency_policy where level = p_level) and p.deleted_at is null
+       and (p.blocked_at is null or p.blocked_until <= now())
+       and (p_level > 0 or coalesce((select available from public.reader_status s where s.reader_id = p.id), false)))
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  select id, 'push', 'emergency_siren', jsonb_build_object('request', p_request, 'level', p_level,
+                                                           'priority', 'emergency', 'ignore_quiet_hours', true)
+    from who
+  returning 1
+$$;
+
+create or replace function app.raise_emergency(p_note text, p_ip inet, p_agent text, p_record boolean) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  rid bigint;
+begin
+  if coalesce(app.user_role(), '') <> 'client' then
+    raise exception 'only clients raise an emergency call' using errcode = '42501', hint = 'forbidden';
+  end if;
+  if exists (select 1 from public.emergency_requests where client_id = auth.uid() and status = 'ringing') then
+    raise exception 'your emergency call is already ringing' using errcode = '55000', hint = 'conflict';
+  end if;
+  insert into public.emergency_requests (client_id, note, client_ip, user_agent, record, next_step_at)
+  values (auth.uid(), p_note, p_ip, left(p_agent, 300), p_record,
+          now() + make_interval(secs => (select wait_seconds from public.emergency_policy where level = 0)))
+  returning id into rid;
+  insert into public.emergency_events (request_id, event, level, due_at) values (rid, 'raised', 0, now());
+  perform app.page_level(rid, 0::smallint);
+  insert into public.emergency_events (request_id, event, level, due_at) values (rid, 'rang_readers', 0, now());
+  perform app.audit('emergency.raised', 'emergency', rid::text, '{}'::jsonb);
+  return rid;
+end
+$$;
+
+-- Every step that is due by p_now, in order (a worker that was down catches up step by
+-- step, each recorded with the time it was due).
+create or replace function app.emergency_escalate(p_now timestamptz default now()) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.emergency_requests;
+  n integer := 0;
+  next_level smallint;
+begin
+  for r in select * from public.emergency_requests where status = 'ringing' and next_step_at <= p_now
+            order by next_step_at for update skip locked loop
+    while r.next_step_at <= p_now loop
+      next_level := least(r.level + 1, 3);
+      insert into public.emergency_events (request_id, event, level, due_at)
+      values (r.id, case when r.level = 3 then 'repaged' else 'escalated' end, next_level, r.next_step_at);
+      perform app.page_level(r.id, next_level);
+      perform app.audit('emergency.' || case when r.level = 3 then 'repaged' else 'escalated' end, 'emergency',
+                        r.id::text, jsonb_build_object('level', next_level));
+      r.level := next_level;
+      r.next_step_at := r.next_step_at + make_interval(secs => (select wait_seconds from public.emergency_policy
+                                                                  where level = next_level));
+      n := n + 1;
+    end loop;
+    update public.emergency_requests set level = r.level, next_step_at = r.next_step_at where id = r.id;
+  end loop;
+  return n;
+end
+$$;
+
+create or replace function app.close_emergency(p_request bigint, p_how text, p_call bigint default null) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.emergency_requests;
+begin
+  select * into r from public.emergency_requests where id = p_request for update;
+  if r.id is null then
+    raise exception 'no such emergency call' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if r.status <> 'ringing' then
+    raise exception 'this emergency call is already %', r.status using errcode = '55000', hint = 'conflict';
+  end if;
+  if p_how = 'cancelled' and r.client_id is distinct from auth.uid() then
+    raise exception 'no such emergency call' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if p_how = 'acknowledged' and not coalesce(app.is_staff(), false) then
+    raise exception 'monitors and admins acknowledge' using errcode = '42501', hint = 'forbidden';
+  end if;
+  if p_how = 'answered' and coalesce(app.user_role(), '') <> 'reader' then
+    raise exception 'readers answer' using errcode = '42501', hint = 'forbidden';
+  end if;
+  update public.emergency_requests set status = p_how, closed_at = now(), call_id = p_call,
+         answered_by = case when p_how = 'answered' then auth.uid() end,
+         acknowledged_by = case when p_how = 'acknowledged' then auth.uid() end
+   where id = r.id;
+  insert into public.emergency_events (request_id, event, level, due_at, actor) values (r.id, p_how, r.level, now(), auth.uid());
+  perform app.audit('emergency.' || p_how, 'emergency', r.id::text, jsonb_build_object('level', r.level));
+end
+$$;
+
+-- An available reader answers: the call is theirs, the siren stops, the client's consent
+-- given when raising it is the call's consent.
+create or replace function app.answer_emergency(p_request bigint) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.emergency_requests;
+  cap bigint;
+  cid bigint;
+begin
+  if coalesce(app.user_role(), '') <> 'reader' then
+    raise exception 'readers answer' using errcode = '42501', hint = 'forbidden';
+  end if;
+  select * into r from public.emergency_requests where id = p_request for update;
+  if r.id is null then
+    raise exception 'no such emergency call' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if r.status <> 'ringing' then
+    raise exception 'this emergency call is already %', r.status using errcode = '55000', hint = 'conflict';
+  end if;
+  perform app.lock_reader_time(auth.uid());
+  if app.on_live_call(auth.uid()) then
+    raise exception 'you are on another call' using errcode = '55000', hint = 'not_available';
+  end if;
+  insert into public.reader_capacity (reader_id, during, kind, status)
+  values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'call', 'live') returning id into cap;
+  insert into public.calls (client_id, reader_id, kind, capacity_id, record, max_seconds)
+  values (r.client_id, auth.uid(), 'emergency', cap, r.record, 3600) returning id into cid;
+  insert into public.call_consent_logs (call_id, client_id, client_ip, user_agent, consent_given, recording_consent,
+                                        consented_at)
+  values (cid, r.client_id, r.client_ip, r.user_agent, true, r.record, r.created_at);
+  insert into public.call_events (call_id, event, actor) values (cid, 'created', auth.uid());
+  perform app.close_emergency(p_request, 'answered', cid);
+  return cid;
+end
+$$;
+
+-- What the voice adapter needs: the parties' numbers, whether to record.
+create or replace function app.call_phones(p_call bigint) returns text[]
+language sql stable security definer set search_path = '' as $$
+  select array[(select phone from public.profiles where id = c.client_id),
+               (select phone from public.profiles where id = c.reader_id)]
+    from public.calls c where c.id = p_call
+$$;
+create or replace function app.call_record_flag(p_call bigint) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select record from public.calls where id = p_call
+$$;
+
+create or replace function app.monitor_flag(p_call bigint, p_category text, p_note text) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  fid bigint;
+begin
+  if not coalesce(app.is_staff(), false) then
+    raise exception 'only monitors and admins flag calls' using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into public.call_flags (call_id, category, source, note, created_by)
+  values (p_call, p_category, 'monitor', p_note, auth.uid()) returning id into fid;
+  insert into public.call_events (call_id, event, actor) values (p_call, 'flagged', auth.uid());
+  return fid;
+end
+$$;
+
+-- Live safety (M41): transcripts are stored only redacted; flags and incidents are staff-only.
+create table if not exists public.call_transcripts (
+  id            bigint generated always as identity primary key,
+  call_id       bigint not null references public.calls (id),
+  speaker       text not null check (speaker in ('client', 'reader', 'unknown')),
+  text_redacted text not null check (length(text_redacted) <= 8000),
+  redactions    jsonb not null default '{}'::jsonb,
+  at            timestamptz not null default now()
+);
+create table if not exists public.call_flags (
+  id         bigint generated always as identity primary key,
+  call_id    bigint not null references public.calls (id),
+  category   text not null references public.moderation_reasons (code),
+  source     text not null check (source in ('monitor', 'analyser')),
+  score      numeric,
+  note       text check (length(note) <= 2000),
+  created_by uuid references public.profiles (id),
+  created_at timestamptz not null default now()
+);
+create table if not exists public.safety_rules (
+  code     text primary key check (code ~ '^[a-z_]{2,40}$'),
+  category text not null references public.moderation_reasons (code),
+  pattern  text not null,                      -- a case-insensitive regular expression
+  weight   numeric not null check (weight > 0)
+);
+insert into public.safety_rules values
+  ('self_harm', 'safety', '\m(kill myself|end my life|suicide|hurt myself)\M', 1.0),
+  ('threat', 'harassment', '\m(i will (kill|hurt|find) you|you will regret)\M', 1.0),
+  ('insult', 'abuse', '\m(idiot|stupid|worthless|shut up)\M', 0.5),
+  ('off_platform_payment', 'fraud', '\m(pay me directly|western union|send (me )?money|outside the app)\M', 1.0),
+  ('contact_exchange', 'spam', '\[(PHONE|EMAIL)\]', 0.5)
+on conflict (code) do nothing;
+create table if not exists public.safety_settings (
+  name  text primary key check (name in ('flag_score', 'incident_flags')),
+  value numeric not null check (value > 0)
+);
+insert into public.safety_settings values ('flag_score', 1.0), ('incident_flags', 3) on conflict do nothing;
+create table if not exists public.safety_incidents (
+  id        bigint generated always as identity primary key,
+  call_id   bigint not null unique references public.calls (id),
+  case_id   bigint references public.moderation_cases (id),
+  flags     integer not null,
+  status    text not null default 'open' check (status in ('open', 'closed')),
+  opened_at timestamptz not null default now()
+);
+
+-- A redacted segment arrives (redaction happens in the API before anything is stored):
+-- score it against the rules, flag over the threshold, open an incident on repeated flags.
+create or replace function app.analyse_segment(p_call bigint, p_speaker text, p_text text, p_redactions jsonb)
+returns table (flags_raised integer, incident_id bigint)
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  c public.calls;
+  rec record;
+  raised integer := 0;
+  total integer;
+  inc bigint;
+  cs bigint;
+begin
+  select * into c from public.calls where id = p_call;
+  if c.id is null or not (coalesce(app.is_staff(), false) or c.reader_id = auth.uid() or auth.uid() is null) then
+    raise exception 'no such call' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  insert into public.call_transcripts (call_id, speaker, text_redacted, redactions)
+  values (p_call, p_speaker, p_text, coalesce(p_redactions, '{}'::jsonb));
+  for rec in select r.category, sum(r.weight) as score from public.safety_rules r
+              where p_text ~* r.pattern group by r.category loop
+    if rec.score >= (select value from public.safety_settings where name = 'flag_score') then
+      insert into public.call_flags (call_id, category, source, score) values (p_call, rec.category, 'analyser', rec.score);
+      raised := raised + 1;
+    end if;
+  end loop;
+  select count(*) into total from public.call_flags where call_id = p_call;
+  if raised > 0 and total >= (select value from public.safety_settings where name = 'incident_flags')
+     and not exists (select 1 from public.safety_incidents where call_id = p_call) then
+    insert into public.moderation_cases (source, rule, reason, severity, subject_kind, subject_id, subject_user, summary)
+    values ('sweep', 'live_safety', (select category from public.call_flags where call_id = p_call
+                                      group by category order by count(*) desc limit 1),
+            4, 'call', p_call::text, c.client_id, 'repeated live-safety flags on a call')
+    returning id into cs;
+    insert into public.safety_incidents (call_id, case_id, flags) values (p_call, cs, total) returning id into inc;
+    perform app.audit('safety.incident', 'call', p_call::text, jsonb_build_object('flags', total, 'case', cs));
+  end if;
+  if raised > 0 then
+    perform app.audit('safety.flagged', 'call', p_call::text, jsonb_build_object('flags', raised));
+  end if;
+  return query select raised, inc;
+end
+$$;
+
+revoke all on function app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
+  app.call_event(bigint, text, timestamptz, text, text, text), app.raise_emergency(text, inet, text, boolean),
+  app.answer_emergency(bigint),
+  app.emergency_escalate(timestamptz), app.close_emergency(bigint, text, bigint), app.page_level(bigint, smallint),
+  app.analyse_segment(bigint, text, text, jsonb) from public;
+grant execute on function app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
+  app.raise_emergency(text, inet, text, boolean), app.answer_emergency(bigint), app.close_emergency(bigint, text, bigint),
+  app.analyse_segment(bigint, text, text, jsonb) to authenticated;
+grant execute on function app.call_event(bigint, text, timestamptz, text, text, text) to samia_calls, service_role;
+revoke all on function app.call_phones(bigint), app.call_record_flag(bigint), app.monitor_flag(bigint, text, text)
+  from public;
+grant execute on function app.call_phones(bigint), app.call_record_flag(bigint) to samia_calls;
+grant execute on function app.monitor_flag(bigint, text, text) to authenticated;
+grant execute on function app.emergency_escalate(timestamptz) to service_role;
+
+-- Jobs a request (the cron route) may queue.
+create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
+returns bigint
+language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
+declare
+  jid bigint;
+begin
+  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
+                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
+                    'audit_seal', 'audit_attest', 'emergency_escalate') then
+    raise exception 'task % may not be deferred from a request', p_task
+      using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
+  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
+   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
+  returning id into jid;
+  return jid;
+end
+$$;
+
+select app.lock_down('call_consent_logs', 'call_events', 'reader_status', 'instant_windows', 'emergency_policy',
+                     'emergency_requests', 'emergency_events', 'call_transcripts', 'call_flags', 'safety_rules',
+                     'safety_settings', 'safety_incidents');
+
+-- Calls: the two parties and staff read; every change goes through the functions above.
+drop policy if exists calls_read on public.calls;
+create policy calls_read on public.calls for select to authenticated
+  using ((select app.is_staff()) or (select auth.uid()) in (client_id, reader_id)
+         or exists (select 1 from public.orders o where o.id = calls.order_id
+                     and (select auth.uid()) in (o.user_id, o.assigned_reader)));
+drop policy if exists calls_staff_update on public.calls;
+revoke update on public.calls from authenticated;
+
+-- Consent: the client records it for their own booking; parties and staff read.
+grant select, insert on public.call_consent_logs to authenticated;
+drop policy if exists call_consent_read on public.call_consent_logs;
+create policy call_consent_read on public.call_consent_logs for select to authenticated
+  using ((select app.is_staff()) or client_id = (select auth.uid()));
+drop policy if exists call_consent_insert on public.call_consent_logs;
+create policy call_consent_insert on public.call_consent_logs for insert to authenticated
+  with check (client_id = (select auth.uid()) and call_id is null
+              and exists (select 1 from public.bookings b where b.id = booking_id and b.client_id = (select auth.uid())));
+
+grant select, insert on public.call_events to authenticated;
+drop policy if exists call_events_monitor on public.call_events;
+create policy call_events_monitor on public.call_events for insert to authenticated
+  with check ((select app.is_staff()) and actor = (select auth.uid()) and event in ('monitor_joined', 'dropped')
+              and provider_event_id is null);
+drop policy if exists call_events_read on public.call_events;
+create policy call_events_read on public.call_events for select to authenticated
+  using ((select app.is_staff()) or exists (select 1 from public.calls c where c.id = call_id
+                                             and (select auth.uid()) in (c.client_id, c.reader_id)));
+
+-- Availability: everyone signed in sees who is available; a reader sets their own.
+grant select, insert, update (available) on public.reader_status to authenticated;
+drop policy if exists reader_status_read on public.reader_status;
+create policy reader_status_read on public.reader_status for select to authenticated using (true);
+drop policy if exists reader_status_own on public.reader_status;
+create policy reader_status_own on public.reader_status for insert to authenticated
+  with check (reader_id = (select auth.uid()) and (select app.user_role()) = 'reader');
+drop policy if exists reader_status_update on public.reader_status;
+create policy reader_status_update on public.reader_status for update to authenticated
+  using (reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
+  with check (reader_id = (select auth.uid()));
+
+-- Windows: readers request their own; admins approve or reject.
+grant select, insert, update (status, decided_by, decided_at, note) on public.instant_windows to authenticated;
+drop policy if exists instant_windows_read on public.instant_windows;
+create policy instant_windows_read on public.instant_windows for select to authenticated
+  using (reader_id = (select auth.uid()) or (select app.is_staff()));
+drop policy if exists instant_windows_request on public.instant_windows;
+create policy instant_windows_request on public.instant_windows for insert to authenticated
+  with check (reader_id = (select auth.uid()) and status = 'requested' and (select app.user_role()) = 'reader');
+drop policy if exists instant_windows_decide on public.instant_windows;
+create policy instant_windows_decide on public.instant_windows for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()) and decided_by = (select auth.uid()));
+
+-- The siren: the client sees their own; staff and readers see ringing ones (readers may answer).
+grant select on public.emergency_requests, public.emergency_events to authenticated;
+drop policy if exists emergency_requests_read on public.emergency_requests;
+create policy emergency_requests_read on public.emergency_requests for select to authenticated
+  using (client_id = (select auth.uid()) or (select app.is_staff())
+         or (status = 'ringing' and (select app.user_role()) = 'reader'));
+drop policy if exists emergency_events_read on public.emergency_events;
+create policy emergency_events_read on public.emergency_events for select to authenticated
+  using ((select app.is_staff()));
+grant select on public.emergency_policy to authenticated;
+drop policy if exists emergency_policy_staff on public.emergency_policy;
+create policy emergency_policy_staff on public.emergency_policy for select to authenticated
+  using ((select app.is_staff()));
+
+-- Live safety data: staff only. Clients never see any of it.
+grant select on public.call_transcripts, public.call_flags, public.safety_incidents, public.safety_rules,
+  public.safety_settings to authenticated;
+drop policy if exists call_transcripts_staff on public.call_transcripts;
+create policy call_transcripts_staff on public.call_transcripts for select to authenticated using ((select app.is_staff()));
+drop policy if exists call_flags_staff on public.call_flags;
+create policy call_flags_staff on public.call_flags for select to authenticated using ((select app.is_staff()));
+drop policy if exists safety_incidents_staff on public.safety_incidents;
+create policy safety_incidents_staff on public.safety_incidents for select to authenticated using ((select app.is_staff()));
+drop policy if exists safety_rules_staff on public.safety_rules;
+create policy safety_rules_staff on public.safety_rules for select to authenticated using ((select app.is_staff()));
+drop policy if exists safety_settings_staff on public.safety_settings;
+create policy safety_settings_staff on public.safety_settings for select to authenticated using ((select app.is_staff()));
+
+-- migrate:down
+drop table if exists public.safety_incidents, public.safety_settings, public.safety_rules, public.call_flags,
+  public.call_transcripts, public.emergency_events, public.emergency_requests, public.emergency_policy,
+  public.instant_windows, public.reader_status, public.call_events, public.call_consent_logs;
+drop index if exists payment_transactions_one_call_charge;
+alter table public.payment_transactions drop column if exists call_id;
+drop trigger if exists trg_calls_guard on public.calls;
+drop function if exists app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
+  app.call_event(bigint, text, timestamptz, text, text, text), app.raise_emergency(text, inet, text, boolean),
+  app.answer_emergency(bigint), app.emergency_escalate(timestamptz), app.close_emergency(bigint, text, bigint),
+  app.page_level(bigint, smallint), app.analyse_segment(bigint, text, text, jsonb), app.on_live_call(uuid), app.in_instant_window(uuid),
+  app.reader_status_guard(), app.calls_guard(), app.call_phones(bigint), app.call_record_flag(bigint),
+  app.monitor_flag(bigint, text, text);
+drop index if exists calls_one_live_per_reader;
+drop policy if exists calls_read on public.calls;
+alter table public.calls drop column if exists booking_id, drop column if exists client_id,
+  drop column if exists reader_id, drop column if exists kind, drop column if exists status,
+  drop column if exists provider, drop column if exists provider_ref, drop column if exists capacity_id,
+  drop column if exists per_minute_minor, drop column if exists currency, drop column if exists max_seconds,
+  drop column if exists record, drop column if exists connected_seconds, drop column if exists billed_minor,
+  drop column if exists created_at, drop column if exists ringing_at;
+alter table public.services drop column if exists per_minute_minor;
+create policy calls_read on public.calls for select to authenticated
+  using ((select app.is_staff())
+         or exists (select 1 from public.orders o
+                     where o.id = calls.order_id
+                       and (select auth.uid()) in (o.user_id, o.assigned_reader)));
+grant update on public.calls to authenticated;
+create policy calls_staff_update on public.calls for update to authenticated
+  using ((select app.is_staff())) with check ((select app.is_staff()));
