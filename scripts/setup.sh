@@ -21,8 +21,11 @@ apt_install() {
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
   apt_install postgresql postgresql-contrib
 fi
-# ffprobe reads every uploaded audio file
+# ffprobe reads every uploaded audio file; promtool tests the SLO alert rules; pgBackRest
+# backs up the embedded cluster (its restore drill runs in the test suite)
 command -v ffprobe >/dev/null || apt_install ffmpeg
+command -v promtool >/dev/null || apt_install prometheus
+command -v pgbackrest >/dev/null || apt_install pgbackrest
 # extra packages a target asks for (bench: wrk)
 [ $# -gt 0 ] && apt_install "$@"
 

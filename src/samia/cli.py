@@ -167,6 +167,17 @@ def cmd_audit(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_slo(args: argparse.Namespace) -> None:
+    from samia.ops import slo
+
+    text = slo.render()
+    if args.write:
+        slo.RULES_FILE.write_text(text)
+        print(f"wrote {slo.RULES_FILE}")
+    else:
+        print(text, end="")
+
+
 def cmd_parity(args: argparse.Namespace) -> None:
     from samia.app import create_app
     from samia.core.parity import check
@@ -222,6 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--sig", help="file with the export's base64 Ed25519 signature")
     v.add_argument("--pubkey", help="file with the public key (base64 raw or PEM)")
     v.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("slo", help="SLOs (ops/slo.yaml) → Prometheus recording rules and burn-rate alerts")
+    p.add_argument("action", choices=["rules"])
+    p.add_argument("--write", action="store_true", help="write ops/prometheus/slo_rules.yml")
+    p.set_defaults(func=cmd_slo)
 
     p = sub.add_parser("parity", help="route guards vs database permissions report")
     p.set_defaults(func=cmd_parity)

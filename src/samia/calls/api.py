@@ -121,7 +121,22 @@ async def _event(ctx: Ctx, call_id: int, event: str, at: dt.datetime | None, rea
     async with acting_as(ctx, "samia_calls"):
         cur = await ctx.conn.execute("select app.call_event(%s, %s, coalesce(%s, now()), %s, %s, %s)",
                                      (call_id, event, at, reason, provider_event, ref))
-        return str((await cur.fetchone())[0])  # type: ignore[index]
+        applied = str((await cur.fetchone())[0])  # type: ignore[index]
+    if applied == "started":
+        cur = await ctx.conn.execute("select extract(epoch from started_at - created_at) from calls where id = %s",
+                                     (call_id,))
+        row = await cur.fetchone()
+        if row and row[0] is not None and row[0] >= 0:
+            ctx.platform.metrics.call_setup.observe(float(row[0]))
+    return applied
+
+
+async def _siren_answered(ctx: Ctx, request_id: int) -> None:
+    cur = await ctx.conn.execute("select extract(epoch from closed_at - created_at) from emergency_requests "
+                                 "where id = %s", (request_id,))
+    row = await cur.fetchone()
+    if row and row[0] is not None:
+        ctx.platform.metrics.siren_answer.observe(float(row[0]))
 
 
 async def _legs(ctx: Ctx, call_id: int) -> list[Leg]:
@@ -389,7 +404,9 @@ async def get_emergency(request_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict
 async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=Probe(
         "insert into reader_status (reader_id, available) values (auth.uid(), true)"))) -> dict[str, Any]:
     cur = await ctx.conn.execute("select app.answer_emergency(%s)", (request_id,))
-    return await _connect(ctx, (await cur.fetchone())[0])  # type: ignore[index]
+    call_id = (await cur.fetchone())[0]  # type: ignore[index]
+    await _siren_answered(ctx, request_id)
+    return await _connect(ctx, call_id)
 
 
 @router.post("/calls/emergency/{request_id}/cancel")
@@ -416,6 +433,7 @@ async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[d
 async def acknowledge(request_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Acknowledge the siren: the escalation stops."""
     await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
+    await _siren_answered(ctx, request_id)
     return await _emergency(ctx, request_id)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -193,8 +194,10 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                     raise AppError(403, "forbidden", audit={"event": "access.denied"})
                 ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db)
                 request.state.user_id = ctx.user_id
+                opened = time.perf_counter()
                 yield ctx
                 await conn.commit()
+                platform.metrics.db_tx.observe(time.perf_counter() - opened)
             except AppError as err:
                 await _finish_failed(conn, err, db, claims_json, rid, request)
                 if not err.keep:

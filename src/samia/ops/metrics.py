@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow
+from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, Probe, allow
 from samia.core.problems import AppError
 
 if TYPE_CHECKING:
@@ -40,6 +40,13 @@ class Metrics:
                                registry=r)
         self.breaker_open = Gauge("samia_provider_breaker_open", "1 while a provider's circuit is not closed",
                                   ["provider"], registry=r)
+        self.db_tx = Histogram("samia_db_transaction_seconds", "a request's database transaction, open to commit",
+                               buckets=LATENCY_BUCKETS, registry=r)
+        self.orders = Counter("samia_orders", "order workflow events", ["event"], registry=r)
+        self.siren_answer = Histogram("samia_siren_answer_seconds", "emergency raised → answered or acknowledged",
+                                      buckets=(5, 10, 15, 30, 60, 120, 300), registry=r)
+        self.call_setup = Histogram("samia_call_setup_seconds", "call created → connected",
+                                    buckets=(1, 2, 5, 10, 15, 30, 60), registry=r)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, f"{status // 100}xx").inc()
@@ -82,3 +89,18 @@ async def _collect(platform: Platform) -> None:
         n, age = rows.get(status, (0, 0.0))
         m.queue.labels(status).set(n)
         m.queue_age.labels(status).set(age)
+
+
+ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
+
+
+@router.get("/admin/observability")
+async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
+    """SLO status and error budget from this API process's live metrics (since it started;
+    the fleet-wide view is Prometheus with ops/prometheus/slo_rules.yml and ops/grafana/)."""
+    from samia.ops import slo
+
+    await _collect(ctx.platform)
+    breakers = {name: b.state for name, b in ctx.platform.breakers.items()}
+    return {"scope": "this API process since start", "slos": slo.status(ctx.platform.metrics.registry),
+            "breakers": breakers, "dashboards": sorted(p.name for p in (slo.ROOT / "ops" / "grafana").glob("*.json"))}

@@ -199,6 +199,7 @@ async def create_order(body: OrderIn, idem_key: IdemKey = None, ctx: Ctx = allow
         await _draw(ctx, order_id, body.spread)
     out = await _order(ctx, order_id)
     await idem.remember(201, json.loads(OrderOut(**out).model_dump_json()))
+    ctx.platform.metrics.orders.labels("created").inc()
     return out
 
 
@@ -393,8 +394,10 @@ async def approve_order(order_id: Id, body: ApproveIn | None = None, ctx: Ctx = 
     """Approve the exact file under review (its sha256 is pinned) and, by default, deliver
     it to the client. Two concurrent approvals produce one: the second answers 409."""
     await _move(ctx, order_id, "approved")
+    ctx.platform.metrics.orders.labels("approved").inc()
     if body is None or body.deliver:
         await _move(ctx, order_id, "delivered")
+        ctx.platform.metrics.orders.labels("delivered").inc()
     return await _order(ctx, order_id)
 
 
@@ -403,6 +406,7 @@ async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, pr
         "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review"))) -> Any:
     """Send the work back to the reader with a reason."""
     await _move(ctx, order_id, "rejected", ", reject_reason = %s", (body.reason,))
+    ctx.platform.metrics.orders.labels("rejected").inc()
     return await _order(ctx, order_id)
 
 
