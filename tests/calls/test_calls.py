@@ -293,7 +293,9 @@ def test_a_reader_answering_the_siren_takes_the_call(client, api) -> None:
     e = ok(client.post("/calls/emergency", json={"consent_given": True, "recording": True}, headers=c.h), 201)
     assert api.sql("select count(*) from notification_outbox where recipient_id = %s and template = 'emergency_siren'",
                    (r.id,)) == [(1,)]
+    answered_before = client.app.state.platform.metrics.siren_answer._sum.get()
     call = ok(client.post(f"/calls/emergency/{e['id']}/answer", headers=r.h), 201)
+    assert client.app.state.platform.metrics.siren_answer._sum.get() > answered_before  # answer time observed
     assert (call["kind"], call["reader_id"], call["client_id"], call["record"]) == ("emergency", r.id, c.id, True)
     assert api.sql("select host(client_ip) from call_consent_logs where call_id = %s", (call["id"],)) == [
         ("203.0.113.7",)]

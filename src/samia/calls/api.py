@@ -122,21 +122,23 @@ async def _event(ctx: Ctx, call_id: int, event: str, at: dt.datetime | None, rea
         cur = await ctx.conn.execute("select app.call_event(%s, %s, coalesce(%s, now()), %s, %s, %s)",
                                      (call_id, event, at, reason, provider_event, ref))
         applied = str((await cur.fetchone())[0])  # type: ignore[index]
-    if applied == "started":
-        cur = await ctx.conn.execute("select extract(epoch from started_at - created_at) from calls where id = %s",
-                                     (call_id,))
-        row = await cur.fetchone()
-        if row and row[0] is not None and row[0] >= 0:
-            ctx.platform.metrics.call_setup.observe(float(row[0]))
+        if applied == "started":
+            cur = await ctx.conn.execute("select app.call_setup_seconds(%s)", (call_id,))
+            row = await cur.fetchone()
+            if row and row[0] is not None and row[0] >= 0:
+                ctx.platform.metrics.call_setup.observe(float(row[0]))
     return applied
 
 
-async def _siren_answered(ctx: Ctx, request_id: int) -> None:
-    cur = await ctx.conn.execute("select extract(epoch from closed_at - created_at) from emergency_requests "
-                                 "where id = %s", (request_id,))
+async def _siren_raised_at(ctx: Ctx, request_id: int) -> dt.datetime | None:
+    cur = await ctx.conn.execute("select created_at from emergency_requests where id = %s", (request_id,))
     row = await cur.fetchone()
-    if row and row[0] is not None:
-        ctx.platform.metrics.siren_answer.observe(float(row[0]))
+    return row[0] if row else None
+
+
+def _siren_answered(ctx: Ctx, raised: dt.datetime | None) -> None:
+    if raised is not None:
+        ctx.platform.metrics.siren_answer.observe((dt.datetime.now(dt.UTC) - raised).total_seconds())
 
 
 async def _legs(ctx: Ctx, call_id: int) -> list[Leg]:
@@ -403,9 +405,10 @@ async def get_emergency(request_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict
 @router.post("/calls/emergency/{request_id}/answer", status_code=status.HTTP_201_CREATED, response_model=CallOut)
 async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=Probe(
         "insert into reader_status (reader_id, available) values (auth.uid(), true)"))) -> dict[str, Any]:
+    raised = await _siren_raised_at(ctx, request_id)
     cur = await ctx.conn.execute("select app.answer_emergency(%s)", (request_id,))
     call_id = (await cur.fetchone())[0]  # type: ignore[index]
-    await _siren_answered(ctx, request_id)
+    _siren_answered(ctx, raised)
     return await _connect(ctx, call_id)
 
 
@@ -432,8 +435,9 @@ async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[d
 @router.post("/monitor/emergency/{request_id}/ack")
 async def acknowledge(request_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Acknowledge the siren: the escalation stops."""
+    raised = await _siren_raised_at(ctx, request_id)
     await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
-    await _siren_answered(ctx, request_id)
+    _siren_answered(ctx, raised)
     return await _emergency(ctx, request_id)
 
 

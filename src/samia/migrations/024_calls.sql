@@ -476,6 +476,10 @@ language sql stable security definer set search_path = '' as $$
                (select phone from public.profiles where id = c.reader_id)]
     from public.calls c where c.id = p_call
 $$;
+create or replace function app.call_setup_seconds(p_call bigint) returns double precision
+language sql stable security definer set search_path = '' as $$
+  select extract(epoch from started_at - created_at)::double precision from public.calls where id = p_call
+$$;
 create or replace function app.call_record_flag(p_call bigint) returns boolean
 language sql stable security definer set search_path = '' as $$
   select record from public.calls where id = p_call
@@ -595,9 +599,10 @@ grant execute on function app.start_booked_call(bigint), app.start_instant_call(
   app.raise_emergency(text, inet, text, boolean), app.answer_emergency(bigint), app.close_emergency(bigint, text, bigint),
   app.analyse_segment(bigint, text, text, jsonb) to authenticated;
 grant execute on function app.call_event(bigint, text, timestamptz, text, text, text) to samia_calls, service_role;
-revoke all on function app.call_phones(bigint), app.call_record_flag(bigint), app.monitor_flag(bigint, text, text)
-  from public;
-grant execute on function app.call_phones(bigint), app.call_record_flag(bigint) to samia_calls;
+revoke all on function app.call_phones(bigint), app.call_record_flag(bigint), app.monitor_flag(bigint, text, text),
+  app.call_setup_seconds(bigint) from public;
+grant execute on function app.call_phones(bigint), app.call_record_flag(bigint), app.call_setup_seconds(bigint)
+  to samia_calls;
 grant execute on function app.monitor_flag(bigint, text, text) to authenticated;
 grant execute on function app.emergency_escalate(timestamptz) to service_role;
 
@@ -719,6 +724,7 @@ drop function if exists app.start_booked_call(bigint), app.start_instant_call(uu
   app.answer_emergency(bigint), app.emergency_escalate(timestamptz), app.close_emergency(bigint, text, bigint),
   app.page_level(bigint, smallint), app.analyse_segment(bigint, text, text, jsonb), app.on_live_call(uuid), app.in_instant_window(uuid),
   app.reader_status_guard(), app.calls_guard(), app.call_phones(bigint), app.call_record_flag(bigint),
+  app.call_setup_seconds(bigint),
   app.monitor_flag(bigint, text, text);
 drop index if exists calls_one_live_per_reader;
 drop policy if exists calls_read on public.calls;
