@@ -167,6 +167,48 @@ def cmd_audit(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _embedded(settings: Settings):  # type: ignore[no-untyped-def]
+    from samia.db.cluster import Cluster
+    from samia.ops.backup import Backups
+
+    if settings.database_url:
+        sys.exit("backups here are for the embedded cluster; a managed database uses its provider's PITR "
+                 "(RUNBOOKS/backup-restore.md)")
+    return Backups(Cluster(settings.data_dir))
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    if args.action == "drill":
+        import tempfile
+
+        from samia.ops.backup import drill
+
+        work = Path(tempfile.mkdtemp(prefix="samia-drill-", dir="/var/tmp"))
+        work.chmod(0o755)
+        result = drill(work)
+        print(result.report())
+        sys.exit(0 if result.ok else 1)
+    backups = _embedded(settings)
+    if args.action == "setup":
+        backups.setup()
+        print(backups.info())
+    elif args.action == "info":
+        print(backups.info())
+    else:
+        print(backups.backup(args.action))
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    import datetime as dt
+
+    target = dt.datetime.fromisoformat(args.to)
+    if target.tzinfo is None:
+        sys.exit("--to needs a time zone, e.g. 2026-11-21T10:00:00+00:00")
+    restored = _embedded(load_settings()).restore(target, Path(args.into))
+    print(f"restored to {target.isoformat()} into {restored.pgdata}; running at {restored.dsn()}")
+
+
 def cmd_slo(args: argparse.Namespace) -> None:
     from samia.ops import slo
 
@@ -233,6 +275,16 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--sig", help="file with the export's base64 Ed25519 signature")
     v.add_argument("--pubkey", help="file with the public key (base64 raw or PEM)")
     v.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("backup", help="pgBackRest for the embedded cluster: setup, full/diff/incr backups, "
+                                      "info, and the restore drill")
+    p.add_argument("action", choices=["setup", "full", "diff", "incr", "info", "drill"])
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore the embedded cluster to a point in time into a new directory")
+    p.add_argument("--to", required=True, help="ISO time with zone, e.g. 2026-11-21T10:00:00+00:00")
+    p.add_argument("--into", required=True, help="an empty directory for the restored cluster")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("slo", help="SLOs (ops/slo.yaml) → Prometheus recording rules and burn-rate alerts")
     p.add_argument("action", choices=["rules"])
