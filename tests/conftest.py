@@ -135,7 +135,8 @@ def served(dsns: db.Dsns) -> Iterator[str]:
     app = create_app(make_settings(JOB_TOKEN="served-job-token-" + "q" * 32,
                                    STRIPE_WEBHOOK_SECRET="whsec_served", USDT_IPN_SECRET="ipn_served",
                                    SQUARE_WEBHOOK_SIGNATURE_KEY="sq_served", METRICS_TOKEN="served-metrics-token-x",
-                                   TWILIO_AUTH_TOKEN="served-twilio-token"),
+                                   TWILIO_AUTH_TOKEN="served-twilio-token",
+                                   ALERTMANAGER_TOKEN="served-alertmanager-token"),
                      dsns=dsns)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import structlog
 from fastapi import FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -27,6 +28,7 @@ from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_v
 from samia.providers.storage import Storage, make_storage
 
 T = TypeVar("T")
+log = structlog.get_logger("samia.app")
 
 
 @dataclass
@@ -53,8 +55,30 @@ class Platform:
         if row is not None and row[0] is False:
             raise AppError(503, "provider_disabled", f"{provider} is switched off by an admin",
                            extra={"provider": provider})
+        cur = await conn.execute("select app.provider_within_budget(%s)", (provider,))
+        row = await cur.fetchone()
+        if row is not None and row[0] is False:
+            raise AppError(503, "budget_exhausted", f"{provider} has used its monthly budget (degraded mode)",
+                           extra={"provider": provider}, headers={"Retry-After": "3600"})
         breaker = self.breakers.setdefault(provider, Breaker(provider, clock=self.clock))
-        return await breaker.call(make)
+        failed = True
+        try:
+            result = await breaker.call(make)
+            failed = False
+            return result
+        finally:
+            await self._count_use(provider, failed)
+
+    async def _count_use(self, provider: str, failed: bool) -> None:
+        """Usage counts in a transaction of its own, so a failed request's call still counts."""
+        try:
+            async with self.pool.connection() as c:
+                await c.execute("select set_config('role', 'service_role', true), "
+                                "set_config('request.jwt.claims', '{\"actor\": \"system:usage\"}', true)")
+                await c.execute("select app.provider_use(%s, %s)", (provider, failed))
+                await c.commit()
+        except Exception:  # counting never breaks the call it counts
+            log.warning("provider_usage_not_counted", provider=provider, exc_info=True)
 
     def card(self) -> CardProcessor:
         """The configured card processor (built on first use: an unconfigured one answers 503)."""
@@ -125,9 +149,11 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.moderation.api import router as moderation_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
+    from samia.ops.incidents import router as incidents_router
     from samia.ops.metrics import router as metrics_router
     from samia.ops.providers import router as providers_router
     from samia.ops.runbooks import router as runbooks_router
+    from samia.ops.secrets import router as secrets_router
     from samia.orders.api import router as orders_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
@@ -138,7 +164,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
-                   moderation_router, audit_router, calls_router):
+                   moderation_router, audit_router, calls_router, incidents_router, secrets_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     # how long a signed media URL works
     media_url_ttl_seconds: int = Field(300, alias="MEDIA_URL_TTL_SECONDS", ge=10, le=86400)
 
+    # Bearer token Alertmanager presents on POST /webhooks/alertmanager; unset: 503 naming it.
+    alertmanager_token: SecretStr | None = Field(None, alias="ALERTMANAGER_TOKEN", min_length=16)
+    # Master keys of the encrypted config store, "v2:<base64 32 bytes>,v1:<…>": the highest
+    # version seals new values, older ones still open what they sealed until re-encrypted.
+    # Unset: one key derived from SECRET_KEY (v1).
+    secrets_master_keys: SecretStr | None = Field(None, alias="SECRETS_MASTER_KEYS")
+
     # Ed25519 seed (base64, 32 bytes) that signs audit exports; unset: derived from SECRET_KEY.
     audit_signing_key: SecretStr | None = Field(None, alias="AUDIT_SIGNING_KEY")
 

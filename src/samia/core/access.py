@@ -69,6 +69,7 @@ class Guard:
     rate: str | None = None         # a name in public.rate_limits
     readonly: bool | None = None    # default: GET/HEAD are read-only transactions
     db: bool = True                 # False: the handler manages its own connection (health)
+    bearer: bool = True             # False: Authorization carries a machine token the handler checks
 
     @property
     def open(self) -> bool:
@@ -154,21 +155,21 @@ async def audit_refusal(conn: AsyncConnection, db_role: str, claims_json: str, r
 
 
 def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
-          rate: str | None = None, readonly: bool | None = None, db: bool = True) -> Any:
+          rate: str | None = None, readonly: bool | None = None, db: bool = True, bearer: bool = True) -> Any:
     """Declare the app roles a route admits (or PUBLIC / AUTHENTICATED) and get its Ctx."""
     unknown = set(roles) - {PUBLIC, AUTHENTICATED, *APP_ROLES}
     if not roles or unknown:
         raise ValueError(f"bad role declaration {roles}")
-    if not db and roles != (PUBLIC,):
-        raise ValueError("only public routes may run without the request transaction")
-    guard = Guard(tuple(roles), probe, db_role, rate, readonly, db)
+    if (not db or not bearer) and roles != (PUBLIC,):
+        raise ValueError("only public routes may run without the request transaction or a user's token")
+    guard = Guard(tuple(roles), probe, db_role, rate, readonly, db, bearer)
 
     async def dependency(request: Request, response: Response) -> AsyncIterator[Ctx]:
         platform: Platform = request.app.state.platform
         if not guard.db:
             yield Ctx(conn=None, request=request, claims=None, role=None, platform=platform)  # type: ignore[arg-type]
             return
-        claims = bearer_claims(request, platform)
+        claims = bearer_claims(request, platform) if guard.bearer else None
         if claims is None and roles != (PUBLIC,):
             raise AppError(401, "unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         rid = request.state.request_id

@@ -271,7 +271,17 @@ async def emergency_escalate(context: JobContext, timestamp: int | None = None, 
     return int(rows[0][0])
 
 
+@app.periodic(cron="* * * * * */30", periodic_id="incident_escalate")
+@app.task(name="incident_escalate", pass_context=True, retry=RETRY)
+async def incident_escalate(context: JobContext, timestamp: int | None = None, at: str | None = None) -> int:
+    """Unacknowledged incident pages climb Monitor → Admin → Super Admin on the severity's
+    ack window. `at` (ISO time) replaces the clock: tests and drills only."""
+    rows = await system_tx(resources(context), "incident_escalate",
+                           "select app.incident_escalate(coalesce(%s::timestamptz, now()))", (at,))
+    return int(rows[0][0])
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest", "emergency_escalate")
+              "audit_attest", "emergency_escalate", "incident_escalate")

@@ -63,6 +63,7 @@ async def dispatch_pending(platform: Platform, limit: int = 50) -> int:
                 select o.id, o.channel, o.template, o.params, p.id, p.email
                   from notification_outbox o join profiles p on p.id = o.recipient_id
                  where o.status = 'pending' and o.channel = 'email' and o.id > %s
+                   and (o.not_before is null or o.not_before <= now())
                  order by o.id limit 1 for update of o skip locked""", (last_id,))
             row = await cur.fetchone()
             if row is None:

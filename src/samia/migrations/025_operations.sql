@@ -1,0 +1,481 @@
+-- Operations (seeds 000 M32, 001 M28/M29): incidents with a timeline, alerts from
+-- Alertmanager that open or update them, on-call paging with escalation Monitor → Admin →
+-- Super Admin (quiet hours respected except for SEV1/SEV2), the encrypted secrets store,
+-- and per-provider usage with monthly budgets and a degraded mode.
+
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'samia_alerts') then
+    create role samia_alerts nologin noinherit;  -- the Alertmanager receiver, after its token check
+  end if;
+end
+$$;
+grant samia_alerts to authenticator;
+grant usage on schema app to samia_alerts;
+
+create table if not exists public.incidents (
+  id           bigint generated always as identity primary key,
+  title        text not null check (length(title) between 3 and 200),
+  severity     text not null check (severity in ('SEV1', 'SEV2', 'SEV3')),
+  status       text not null default 'open' check (status in ('open', 'mitigated', 'resolved')),
+  source       text not null check (source in ('manual', 'alert')),
+  dedupe_key   text,
+  runbooks     text[] not null default '{}',
+  declared_by  uuid references public.profiles (id),
+  created_at   timestamptz not null default now(),
+  mitigated_at timestamptz,
+  resolved_at  timestamptz
+);
+create unique index if not exists incidents_one_live_per_alert on public.incidents (dedupe_key)
+  where status <> 'resolved';
+
+create table if not exists public.incident_events (
+  id          bigint generated always as identity primary key,
+  incident_id bigint not null references public.incidents (id),
+  kind        text not null check (kind in ('declared', 'alert_firing', 'alert_resolved', 'paged', 'deferred',
+                                            'acked', 'escalated', 'status', 'note')),
+  level       smallint,
+  note        text check (length(note) <= 2000),
+  actor       uuid references public.profiles (id),
+  at          timestamptz not null default now()
+);
+create index if not exists incident_events_incident on public.incident_events (incident_id, id);
+
+-- Who is on call: rota entries per level; a level with nobody on the rota pages everyone
+-- with that role. Quiet hours hold back SEV3 pages only.
+create table if not exists public.oncall_rota (
+  id        bigint generated always as identity primary key,
+  level     smallint not null check (level between 1 and 3),   -- 1 monitor, 2 admin, 3 super admin
+  user_id   uuid not null references public.profiles (id),
+  during    tstzrange not null check (not isempty(during))
+);
+create index if not exists oncall_rota_now on public.oncall_rota using gist (during);
+
+create table if not exists public.quiet_hours (
+  user_id uuid primary key references public.profiles (id),
+  starts  time not null,
+  ends    time not null,
+  tz      text not null check (length(tz) <= 64)
+);
+
+create table if not exists public.incident_policy (
+  severity        text primary key check (severity in ('SEV1', 'SEV2', 'SEV3')),
+  ack_minutes     integer not null check (ack_minutes between 1 and 1440),
+  ignores_quiet   boolean not null
+);
+insert into public.incident_policy values ('SEV1', 5, true), ('SEV2', 15, true), ('SEV3', 60, false)
+on conflict (severity) do nothing;
+
+create table if not exists public.incident_pages (
+  id          bigint generated always as identity primary key,
+  incident_id bigint not null references public.incidents (id),
+  level       smallint not null check (level between 1 and 3),
+  user_id     uuid not null references public.profiles (id),
+  paged_at    timestamptz not null,
+  send_after  timestamptz not null,
+  acked_at    timestamptz
+);
+create index if not exists incident_pages_incident on public.incident_pages (incident_id, level);
+
+alter table public.incidents add column if not exists level smallint not null default 1 check (level between 1 and 3),
+  add column if not exists next_escalation_at timestamptz;
+
+-- Notifications may wait (a SEV3 page inside someone's quiet hours).
+alter table public.notification_outbox add column if not exists not_before timestamptz;
+
+create or replace function app.in_quiet_hours(p_user uuid, p_at timestamptz) returns timestamptz
+language sql stable security definer set search_path = '' as $$
+  -- the end of the quiet period p_at falls in, or null when it is not quiet
+  select case
+    when q.starts < q.ends and local_t >= q.starts and local_t < q.ends
+      then ((p_at at time zone q.tz)::date + q.ends) at time zone q.tz
+    when q.starts > q.ends and (local_t >= q.starts or local_t < q.ends)
+      then ((p_at at time zone q.tz)::date + case when local_t >= q.starts then 1 else 0 end + q.ends) at time zone q.tz
+  end
+  from public.quiet_hours q, lateral (select (p_at at time zone q.tz)::time as local_t) l
+  where q.user_id = p_user
+$$;
+
+-- Page one level: the rota's people on call now, or everyone with the level's role.
+create or replace function app.incident_page(p_incident bigint, p_level smallint, p_at timestamptz) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  i public.incidents;
+  pol public.incident_policy;
+  who record;
+  later timestamptz;
+  n integer := 0;
+begin
+  select * into i from public.incidents where id = p_incident;
+  select * into pol from public.incident_policy where severity = i.severity;
+  for who in
+    select r.user_id from public.oncall_rota r where r.level = p_level and r.during @> p_at
+    union
+    select p.id from public.profiles p
+     where p.role_id = case p_level when 1 then 4 when 2 then 2 else 1 end and p.deleted_at is null
+       and not exists (select 1 from public.oncall_rota r where r.level = p_level and r.during @> p_at)
+  loop
+    later := case when pol.ignores_quiet then null else app.in_quiet_hours(who.user_id, p_at) end;
+    insert into public.incident_pages (incident_id, level, user_id, paged_at, send_after)
+    values (p_incident, p_level, who.user_id, p_at, coalesce(later, p_at));
+    insert into public.notification_outbox (recipient_id, channel, template, params, not_before)
+    values (who.user_id, 'push', 'incident_page',
+            jsonb_build_object('incident', p_incident, 'severity', i.severity, 'level', p_level,
+                               'ignore_quiet_hours', pol.ignores_quiet), later);
+    insert into public.incident_events (incident_id, kind, level, note, at)
+    values (p_incident, case when later is null then 'paged' else 'deferred' end, p_level,
+            case when later is not null then 'quiet hours until ' || later end, p_at);
+    n := n + 1;
+  end loop;
+  update public.incidents set level = p_level,
+         next_escalation_at = case when p_level < 3 then p_at + make_interval(mins => pol.ack_minutes) end
+   where id = p_incident;
+  return n;
+end
+$$;
+
+-- Open an incident (declared by staff, or from an alert) and page level 1; an alert that
+-- is already open only adds to the timeline.
+create or replace function app.incident_open(p_title text, p_severity text, p_source text, p_dedupe text,
+                                             p_runbooks text[], p_note text) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  iid bigint;
+begin
+  if p_dedupe is not null then
+    select id into iid from public.incidents where dedupe_key = p_dedupe and status <> 'resolved';
+    if iid is not null then
+      insert into public.incident_events (incident_id, kind, note) values (iid, 'alert_firing', p_note);
+      return iid;
+    end if;
+  end if;
+  insert into public.incidents (title, severity, source, dedupe_key, runbooks, declared_by)
+  values (p_title, p_severity, p_source, p_dedupe, coalesce(p_runbooks, '{}'), auth.uid())
+  returning id into iid;
+  insert into public.incident_events (incident_id, kind, note, actor)
+  values (iid, case when p_source = 'alert' then 'alert_firing' else 'declared' end, p_note, auth.uid());
+  perform app.incident_page(iid, 1::smallint, now());
+  perform app.audit('incident.opened', 'incident', iid::text, jsonb_build_object('severity', p_severity,
+                                                                                    'source', p_source));
+  return iid;
+end
+$$;
+
+create or replace function app.incident_declare(p_title text, p_severity text, p_runbooks text[], p_note text)
+returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if not coalesce(app.is_admin(), false) then
+    raise exception 'only admins declare incidents' using errcode = '42501', hint = 'forbidden';
+  end if;
+  return app.incident_open(p_title, p_severity, 'manual', null, p_runbooks, p_note);
+end
+$$;
+
+-- An alert from Alertmanager: firing opens (or adds to) the incident keyed by its
+-- fingerprint; resolved adds to the timeline and, when nothing of it still fires, marks
+-- the incident mitigated (people resolve incidents, alerts do not).
+create or replace function app.incident_alert(p_status text, p_title text, p_severity text, p_key text,
+                                              p_runbooks text[], p_note text) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  iid bigint;
+begin
+  if p_status = 'firing' then
+    return app.incident_open(p_title, p_severity, 'alert', p_key, p_runbooks, p_note);
+  end if;
+  select id into iid from public.incidents where dedupe_key = p_key and status <> 'resolved';
+  if iid is null then
+    return null;
+  end if;
+  insert into public.incident_events (incident_id, kind, note) values (iid, 'alert_resolved', p_note);
+  update public.incidents set status = 'mitigated', mitigated_at = now(), next_escalation_at = null
+   where id = iid and status = 'open';
+  return iid;
+end
+$$;
+
+-- Unacknowledged incidents climb a level when their ack window passes (caught up in order).
+create or replace function app.incident_escalate(p_now timestamptz default now()) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  i public.incidents;
+  n integer := 0;
+begin
+  for i in select * from public.incidents where status = 'open' and next_escalation_at <= p_now
+            order by next_escalation_at for update skip locked loop
+    if exists (select 1 from public.incident_pages pg where pg.incident_id = i.id and pg.acked_at is not null) then
+      update public.incidents set next_escalation_at = null where id = i.id;
+      continue;
+    end if;
+    insert into public.incident_events (incident_id, kind, level, at) values (i.id, 'escalated', i.level + 1,
+                                                                             i.next_escalation_at);
+    perform app.incident_page(i.id, (i.level + 1)::smallint, i.next_escalation_at);
+    n := n + 1;
+  end loop;
+  return n;
+end
+$$;
+
+create or replace function app.incident_ack(p_incident bigint) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  update public.incident_pages set acked_at = now()
+   where incident_id = p_incident and user_id = auth.uid() and acked_at is null;
+  if not found then
+    raise exception 'you were not paged for this incident' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  update public.incidents set next_escalation_at = null where id = p_incident;
+  insert into public.incident_events (incident_id, kind, actor) values (p_incident, 'acked', auth.uid());
+  perform app.audit('incident.acked', 'incident', p_incident::text, '{}'::jsonb);
+end
+$$;
+
+create or replace function app.incident_status(p_incident bigint, p_status text, p_note text) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if auth.uid() is not null and not coalesce(app.is_staff(), false) then
+    raise exception 'only staff change incidents' using errcode = '42501', hint = 'forbidden';
+  end if;
+  update public.incidents set status = p_status,
+         mitigated_at = case when p_status = 'mitigated' then coalesce(mitigated_at, now()) else mitigated_at end,
+         resolved_at = case when p_status = 'resolved' then now() end,
+         next_escalation_at = case when p_status = 'open' then next_escalation_at end
+   where id = p_incident;
+  if not found then
+    raise exception 'no such incident' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  insert into public.incident_events (incident_id, kind, note, actor) values (p_incident, 'status', p_status
+    || coalesce(': ' || p_note, ''), auth.uid());
+  perform app.audit('incident.' || p_status, 'incident', p_incident::text, '{}'::jsonb);
+end
+$$;
+
+-- The encrypted config store: AES-GCM ciphertexts, versioned per name; the key that
+-- sealed each row is named (key_id) so a master-key rotation leaves old rows readable
+-- until they are re-encrypted. Values never leave the API in clear except to the code
+-- that uses them; only the super admin lists names.
+create table if not exists app_private.config_secrets (
+  name       text not null check (name ~ '^[A-Z][A-Z0-9_]{1,63}$'),
+  version    integer not null check (version >= 1),
+  key_id     text not null check (key_id ~ '^v[0-9]+$'),
+  nonce      bytea not null,
+  ciphertext bytea not null,
+  created_at timestamptz not null default now(),
+  created_by uuid,
+  primary key (name, version)
+);
+
+create or replace function app.require_superadmin() returns void
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  if auth.uid() is not null and coalesce(app.user_role(), '') <> 'superadmin' then
+    raise exception 'only the super admin manages secrets' using errcode = '42501', hint = 'superadmin_reserved';
+  end if;
+end
+$$;
+
+create or replace function app.secret_names()
+returns table (name text, version integer, key_id text, created_at timestamptz)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  return query select distinct on (s.name) s.name, s.version, s.key_id, s.created_at
+                 from app_private.config_secrets s order by s.name, s.version desc;
+end
+$$;
+
+create or replace function app.secret_next_version(p_name text) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  perform pg_advisory_xact_lock(hashtextextended('secret:' || p_name, 0));
+  return coalesce((select max(version) from app_private.config_secrets where name = p_name), 0) + 1;
+end
+$$;
+
+create or replace function app.secret_put(p_name text, p_version integer, p_key text, p_nonce bytea, p_ct bytea)
+returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  insert into app_private.config_secrets (name, version, key_id, nonce, ciphertext, created_by)
+  values (p_name, p_version, p_key, p_nonce, p_ct, auth.uid());
+  perform app.audit('secrets.set', 'secret', p_name, jsonb_build_object('version', p_version, 'key_id', p_key));
+end
+$$;
+
+-- the current version of every name (what rotation re-seals)
+create or replace function app.secret_all()
+returns table (name text, version integer, key_id text, nonce bytea, ciphertext bytea)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  return query select distinct on (s.name) s.name, s.version, s.key_id, s.nonce, s.ciphertext
+                 from app_private.config_secrets s order by s.name, s.version desc;
+end
+$$;
+
+create or replace function app.secret_reseal(p_name text, p_version integer, p_key text, p_nonce bytea, p_ct bytea)
+returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  update app_private.config_secrets set key_id = p_key, nonce = p_nonce, ciphertext = p_ct
+   where name = p_name and version = p_version;
+end
+$$;
+
+create or replace function app.secret_current(p_name text)
+returns table (version integer, key_id text, nonce bytea, ciphertext bytea)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform app.require_superadmin();
+  return query select s.version, s.key_id, s.nonce, s.ciphertext from app_private.config_secrets s
+                where s.name = p_name order by s.version desc limit 1;
+end
+$$;
+
+revoke all on function app.require_superadmin(), app.secret_names(), app.secret_next_version(text),
+  app.secret_put(text, integer, text, bytea, bytea), app.secret_all(),
+  app.secret_reseal(text, integer, text, bytea, bytea), app.secret_current(text) from public;
+grant execute on function app.require_superadmin(), app.secret_names(), app.secret_next_version(text),
+  app.secret_put(text, integer, text, bytea, bytea), app.secret_all(),
+  app.secret_reseal(text, integer, text, bytea, bytea), app.secret_current(text) to authenticated, service_role;
+
+-- Providers: usage per month and monthly budgets; over budget with degrade on → 503.
+create table if not exists public.provider_usage (
+  provider text not null,
+  month    date not null,
+  calls    bigint not null default 0,
+  failures bigint not null default 0,
+  alerted  boolean not null default false,
+  primary key (provider, month)
+);
+create table if not exists public.provider_budgets (
+  provider      text primary key,
+  monthly_calls bigint not null check (monthly_calls > 0),
+  alert_pct     smallint not null default 80 check (alert_pct between 1 and 100),
+  degrade       boolean not null default true,
+  updated_at    timestamptz not null default now()
+);
+
+-- Count a call; say whether the provider may be called (false: over budget, degraded).
+-- At the alert threshold an SEV3 incident opens, once a month.
+create or replace function app.provider_use(p_provider text, p_failed boolean) returns boolean
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  u public.provider_usage;
+  b public.provider_budgets;
+  m date := date_trunc('month', now())::date;
+begin
+  insert into public.provider_usage (provider, month, calls, failures) values (p_provider, m, 1, p_failed::int)
+  on conflict (provider, month) do update set calls = provider_usage.calls + 1,
+                                              failures = provider_usage.failures + p_failed::int
+  returning * into u;
+  select * into b from public.provider_budgets where provider = p_provider;
+  if b.provider is not null and not u.alerted and u.calls * 100 >= b.monthly_calls * b.alert_pct then
+    update public.provider_usage set alerted = true where provider = p_provider and month = m;
+    perform app.incident_open(p_provider || ' at ' || b.alert_pct || '% of its monthly budget', 'SEV3', 'alert',
+                              'budget:' || p_provider || ':' || m, array['/admin/runbooks/incident-sev3'], null);
+  end if;
+  return b.provider is null or not b.degrade or u.calls <= b.monthly_calls;
+end
+$$;
+
+create or replace function app.provider_within_budget(p_provider text) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select coalesce((select not b.degrade or coalesce(u.calls, 0) < b.monthly_calls
+                     from public.provider_budgets b
+                     left join public.provider_usage u on u.provider = b.provider
+                                                      and u.month = date_trunc('month', now())::date
+                    where b.provider = p_provider), true)
+$$;
+
+revoke all on function app.incident_open(text, text, text, text, text[], text), app.incident_page(bigint, smallint, timestamptz),
+  app.incident_escalate(timestamptz), app.incident_ack(bigint), app.incident_status(bigint, text, text),
+  app.in_quiet_hours(uuid, timestamptz), app.provider_use(text, boolean), app.provider_within_budget(text) from public;
+revoke all on function app.incident_declare(text, text, text[], text),
+  app.incident_alert(text, text, text, text, text[], text) from public;
+grant execute on function app.incident_declare(text, text, text[], text), app.incident_ack(bigint),
+  app.incident_status(bigint, text, text) to authenticated;
+grant execute on function app.incident_alert(text, text, text, text, text[], text) to samia_alerts, service_role;
+grant execute on function app.incident_escalate(timestamptz) to service_role;
+grant execute on function app.provider_use(text, boolean), app.provider_within_budget(text)
+  to anon, authenticated, samia_auth, samia_payments, samia_calls, samia_readings, service_role;
+
+-- The admins' health overview reads the queue too.
+grant execute on function app.queue_stats() to authenticated;
+
+-- Jobs a request (the cron route) may queue.
+create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
+returns bigint
+language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
+declare
+  jid bigint;
+begin
+  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
+                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
+                    'audit_seal', 'audit_attest', 'emergency_escalate', 'incident_escalate') then
+    raise exception 'task % may not be deferred from a request', p_task
+      using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
+  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
+   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
+  returning id into jid;
+  return jid;
+end
+$$;
+
+select app.lock_down('incidents', 'incident_events', 'oncall_rota', 'quiet_hours', 'incident_policy',
+                     'incident_pages', 'provider_usage', 'provider_budgets');
+
+grant select on public.incidents, public.incident_events, public.incident_pages, public.incident_policy
+  to authenticated;
+drop policy if exists incidents_staff on public.incidents;
+create policy incidents_staff on public.incidents for select to authenticated using ((select app.is_staff()));
+drop policy if exists incident_events_staff on public.incident_events;
+create policy incident_events_staff on public.incident_events for select to authenticated
+  using ((select app.is_staff()));
+drop policy if exists incident_pages_staff on public.incident_pages;
+create policy incident_pages_staff on public.incident_pages for select to authenticated
+  using ((select app.is_staff()));
+drop policy if exists incident_policy_staff on public.incident_policy;
+create policy incident_policy_staff on public.incident_policy for select to authenticated
+  using ((select app.is_staff()));
+
+grant select, insert, delete on public.oncall_rota to authenticated;
+drop policy if exists oncall_rota_read on public.oncall_rota;
+create policy oncall_rota_read on public.oncall_rota for select to authenticated using ((select app.is_staff()));
+drop policy if exists oncall_rota_admin on public.oncall_rota;
+create policy oncall_rota_admin on public.oncall_rota for insert to authenticated with check ((select app.is_admin()));
+drop policy if exists oncall_rota_admin_delete on public.oncall_rota;
+create policy oncall_rota_admin_delete on public.oncall_rota for delete to authenticated using ((select app.is_admin()));
+
+grant select, insert, update, delete on public.quiet_hours to authenticated;
+drop policy if exists quiet_hours_own on public.quiet_hours;
+create policy quiet_hours_own on public.quiet_hours for all to authenticated
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()) and (select app.is_staff()));
+
+grant select on public.provider_usage, public.provider_budgets to authenticated;
+grant insert, update on public.provider_budgets to authenticated;
+drop policy if exists provider_usage_admin on public.provider_usage;
+create policy provider_usage_admin on public.provider_usage for select to authenticated using ((select app.is_admin()));
+drop policy if exists provider_budgets_admin on public.provider_budgets;
+create policy provider_budgets_admin on public.provider_budgets for all to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
+
+-- migrate:down
+drop function if exists app.incident_open(text, text, text, text, text[], text),
+  app.incident_declare(text, text, text[], text), app.incident_alert(text, text, text, text, text[], text),
+  app.incident_page(bigint, smallint, timestamptz), app.incident_escalate(timestamptz), app.incident_ack(bigint),
+  app.incident_status(bigint, text, text), app.in_quiet_hours(uuid, timestamptz), app.provider_use(text, boolean),
+  app.provider_within_budget(text);
+drop function if exists app.require_superadmin(), app.secret_names(), app.secret_next_version(text),
+  app.secret_put(text, integer, text, bytea, bytea), app.secret_all(),
+  app.secret_reseal(text, integer, text, bytea, bytea), app.secret_current(text);
+drop table if exists public.provider_budgets, public.provider_usage, app_private.config_secrets,
+  public.incident_pages, public.incident_policy, public.quiet_hours, public.oncall_rota, public.incident_events,
+  public.incidents;
+alter table public.notification_outbox drop column if exists not_before;
