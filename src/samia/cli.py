@@ -209,6 +209,15 @@ def cmd_restore(args: argparse.Namespace) -> None:
     print(f"restored to {target.isoformat()} into {restored.pgdata}; running at {restored.dsn()}")
 
 
+def cmd_smoke(args: argparse.Namespace) -> None:
+    from samia.ops import smoke
+
+    ok, text = smoke.report(smoke.run(args.base_url, os.environ.get("SMOKE_EMAIL"), os.environ.get("SMOKE_PASSWORD"),
+                                      readonly=args.readonly))
+    print(text)
+    sys.exit(0 if ok else 1)
+
+
 def cmd_slo(args: argparse.Namespace) -> None:
     from samia.ops import slo
 
@@ -285,6 +294,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--to", required=True, help="ISO time with zone, e.g. 2026-11-21T10:00:00+00:00")
     p.add_argument("--into", required=True, help="an empty directory for the restored cluster")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("smoke", help="synthetic checks against a running deployment (exit 0/1); "
+                                     "a client account from SMOKE_EMAIL / SMOKE_PASSWORD")
+    p.add_argument("base_url")
+    p.add_argument("--readonly", action="store_true", help="do not place (and cancel) an order")
+    p.set_defaults(func=cmd_smoke)
 
     p = sub.add_parser("slo", help="SLOs (ops/slo.yaml) → Prometheus recording rules and burn-rate alerts")
     p.add_argument("action", choices=["rules"])

@@ -53,6 +53,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "rate_limited": ("Too many requests", "طلبات كثيرة جدًا"),
     "provider_not_configured": ("This service is not configured", "هذه الخدمة غير مهيأة"),
     "provider_unavailable": ("An outside service is unavailable", "خدمة خارجية غير متاحة"),
+    "storage_unavailable": ("File storage is unavailable", "تخزين الملفات غير متاح"),
+    "budget_exhausted": ("This service has used its monthly budget", "استنفدت هذه الخدمة ميزانيتها الشهرية"),
     "database_unavailable": ("The database is unavailable", "قاعدة البيانات غير متاحة"),
     "internal_error": ("Something went wrong on our side", "حدث خطأ من جهتنا"),
     "illegal_transition": ("The order cannot make this move now", "لا يمكن نقل الطلب إلى هذه الحالة الآن"),

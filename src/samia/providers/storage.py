@@ -25,6 +25,12 @@ class Storage(Protocol):
     async def delete(self, key: str) -> None: ...
 
 
+def unavailable(exc: BaseException) -> AppError:
+    """A storage failure is the service's outage, not the caller's fault: 503, retry later."""
+    return AppError(503, "storage_unavailable", "file storage is unavailable; try again shortly",
+                    headers={"Retry-After": "30"}, extra={"provider": "storage"})
+
+
 def new_key(prefix: str) -> str:
     return f"{prefix}/{uuid.uuid4().hex}"
 
@@ -50,14 +56,20 @@ class LocalStorage:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.rename(path)
-        await to_thread.run_sync(write)
+        try:
+            await to_thread.run_sync(write)
+        except OSError as exc:
+            raise unavailable(exc) from exc
         return key
 
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
 
     async def get(self, key: str) -> bytes:
-        return await to_thread.run_sync(self._path(key).read_bytes)
+        try:
+            return await to_thread.run_sync(self._path(key).read_bytes)
+        except OSError as exc:
+            raise unavailable(exc) from exc
 
 
 class S3Storage:
@@ -77,14 +89,24 @@ class S3Storage:
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30))
 
     async def put(self, data: bytes, *, prefix: str, content_type: str) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         key = new_key(prefix)
-        await to_thread.run_sync(lambda: self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type))
+        try:
+            await to_thread.run_sync(lambda: self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type))
+        except (BotoCoreError, ClientError) as exc:
+            raise unavailable(exc) from exc
         return key
 
     async def get(self, key: str) -> bytes:
-        obj = await to_thread.run_sync(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
-        return await to_thread.run_sync(obj["Body"].read)  # type: ignore[no-any-return]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            obj = await to_thread.run_sync(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
+            return await to_thread.run_sync(obj["Body"].read)  # type: ignore[no-any-return]
+        except (BotoCoreError, ClientError) as exc:
+            raise unavailable(exc) from exc
 
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
