@@ -154,3 +154,7 @@ def test_every_schedule_is_declared_in_one_place() -> None:
                         "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *",
                         "emergency_escalate": "* * * * * */5", "incident_escalate": "* * * * * */30"}
     assert set(tasks.CRON_TASKS) == set(periodic)
+
+
+def test_the_cron_route_and_the_database_agree_on_what_may_be_queued(api) -> None:
+    assert {n for (n,) in api.sql("select name from app.deferrable_tasks")} == set(tasks.CRON_TASKS)

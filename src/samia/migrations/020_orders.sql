@@ -497,15 +497,20 @@ alter table public.provider_toggles add constraint provider_toggles_provider_che
   check (provider in ('stripe', 'square', 'usdt', 'twilio', 'email', 'testcard', 'ai'));
 insert into public.provider_toggles (provider) values ('ai') on conflict do nothing;
 
--- The service clocks' task joins the tasks a request (the cron route) may queue.
+-- The tasks a request (the cron route) may queue are rows from now on: each feature's
+-- migration adds its own instead of redefining app.defer().
+create table if not exists app.deferrable_tasks (name text primary key check (name ~ '^[a-z_]{2,40}$'));
+insert into app.deferrable_tasks values ('send_outbox'), ('purge_old'), ('sweep_rate_buckets'), ('expire_holds'),
+  ('booking_reminders'), ('reader_no_show'), ('order_clocks')
+on conflict do nothing;
+
 create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
 returns bigint
 language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
 declare
   jid bigint;
 begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
-                    'reader_no_show', 'order_clocks') then
+  if not exists (select 1 from app.deferrable_tasks t where t.name = p_task) then
     raise exception 'task % may not be deferred from a request', p_task
       using errcode = '42501', hint = 'forbidden';
   end if;
@@ -518,6 +523,7 @@ end
 $$;
 
 -- migrate:down
+drop table if exists app.deferrable_tasks;
 drop function if exists app.media_object(bigint, text);
 drop function if exists app.pick_reader(bigint), app.order_clocks(), app.refund_order(bigint, text);
 drop table if exists public.order_escalations, public.reader_strikes, public.order_attachments;

@@ -511,25 +511,8 @@ revoke all on function app.lift_expired_blocks(), app.moderation_sweeps(), app.r
 grant execute on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() to service_role;
 
 -- Jobs a request (the cron route) may queue.
-create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
-returns bigint
-language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
-declare
-  jid bigint;
-begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
-                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
-                    'audit_seal', 'audit_attest') then
-    raise exception 'task % may not be deferred from a request', p_task
-      using errcode = '42501', hint = 'forbidden';
-  end if;
-  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
-  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
-   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
-  returning id into jid;
-  return jid;
-end
-$$;
+insert into app.deferrable_tasks values ('lift_expired_blocks'), ('moderation_sweeps'), ('retention_purge'), ('audit_seal'), ('audit_attest')
+on conflict do nothing;
 
 select app.lock_down('moderation_reasons', 'moderation_cases', 'user_blocks', 'appeals', 'evidence_links',
                      'sweep_rules', 'retention_windows');
@@ -579,6 +562,7 @@ create policy retention_windows_admin on public.retention_windows for update to 
   using ((select app.is_admin())) with check ((select app.is_admin()));
 
 -- migrate:down
+delete from app.deferrable_tasks where name in ('lift_expired_blocks', 'moderation_sweeps', 'retention_purge', 'audit_seal', 'audit_attest');
 drop function if exists app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
   app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
   app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),

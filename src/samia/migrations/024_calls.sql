@@ -607,25 +607,8 @@ grant execute on function app.monitor_flag(bigint, text, text) to authenticated;
 grant execute on function app.emergency_escalate(timestamptz) to service_role;
 
 -- Jobs a request (the cron route) may queue.
-create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
-returns bigint
-language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
-declare
-  jid bigint;
-begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
-                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
-                    'audit_seal', 'audit_attest', 'emergency_escalate') then
-    raise exception 'task % may not be deferred from a request', p_task
-      using errcode = '42501', hint = 'forbidden';
-  end if;
-  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
-  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
-   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
-  returning id into jid;
-  return jid;
-end
-$$;
+insert into app.deferrable_tasks values ('emergency_escalate')
+on conflict do nothing;
 
 select app.lock_down('call_consent_logs', 'call_events', 'reader_status', 'instant_windows', 'emergency_policy',
                      'emergency_requests', 'emergency_events', 'call_transcripts', 'call_flags', 'safety_rules',
@@ -713,6 +696,7 @@ drop policy if exists safety_settings_staff on public.safety_settings;
 create policy safety_settings_staff on public.safety_settings for select to authenticated using ((select app.is_staff()));
 
 -- migrate:down
+delete from app.deferrable_tasks where name in ('emergency_escalate');
 drop table if exists public.safety_incidents, public.safety_settings, public.safety_rules, public.call_flags,
   public.call_transcripts, public.emergency_events, public.emergency_requests, public.emergency_policy,
   public.instant_windows, public.reader_status, public.call_events, public.call_consent_logs;

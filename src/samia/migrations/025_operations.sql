@@ -408,25 +408,8 @@ grant execute on function app.provider_use(text, boolean), app.provider_within_b
 grant execute on function app.queue_stats() to authenticated;
 
 -- Jobs a request (the cron route) may queue.
-create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
-returns bigint
-language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
-declare
-  jid bigint;
-begin
-  if p_task not in ('send_outbox', 'purge_old', 'sweep_rate_buckets', 'expire_holds', 'booking_reminders',
-                    'reader_no_show', 'order_clocks', 'lift_expired_blocks', 'moderation_sweeps', 'retention_purge',
-                    'audit_seal', 'audit_attest', 'emergency_escalate', 'incident_escalate') then
-    raise exception 'task % may not be deferred from a request', p_task
-      using errcode = '42501', hint = 'forbidden';
-  end if;
-  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
-  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
-   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
-  returning id into jid;
-  return jid;
-end
-$$;
+insert into app.deferrable_tasks values ('incident_escalate')
+on conflict do nothing;
 
 select app.lock_down('incidents', 'incident_events', 'oncall_rota', 'quiet_hours', 'incident_policy',
                      'incident_pages', 'provider_usage', 'provider_budgets');
@@ -467,6 +450,7 @@ create policy provider_budgets_admin on public.provider_budgets for all to authe
   using ((select app.is_admin())) with check ((select app.is_admin()));
 
 -- migrate:down
+delete from app.deferrable_tasks where name in ('incident_escalate');
 drop function if exists app.incident_open(text, text, text, text, text[], text),
   app.incident_declare(text, text, text[], text), app.incident_alert(text, text, text, text, text[], text),
   app.incident_page(bigint, smallint, timestamptz), app.incident_escalate(timestamptz), app.incident_ack(bigint),
