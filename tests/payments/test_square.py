@@ -90,7 +90,8 @@ def test_square_webhook_signature_and_once(square_app, client, api, reader) -> N
                   "booking_id, provider_ref) values (%s, 'square', 'charge', 'requires_action', %s, 'USD', %s, "
                   "'sq_async') returning id", (us.id, PRICE, booking))[0][0]
     event = {"event_id": str(uuid.uuid4()), "type": "payment.updated",
-             "data": {"object": {"payment": {"id": "sq_async", "status": "COMPLETED"}}}}
+             "data": {"object": {"payment": {"id": "sq_async", "status": "COMPLETED",
+                                             "amount_money": {"amount": PRICE, "currency": "USD"}}}}}
     body, headers = signed(event)
     problem(square_app.post("/webhooks/square", content=body + b" ", headers=headers), 400, "invalid_signature")
     problem(square_app.post("/webhooks/square", content=body), 400, "invalid_signature")

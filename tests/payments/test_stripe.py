@@ -113,7 +113,15 @@ def test_webhook_settles_once_and_bad_signatures_change_nothing(stripe_app, clie
     assert r.json()["client_secret"].endswith("_secret_x")
     intent = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
 
-    succeeded = event("payment_intent.succeeded", intent)
+    # a "succeeded" event for less than the charge, or another currency, settles nothing
+    for short in ({"amount_received": PRICE - 1, "currency": "usd"}, {"amount_received": PRICE, "currency": "eur"}, {}):
+        b, h = signed(event("payment_intent.succeeded", intent, **short))
+        assert stripe_app.post("/webhooks/stripe", content=b, headers=h).json() == {"status": "amount_mismatch"}
+    assert api.sql("select status from bookings where id = %s", (booking,)) == [("held",)]
+    assert len(api.audit_rows("payment.amount_mismatch")) >= 3
+    api.sql("delete from webhook_events")
+
+    succeeded = event("payment_intent.succeeded", intent, amount_received=PRICE, currency="usd")
     body, headers = signed(succeeded)
     forged = {**headers, "Stripe-Signature": headers["Stripe-Signature"][:-4] + "0000"}
     problem(stripe_app.post("/webhooks/stripe", content=body, headers=forged), 400, "invalid_signature")
@@ -191,7 +199,7 @@ def test_a_late_payment_for_a_lost_slot_is_credited_to_the_wallet(stripe_app, cl
     taken = client.post("/bookings/hold", json={"reader_id": reader.id, "service": "tarot", "starts_at": starts},
                         headers=rival.h)
     assert taken.status_code == 201, taken.text
-    body, headers = signed(event("payment_intent.succeeded", intent))
+    body, headers = signed(event("payment_intent.succeeded", intent, amount_received=PRICE, currency="usd"))
     assert stripe_app.post("/webhooks/stripe", content=body, headers=headers).json() == {"status": "applied"}
     assert api.sql("select status, refund_to from bookings where id = %s", (booking,)) == [("released", "wallet")]
     assert client.get("/wallet", headers=c.h).json()["balance_minor"] == PRICE
@@ -209,6 +217,6 @@ def test_a_late_payment_for_a_still_free_slot_confirms_it(stripe_app, client, ap
     intent = api.sql("select provider_ref from payment_transactions where booking_id = %s", (booking,))[0][0]
     api.sql("update reader_capacity set expires_at = now() - interval '1 second' "
             "where id = (select capacity_id from bookings where id = %s)", (booking,))
-    body, headers = signed(event("payment_intent.succeeded", intent))
+    body, headers = signed(event("payment_intent.succeeded", intent, amount_received=PRICE, currency="usd"))
     stripe_app.post("/webhooks/stripe", content=body, headers=headers)
     assert api.sql("select status from bookings where id = %s", (booking,)) == [("confirmed",)]

@@ -340,6 +340,45 @@ begin
 end
 $$;
 
+-- A provider's "paid" event settles a charge only for at least the amount, in the currency,
+-- the charge asked for; otherwise it is recorded, left for an admin and flagged in the
+-- audit log (a tampered or mistaken event never confirms a booking on its own).
+drop function if exists app.apply_payment_event(text, text, text, text, text, text);
+create or replace function app.apply_payment_event(p_provider text, p_event text, p_type text, p_ref text,
+                                                   p_outcome text, p_reason text default null,
+                                                   p_amount bigint default null, p_currency text default null)
+returns text
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  t public.payment_transactions;
+begin
+  insert into public.webhook_events (provider, event_id, event_type) values (p_provider, p_event, p_type)
+  on conflict do nothing;
+  if not found then
+    return 'duplicate';
+  end if;
+  if p_outcome is null then
+    return 'ignored';
+  end if;
+  select * into t from public.payment_transactions where provider = p_provider and provider_ref = p_ref;
+  if t.id is not null and p_outcome = 'settled' then
+    if p_amount is null or p_amount < t.amount_minor or upper(coalesce(p_currency, '')) <> t.currency then
+      perform app.audit('payment.amount_mismatch', 'payment', t.id::text,
+                        jsonb_build_object('expected', t.amount_minor, 'currency', t.currency, 'reported', p_amount,
+                                           'reported_currency', upper(p_currency), 'event', p_event));
+      return 'amount_mismatch';
+    end if;
+    perform app.settle_charge(t.id, p_ref);
+  elsif t.id is not null and p_outcome = 'failed' then
+    perform app.fail_charge(t.id, coalesce(p_reason, 'payment failed'));
+  end if;
+  return 'applied';
+end
+$$;
+revoke all on function app.apply_payment_event(text, text, text, text, text, text, bigint, text) from public;
+grant execute on function app.apply_payment_event(text, text, text, text, text, text, bigint, text)
+  to samia_payments, service_role;
+
 -- Give an order's payment back to the client's wallet, at most once whatever calls it
 -- (client cancel, the delivery-breach job, an admin).
 create or replace function app.refund_order(p_order bigint, p_reason text) returns text
