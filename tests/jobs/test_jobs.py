@@ -158,3 +158,19 @@ def test_every_schedule_is_declared_in_one_place() -> None:
 
 def test_the_cron_route_and_the_database_agree_on_what_may_be_queued(api) -> None:
     assert {n for (n,) in api.sql("select name from app.deferrable_tasks")} == set(tasks.CRON_TASKS)
+
+
+def test_every_email_the_database_queues_has_a_template() -> None:
+    import re
+    from pathlib import Path
+
+    from samia.notifications.outbox import TEMPLATES
+
+    sql = "\n".join(p.read_text() for p in Path(tasks.__file__).parents[1].joinpath("migrations").glob("*.sql"))
+    queued = set(re.findall(r"'email', '([a-z_]+)', jsonb_build_object", sql))
+    queued |= set(re.findall(r"\(new\.\w+, '([a-z_]+)', new\.status", sql))  # the orders trigger's table
+    assert {"order_assigned", "order_rejected", "reading_delivered"} <= queued
+    code = "\n".join(p.read_text() for p in Path(tasks.__file__).parents[1].rglob("*.py"))
+    queued |= set(re.findall(r"'email', '([a-z_]+)', jsonb_build_object", code))  # SQL inside the jobs
+    assert queued, "found no queued templates"
+    assert queued - {"verify_email"} <= set(TEMPLATES), queued - set(TEMPLATES)

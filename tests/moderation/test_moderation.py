@@ -237,12 +237,28 @@ def test_sweeps_open_cases_for_abnormal_data_and_none_for_normal(client, api, st
                       (refunded.id, tarot))[0][0]
         api.sql("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency, "
                 "order_id) values (%s, 'wallet', 'refund', 'succeeded', 100, 'USD', %s)", (refunded.id, oid))
+    # calls: the dropping reader ended 2 of 5 calls themselves, the steady one 0 of 5
+    dropper, steady = api.user("reader"), api.user("reader")
+    for reader, drops in ((dropper, 2), (steady, 0)):
+        for n in range(5):
+            api.sql("insert into calls (client_id, reader_id, kind, status, started_at, ended_at, end_reason) "
+                    "values (%s, %s, 'instant', 'created', now() - interval '1 hour', now() - interval '50 minutes', "
+                    "%s)", (reviewed.id, reader.id, "dropped_by_reader" if n < drops else "completed"))
+    # payments: one client failing four charges in a day (trying method after method)
+    spiky = api.user("client")
+    for _ in range(4):
+        api.sql("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
+                "values (%s, 'testcard', 'charge', 'failed', 100, 'USD')", (spiky.id,))
+    api.sql("insert into payment_transactions (user_id, provider, kind, status, amount_minor, currency) "
+            "values (%s, 'testcard', 'charge', 'failed', 100, 'USD')", (normal.id,))
     api.sql("delete from moderation_cases where source = 'sweep'")
     run_jobs(settings, dsns, "moderation_sweeps")
     found = set(api.sql("select rule, subject_id from moderation_cases where source = 'sweep'"))
     assert ("order_burst", bursty.id) in found
     assert ("reader_reject_rate", careless.id) in found
     assert ("refund_loop", refunded.id) in found
+    assert ("call_drop_rate", dropper.id) in found and ("call_drop_rate", steady.id) not in found
+    assert ("payment_fallback_spike", spiky.id) in found
     for quiet in (normal.id, careful.id):
         assert not [f for f in found if f[1] == quiet], found
     run_jobs(settings, dsns, "moderation_sweeps")  # a rerun the same day opens nothing new

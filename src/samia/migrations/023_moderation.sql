@@ -446,11 +446,14 @@ begin
          where r.code = 'refund_loop' and t.kind = 'refund' and t.status = 'succeeded' and t.created_at > since
          group by t.user_id
         union all
-        select o.assigned_reader, count(*) filter (where c.end_reason = 'dropped_by_reader')::numeric / count(*),
-               count(*), round(100 * count(*) filter (where c.end_reason = 'dropped_by_reader')::numeric / count(*)) || '%'
-          from public.calls c join public.orders o on o.id = c.order_id
-         where r.code = 'call_drop_rate' and c.ended_at > since and o.assigned_reader is not null
-         group by o.assigned_reader
+        -- a reader's calls they dropped (the call's own reader once calls carry one, else its order's)
+        select x.reader, count(*) filter (where x.end_reason = 'dropped_by_reader')::numeric / count(*),
+               count(*), round(100 * count(*) filter (where x.end_reason = 'dropped_by_reader')::numeric / count(*)) || '%'
+          from (select coalesce((to_jsonb(c) ->> 'reader_id')::uuid, o.assigned_reader) as reader, c.end_reason
+                  from public.calls c left join public.orders o on o.id = c.order_id
+                 where r.code = 'call_drop_rate' and c.ended_at > since) x
+         where x.reader is not null
+         group by x.reader
         union all
         select t.user_id, count(*), count(*), count(*) || ' failed payments'
           from public.payment_transactions t

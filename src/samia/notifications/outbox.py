@@ -24,6 +24,36 @@ async def as_system(conn: AsyncConnection) -> None:
                        "set_config('request.jwt.claims', %s, true)", (SYSTEM_CLAIMS,))
 
 
+# Subject and body per template; {placeholders} come from the row's params. No PII here:
+# the recipient's own details are in their account, not in the message.
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "payment_failed": ("Your Samia Tarot payment did not go through",
+                       "Your payment did not go through, so the reserved time was released.\n"
+                       "You can choose a time again and retry whenever you like."),
+    "booking_cancelled": ("A Samia Tarot booking was cancelled",
+                          "Booking {booking} was cancelled. Any refund is shown in your account."),
+    "booking_rescheduled": ("A Samia Tarot booking moved", "Booking {booking} has a new time; see your bookings."),
+    "booking_reminder": ("Your Samia Tarot session is coming up", "Booking {booking} starts in {in}."),
+    "reader_no_show": ("Reader no-show", "The reader did not start booking {booking}; the client was refunded "
+                                         "in full."),
+    "late_payment_credited": ("Your payment is in your Samia Tarot wallet",
+                              "Your payment for booking {booking} arrived after the reserved time had gone to "
+                              "someone else, so the full amount was credited to your wallet."),
+    "order_assigned": ("A new reading for you", "Order {order} is assigned to you; it is in your queue."),
+    "order_rejected": ("A reading came back from review",
+                       "The monitor sent order {order} back with a note; it is in your queue."),
+    "reading_delivered": ("Your Samia Tarot reading is ready", "Your reading for order {order} is ready to listen to."),
+    "order_refunded": ("A refund to your Samia Tarot wallet",
+                       "The payment for order {order} was returned to your wallet ({reason})."),
+    "review_overdue": ("A reading is waiting too long for review", "Order {order} is past its review deadline."),
+}
+
+
+class _Params(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
 async def render(platform: Platform, template: str, profile: dict[str, Any], params: dict[str, Any]) -> tuple[str, str]:
     if template == "verify_email":
         token = issue_email_token(platform.settings, str(profile["id"]), profile["email"])
@@ -31,25 +61,9 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
         return ("Confirm your email for Samia Tarot",
                 f"Welcome to Samia Tarot.\n\nConfirm your email address by opening:\n{link}\n\n"
                 "The link is valid for 48 hours.")
-    if template == "payment_failed":
-        return ("Your Samia Tarot payment did not go through",
-                "Your payment did not go through, so the reserved time was released.\n"
-                "You can choose a time again and retry whenever you like.")
-    if template == "booking_cancelled":
-        return ("A Samia Tarot booking was cancelled",
-                f"Booking {params.get('booking')} was cancelled. Any refund is shown in your account.")
-    if template == "booking_rescheduled":
-        return ("A Samia Tarot booking moved", f"Booking {params.get('booking')} has a new time; see your bookings.")
-    if template == "booking_reminder":
-        return ("Your Samia Tarot session is coming up",
-                f"Booking {params.get('booking')} starts in {params.get('in')}.")
-    if template == "reader_no_show":
-        return ("Reader no-show", f"The reader did not start booking {params.get('booking')}; "
-                                  "the client was refunded in full.")
-    if template == "late_payment_credited":
-        return ("Your payment is in your Samia Tarot wallet",
-                f"Your payment for booking {params.get('booking')} arrived after the reserved time had gone to "
-                "someone else, so the full amount was credited to your wallet.")
+    if template in TEMPLATES:
+        subject, body = TEMPLATES[template]
+        return subject, body.format_map(_Params({k: str(v) for k, v in params.items()}))
     raise ValueError(f"unknown template {template}")
 
 
