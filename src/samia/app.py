@@ -41,6 +41,7 @@ class Platform:
     sms_sink: SmsSink
     storage: Storage
     rate_scopes: dict[str, bool] = field(default_factory=dict)
+    env_set: frozenset[str] = frozenset()       # settings the environment gave (they beat the store)
     breakers: dict[str, Breaker] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.monotonic
@@ -121,11 +122,21 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
         mailer=mailer or MailboxMailer(settings.data_dir / "mail"),
         sms_sink=sms_sink or DeviceFileSink(settings.data_dir / "dev-phone"),
         storage=make_storage(settings),
+        env_set=frozenset(f.alias for n, f in type(settings).model_fields.items()
+                          if f.alias and getattr(settings, n) is not None),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.pool.open(wait=True)
+        try:
+            from samia.ops.secrets import apply_stored
+
+            applied = await apply_stored(platform)
+            if applied:
+                log.info("settings_from_secret_store", names=applied)
+        except Exception:  # a store that cannot be read leaves the environment's settings as they are
+            log.warning("secret_store_unreadable", exc_info=True)
         try:
             yield
         finally:

@@ -212,3 +212,25 @@ def test_a_provider_over_its_monthly_budget_degrades_to_503_and_alerts(client, a
     assert overview["status"] in ("degraded", "critical") and overview["open_incidents"]
     ok(client.put("/admin/budget/ai", json={"monthly_calls": 1000}, headers=admin.h))
     assert client.portal.call(call) == "answer"
+
+
+def test_a_stored_secret_fills_an_unset_setting_and_the_environment_wins(api, dsns) -> None:
+    import stripe
+
+    sa = api.user("superadmin")
+    with TestClient(create_app(make_settings(), dsns=dsns), raise_server_exceptions=False) as http:
+        problem(http.post("/webhooks/stripe", content=b"{}"), 503, "provider_not_configured")
+        ok(http.post("/admin/secrets", json={"name": "STRIPE_WEBHOOK_SECRET", "value": "whsec_from_store"},
+                     headers=sa.h), 201)
+        payload = json.dumps({"id": "evt_store_1", "object": "event", "type": "customer.created",
+                              "data": {"object": {"id": "cus_1", "object": "customer"}}})
+        sig = stripe.WebhookSignature.generate_signature_header(payload, "whsec_from_store")
+        r = http.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": sig,
+                                                                     "Content-Type": "application/json"})
+        assert r.status_code == 200 and r.json() == {"status": "ignored"}, r.text
+    # a new process reads it at start-up; a value from the environment is never overridden
+    with TestClient(create_app(make_settings(STRIPE_WEBHOOK_SECRET="whsec_from_env"), dsns=dsns),
+                    raise_server_exceptions=False) as http:
+        assert http.app.state.platform.settings.stripe_webhook_secret.get_secret_value() == "whsec_from_env"
+    with TestClient(create_app(make_settings(), dsns=dsns), raise_server_exceptions=False) as http:
+        assert http.app.state.platform.settings.stripe_webhook_secret.get_secret_value() == "whsec_from_store"

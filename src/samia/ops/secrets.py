@@ -2,7 +2,11 @@
 value, the name and version bound as associated data, versioned per name. Master keys come
 from the environment with a version each; new values are sealed with the highest, and a
 value sealed with an older key opens with that key until `POST /admin/secrets/rotate`
-re-encrypts it. Values are never returned by the API, logged or audited."""
+re-encrypts it. Values are never returned by the API, logged or audited.
+
+A stored value named like a setting (STRIPE_WEBHOOK_SECRET, TWILIO_AUTH_TOKEN …) fills that
+setting when the environment leaves it unset: at start-up, and at once in the process that
+stored it (other processes at their next start)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, status
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from samia.config import Settings
 from samia.core.access import Ctx, Probe, allow
@@ -70,6 +74,32 @@ async def read_secret(conn: AsyncConnection, settings: Settings, name: str) -> s
     return open_(master_keys(settings), name, version, kid, bytes(nonce), bytes(ciphertext))
 
 
+async def apply_stored(platform: Any) -> list[str]:
+    """Fill settings the environment leaves unset (provider keys, webhook secrets …) from
+    the store: the environment always wins. Providers built from the old settings are
+    dropped so the next call builds them again. Returns the names applied."""
+    fields = {f.alias: (name, "SecretStr" in str(f.annotation))
+              for name, f in type(platform.settings).model_fields.items() if f.alias}
+    async with platform.pool.connection() as conn:
+        await conn.execute("select set_config('role', 'service_role', true)")
+        cur = await conn.execute("select name, version, key_id, nonce, ciphertext from app.secret_all()")
+        rows = await cur.fetchall()
+        await conn.rollback()
+    keys = master_keys(platform.settings)
+    updates: dict[str, Any] = {}
+    for name, version, kid, nonce, ciphertext in rows:
+        field = fields.get(name)
+        if field is None or kid not in keys or name in platform.env_set:
+            continue
+        value = open_(keys, name, version, kid, bytes(nonce), bytes(ciphertext))
+        updates[field[0]] = SecretStr(value) if field[1] else value
+    if updates:
+        platform.settings = platform.settings.model_copy(update=updates)
+        platform._processors.clear()
+        platform._verifier = None
+    return sorted(n for n, (f, _) in fields.items() if f in updates)
+
+
 class SecretIn(Input):
     name: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$", examples=["STRIPE_API_KEY"])]
     value: Annotated[str, Field(min_length=1, max_length=4096)]
@@ -113,6 +143,7 @@ async def list_secrets(ctx: Ctx = allow("superadmin", probe=SUPER)) -> list[dict
 async def put_secret(body: SecretIn, ctx: Ctx = allow("superadmin", probe=SUPER)) -> dict[str, Any]:
     """Store a secret (a new version if the name exists)."""
     version = await _put(ctx, body.name, body.value)
+    ctx.after_commit.append(lambda: apply_stored(ctx.platform))
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute("select * from app.secret_names() where name = %s and version = %s", (body.name, version))
     return await cur.fetchone()  # type: ignore[return-value]
@@ -141,6 +172,7 @@ async def rotate(body: RotateIn, ctx: Ctx = allow("superadmin", probe=SUPER)) ->
             moved += 1
         out["reencrypted"] = moved
         out["key_id"] = newest
+    ctx.after_commit.append(lambda: apply_stored(ctx.platform))
     await ctx.conn.execute("select app.audit('secrets.rotated', 'secrets', %s, %s)",
                            (body.name or "*", json.dumps({k: v for k, v in out.items() if k != "new_version"}
                                                          | ({"version": out["new_version"]["version"]}
