@@ -11,6 +11,7 @@ import secrets
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -182,7 +183,8 @@ async def create_order(body: OrderIn, idem_key: IdemKey = None, ctx: Ctx = allow
     chart = None
     if body.service == "astro":
         birth = body.birth or await _profile_birth(ctx)
-        chart = astro.chart(astro.Birth(birth.date, birth.time, birth.lat, birth.lon, birth.tz))
+        chart = await to_thread.run_sync(astro.chart, astro.Birth(birth.date, birth.time, birth.lat, birth.lon,
+                                                                   birth.tz))  # CPU work off the event loop
         inputs["birth"] = birth.model_dump(mode="json")
     elif body.birth is not None:
         raise invalid(["body", "birth"], "birth data is for astrology orders only")
