@@ -366,3 +366,26 @@ def test_transcripts_are_stored_redacted_flagged_and_kept_from_clients(client, a
     for table in ("call_transcripts", "call_flags", "safety_incidents"):
         assert api.sql_as(c.id, f"select count(*) from {table}") == [(0,)]
     assert "Call me" not in json.dumps(ok(client.get(f"/calls/{cid}", headers=c.h)))
+
+
+def test_old_transcripts_go_after_their_window_unless_an_incident_is_open(client, api, settings, dsns) -> None:
+    from ..payments.test_booking_lifecycle import run_jobs
+
+    reader = api.user("reader")  # the module's reader is still on the previous test's call
+    api.sql("insert into reader_services (reader_id, service_id) select %s, id from services "
+            "where code = 'direct_call'", (reader.id,))
+    c = funded_client(api, client)
+    b = booking_now(api, c, reader)
+    ok(client.post(f"/calls/{b}/consent", json={"consent_given": True}, headers=c.h), 201)
+    cid = ok(client.post(f"/calls/{b}/start", headers=c.h), 201)["id"]
+    ok(client.post(f"/calls/{cid}/transcript", json={"text": "shut up, idiot"}, headers=reader.h), 201)
+    ok(client.post(f"/calls/{cid}/simulate", json={"event": "ended"}, headers=c.h))
+    api.sql("update call_transcripts set at = now() - interval '100 days' where call_id = %s", (cid,))
+    api.sql("update call_flags set created_at = now() - interval '100 days' where call_id = %s", (cid,))
+    open_incident = api.sql("select call_id from safety_incidents where status = 'open'")
+    run_jobs(settings, dsns, "retention_purge")
+    assert api.sql("select count(*) from call_transcripts where call_id = %s", (cid,)) == [(0,)]
+    assert api.sql("select count(*) from call_flags where call_id = %s", (cid,)) == [(0,)]
+    for (kept,) in open_incident:  # a call under an open incident keeps its evidence
+        assert api.sql("select count(*) from call_transcripts where call_id = %s", (kept,))[0][0] > 0
+    assert api.audit_rows("retention.purged_calls")

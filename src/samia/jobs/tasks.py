@@ -223,8 +223,10 @@ async def moderation_sweeps(context: JobContext, timestamp: int | None = None) -
 @app.periodic(cron="45 2 * * *", periodic_id="retention_purge")
 @app.task(name="retention_purge", pass_context=True, retry=RETRY)
 async def retention_purge(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
-    """Moderation data and appeals past their windows (retention_windows); audited."""
-    rows = await system_tx(resources(context), "retention_purge", "select app.retention_purge()")
+    """Moderation data, appeals and redacted call transcripts past their windows
+    (retention_windows); audited."""
+    rows = await system_tx(resources(context), "retention_purge",
+                           "select app.retention_purge() || app.retention_purge_calls()")
     return dict(rows[0][0])
 
 

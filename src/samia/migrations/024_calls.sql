@@ -590,6 +590,34 @@ begin
 end
 $$;
 
+-- Retention: redacted transcripts and their flags go after their window (kept while the
+-- call has an open safety incident); run by the retention job, audited.
+alter table public.retention_windows drop constraint if exists retention_windows_name_check;
+alter table public.retention_windows add constraint retention_windows_name_check check (name in
+  ('moderation_cases', 'appeals', 'user_blocks', 'moderation_actions', 'call_transcripts'));
+insert into public.retention_windows values ('call_transcripts', 90) on conflict (name) do nothing;
+
+create or replace function app.retention_purge_calls() returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  cutoff timestamptz := now() - make_interval(days => (select days from public.retention_windows
+                                                         where name = 'call_transcripts'));
+  t integer;
+  f integer;
+begin
+  delete from public.call_transcripts x where x.at < cutoff
+     and not exists (select 1 from public.safety_incidents i where i.call_id = x.call_id and i.status = 'open');
+  get diagnostics t = row_count;
+  delete from public.call_flags x where x.created_at < cutoff and x.source = 'analyser'
+     and not exists (select 1 from public.safety_incidents i where i.call_id = x.call_id and i.status = 'open');
+  get diagnostics f = row_count;
+  perform app.audit('retention.purged_calls', null, null, jsonb_build_object('call_transcripts', t, 'call_flags', f));
+  return jsonb_build_object('call_transcripts', t, 'call_flags', f);
+end
+$$;
+revoke all on function app.retention_purge_calls() from public;
+grant execute on function app.retention_purge_calls() to service_role;
+
 revoke all on function app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
   app.call_event(bigint, text, timestamptz, text, text, text), app.raise_emergency(text, inet, text, boolean),
   app.answer_emergency(bigint),
@@ -709,7 +737,8 @@ drop function if exists app.start_booked_call(bigint), app.start_instant_call(uu
   app.page_level(bigint, smallint), app.analyse_segment(bigint, text, text, jsonb), app.on_live_call(uuid), app.in_instant_window(uuid),
   app.reader_status_guard(), app.calls_guard(), app.call_phones(bigint), app.call_record_flag(bigint),
   app.call_setup_seconds(bigint),
-  app.monitor_flag(bigint, text, text);
+  app.monitor_flag(bigint, text, text), app.retention_purge_calls();
+delete from public.retention_windows where name = 'call_transcripts';
 drop index if exists calls_one_live_per_reader;
 drop policy if exists calls_read on public.calls;
 alter table public.calls drop column if exists booking_id, drop column if exists client_id,
