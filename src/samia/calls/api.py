@@ -18,6 +18,7 @@ from samia.calls.redact import redact
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, acting_as, allow, client_ip
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.moderation.api import STAFF_PROBE
 from samia.orders.workflow import ADMINS, STAFF
 from samia.providers.voice import Leg, TwilioVoice, make_voice
 
@@ -114,6 +115,12 @@ async def _call(ctx: Ctx, call_id: int) -> dict[str, Any]:
     if row is None:
         raise not_found("call")
     return row
+
+
+async def _provider_ref(ctx: Ctx, call_id: int) -> str | None:
+    cur = await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def _event(ctx: Ctx, call_id: int, event: str, at: dt.datetime | None, reason: str | None,
@@ -218,7 +225,7 @@ async def hangup(call_id: Id, ctx: Ctx = allow("client", "reader", probe=Probe(
     call = await _call(ctx, call_id)
     if ctx.user_id not in (call["client_id"], call["reader_id"]):
         raise not_found("call")
-    ref = (await (await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))).fetchone())[0]  # type: ignore[index]
+    ref = await _provider_ref(ctx, call_id)
     await make_voice(ctx.platform.settings).hangup(ref)
     reason = "dropped_by_client" if ctx.user_id == call["client_id"] else "dropped_by_reader"
     await _event(ctx, call_id, "ended", None, reason if call["status"] == "started" else "failed", None)
@@ -419,9 +426,6 @@ async def cancel_emergency(request_id: Id, ctx: Ctx = allow("client", probe=Prob
     return await _emergency(ctx, request_id)
 
 
-STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
-
-
 @router.get("/monitor/emergency")
 async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Sirens still sounding, oldest first, with their escalation trace."""
@@ -458,7 +462,7 @@ async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) 
     if call["status"] not in ("ringing", "started"):
         raise AppError(409, "not_live", f"the call is {call['status']}")
     phone = (await (await ctx.conn.execute("select phone from profiles where id = auth.uid()")).fetchone())[0]  # type: ignore[index]
-    ref = (await (await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))).fetchone())[0]  # type: ignore[index]
+    ref = await _provider_ref(ctx, call_id)
     await make_voice(ctx.platform.settings).join_silent(ref, Leg(phone))
     await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'monitor_joined', auth.uid())",
                            (call_id,))
@@ -481,7 +485,7 @@ async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=ST
     call = await _call(ctx, call_id)
     if call["status"] == "ended":
         raise AppError(409, "not_live", "the call has already ended")
-    ref = (await (await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))).fetchone())[0]  # type: ignore[index]
+    ref = await _provider_ref(ctx, call_id)
     await make_voice(ctx.platform.settings).hangup(ref)
     await _event(ctx, call_id, "ended", None, "dropped_by_monitor", None)
     await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",

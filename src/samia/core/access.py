@@ -14,6 +14,7 @@ A registry of these declarations feeds `samia parity`.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ import structlog
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
+from pydantic import SecretStr
 
 from samia.auth.tokens import Claims, decode_access
 from samia.core.problems import AppError, from_db_error
@@ -100,6 +102,16 @@ async def acting_as(ctx: Ctx, role: str) -> AsyncIterator[None]:
     await ctx.conn.execute("select set_config('role', %s, true)", (role,))
     yield
     await ctx.conn.execute("select set_config('role', %s, true)", (ctx.db_role,))
+
+
+def machine_token(authorization: str | None, secret: SecretStr | None, setting: str) -> None:
+    """A machine caller's bearer token (Prometheus, Alertmanager), compared in constant time:
+    503 naming the setting while it is unset, 401 when the token is wrong."""
+    if secret is None:
+        raise AppError(503, "provider_not_configured", f"{setting} is not set", extra={"setting": setting})
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+        raise AppError(401, "unauthenticated", f"Bearer {setting} required", headers={"WWW-Authenticate": "Bearer"})
 
 
 def client_ip(request: Request, trust_proxy: bool) -> str:

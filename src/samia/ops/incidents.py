@@ -7,16 +7,17 @@ overview for admins."""
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import PUBLIC, Ctx, Probe, acting_as, allow
+from samia.core.access import PUBLIC, Ctx, Probe, acting_as, allow, machine_token
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.moderation.api import STAFF_PROBE
+from samia.ops.providers import ADMIN as ADMIN_PROBE
 from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["ops"])
@@ -76,8 +77,6 @@ class BudgetIn(Input):
 
 INCIDENT_COLS = ("id, title, severity, status, source, runbooks, level, declared_by::text, created_at, "
                  "mitigated_at, resolved_at")
-STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
-ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
 async def _incident(ctx: Ctx, incident_id: int) -> dict[str, Any]:
@@ -165,14 +164,7 @@ async def alertmanager(body: AlertmanagerIn, authorization: str | None = Header(
                        ctx: Ctx = allow(PUBLIC, readonly=False, bearer=False)) -> Response:
     """Alertmanager's receiver (`webhook_configs` with `http_config.authorization`): firing
     alerts open or update an incident (keyed by fingerprint), resolved ones mitigate it."""
-    token = ctx.platform.settings.alertmanager_token
-    if token is None:
-        raise AppError(503, "provider_not_configured", "ALERTMANAGER_TOKEN is not set",
-                       extra={"setting": "ALERTMANAGER_TOKEN"})
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise AppError(401, "unauthenticated", "Bearer ALERTMANAGER_TOKEN required",
-                       headers={"WWW-Authenticate": "Bearer"})
+    machine_token(authorization, ctx.platform.settings.alertmanager_token, "ALERTMANAGER_TOKEN")
     async with acting_as(ctx, "samia_alerts"):
         for alert in body.alerts:
             labels = alert.labels

@@ -5,15 +5,14 @@ multiprocess mode) or scrape each worker."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, Probe, allow
-from samia.core.problems import AppError
+from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow, machine_token
+from samia.ops.providers import ADMIN
 
 if TYPE_CHECKING:
     from samia.app import Platform
@@ -57,12 +56,7 @@ class Metrics:
 async def metrics(authorization: str | None = Header(None), ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
     """Prometheus exposition (Bearer METRICS_TOKEN)."""
     platform: Platform = ctx.platform
-    token = platform.settings.metrics_token
-    if token is None:
-        raise AppError(503, "provider_not_configured", "metrics need METRICS_TOKEN", extra={"setting": "METRICS_TOKEN"})
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise AppError(401, "unauthenticated", "Bearer METRICS_TOKEN required", headers={"WWW-Authenticate": "Bearer"})
+    machine_token(authorization, platform.settings.metrics_token, "METRICS_TOKEN")
     await _collect(platform)
     return Response(generate_latest(platform.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -91,11 +85,8 @@ async def _collect(platform: Platform) -> None:
         m.queue_age.labels(status).set(age)
 
 
-ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
-
-
 @router.get("/admin/observability")
-async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
+async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> dict[str, Any]:
     """SLO status and error budget from this API process's live metrics (since it started;
     the fleet-wide view is Prometheus with ops/prometheus/slo_rules.yml and ops/grafana/)."""
     from samia.ops import slo

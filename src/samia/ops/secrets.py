@@ -156,8 +156,10 @@ async def rotate(body: RotateIn, ctx: Ctx = allow("superadmin", probe=SUPER)) ->
     if (body.name is None) != (body.value is None):
         raise AppError(422, "validation_error", "give name and value together")
     out: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
     if body.name and body.value:
         out["new_version"] = {"name": body.name, "version": await _put(ctx, body.name, body.value)}
+        meta["version"] = out["new_version"]["version"]
     if body.reencrypt:
         keys = master_keys(ctx.platform.settings)
         newest = current_key(keys)
@@ -170,11 +172,9 @@ async def rotate(body: RotateIn, ctx: Ctx = allow("superadmin", probe=SUPER)) ->
             await ctx.conn.execute("select app.secret_reseal(%s, %s, %s, %s, %s)",
                                    (name, version, newest, new_nonce, new_ct))
             moved += 1
-        out["reencrypted"] = moved
-        out["key_id"] = newest
+        out["reencrypted"] = meta["reencrypted"] = moved
+        out["key_id"] = meta["key_id"] = newest
     ctx.after_commit.append(lambda: apply_stored(ctx.platform))
     await ctx.conn.execute("select app.audit('secrets.rotated', 'secrets', %s, %s)",
-                           (body.name or "*", json.dumps({k: v for k, v in out.items() if k != "new_version"}
-                                                         | ({"version": out["new_version"]["version"]}
-                                                            if "new_version" in out else {}))))
+                           (body.name or "*", json.dumps(meta)))
     return out

@@ -21,6 +21,7 @@ from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
 from samia.media.store import store_upload
+from samia.moderation.api import STAFF_PROBE
 from samia.orders.workflow import ADMINS, STAFF, sources
 from samia.readings import astro
 
@@ -384,8 +385,7 @@ async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
 # ---- monitor ------------------------------------------------------------------------
 
 @router.get("/monitor/queue", response_model=list[OrderOut])
-async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=Probe(
-        "select 1 from moderation_actions", "reviewing: staff read moderation records"))) -> list[dict[str, Any]]:
+async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Audio waiting for review: golden first, then the oldest submission."""
     return await _fetch(ctx, "o.status = 'awaiting_approval'", (), order="o.is_gold desc, o.submitted_at, o.id")
 
