@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -17,6 +18,8 @@ from fastapi.testclient import TestClient
 from samia import db
 from samia.cli import create_user
 from samia.config import Settings
+from samia.jobs import worker
+from samia.providers.email import MemoryMailer
 
 PASSWORD = "a-long-test-password"
 
@@ -80,6 +83,22 @@ class Api:
         return self.sql("select actor::text, actor_role, event, entity, entity_id, meta from audit_log "
                         "where event = %s and (%s::text is null or entity_id = %s) order by id",
                         (event, entity_id, entity_id))
+
+
+def ok(r: Any, status: int = 200) -> Any:
+    """Assert a success status and return the JSON body."""
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def run_jobs(settings: Settings, dsns: db.Dsns, *tasks: str, at: Any = None) -> None:
+    """Queue the tasks (as the cron route does) and run one worker over them until none is
+    left; `at` replaces the clock of the tasks that take one (escalations)."""
+    args = json.dumps({"at": at.isoformat()} if at is not None else {})
+    for t in tasks:
+        with psycopg.connect(dsns.owner) as conn:
+            conn.execute("select app.defer(%s, %s)", (t, args))
+    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
 
 
 def problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from samia.audit.trail import public_key_b64, signing_key, verify_export
 
 from ..conftest import make_settings
-from ..helpers import problem
+from ..helpers import problem, run_jobs
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,6 @@ def test_attestation_verifies_offline_and_tampering_fails(client, api, admin, tm
 
 
 def test_the_monthly_job_attests_too(api, settings, dsns) -> None:
-    from ..payments.test_booking_lifecycle import run_jobs
-
     before = api.sql("select count(*) from audit_attestations")[0][0]
     run_jobs(settings, dsns, "audit_attest")
     rows = api.sql("select head_pos, created_by, storage_key from audit_attestations order by id")

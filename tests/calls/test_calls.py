@@ -4,7 +4,6 @@ controllable clock, monitor powers and redacted transcripts."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
 import json
@@ -17,11 +16,9 @@ from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
 from samia.app import create_app
-from samia.jobs import worker
-from samia.providers.email import MemoryMailer
 
 from ..conftest import make_settings
-from ..helpers import Api, JsonHandler, User, problem, serving
+from ..helpers import Api, JsonHandler, User, ok, problem, run_jobs, serving
 
 RATE = 150  # per minute, minor units
 UTC = dt.UTC
@@ -42,11 +39,6 @@ def reader(api: Api) -> User:
             "where code in ('direct_call', 'healing')", (r.id,))
     api.sql("update profiles set phone = '+9613000001' where id = %s", (r.id,))
     return r
-
-
-def ok(r: Any, status: int = 200) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 def booking_now(api: Api, client_user: User, reader: User, minutes: int = 30) -> int:
@@ -245,10 +237,7 @@ def test_inside_an_approved_window_a_reader_stays_available_unless_on_a_call(cli
 
 def run_escalation(settings, dsns, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
     """One worker process run at a controlled time (each call is a fresh worker: a restart)."""
-    with psycopg.connect(dsns.owner) as conn:
-        conn.execute("insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args) "
-                     "values ('default', 'emergency_escalate', 0, %s)", (json.dumps({"at": at.isoformat()}),))
-    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
+    run_jobs(settings, dsns, "emergency_escalate", at=at)
 
 
 def test_emergency_escalates_on_schedule_survives_a_restart_and_stops_when_acknowledged(client, api, settings,
@@ -369,8 +358,6 @@ def test_transcripts_are_stored_redacted_flagged_and_kept_from_clients(client, a
 
 
 def test_old_transcripts_go_after_their_window_unless_an_incident_is_open(client, api, settings, dsns) -> None:
-    from ..payments.test_booking_lifecycle import run_jobs
-
     reader = api.user("reader")  # the module's reader is still on the previous test's call
     api.sql("insert into reader_services (reader_id, service_id) select %s, id from services "
             "where code = 'direct_call'", (reader.id,))

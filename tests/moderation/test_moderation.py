@@ -10,12 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from ..helpers import problem
-
-
-def ok(r, status: int = 200):  # type: ignore[no-untyped-def]
-    assert r.status_code == status, r.text
-    return r.json()
+from ..helpers import ok, problem, run_jobs
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +107,6 @@ def test_block_bites_at_once_and_only_an_admin_unblocks(client, api, staff) -> N
 
 
 def test_a_timed_block_lifts_itself(client, api, staff, settings, dsns) -> None:
-    from ..payments.test_booking_lifecycle import run_jobs
-
     victim = api.user("reader")
     ok(client.post("/monitor/block-user", json={"user_id": victim.id, "reason": "spam", "duration_minutes": 60},
                    headers=staff["monitor"].h), 201)
@@ -213,8 +206,6 @@ def test_appeal_lifecycle(client, api, staff) -> None:
 
 
 def test_sweeps_open_cases_for_abnormal_data_and_none_for_normal(client, api, staff, settings, dsns) -> None:
-    from ..payments.test_booking_lifecycle import run_jobs
-
     normal, bursty, refunded = api.user("client"), api.user("client"), api.user("client")
     reviewed = api.user("client")  # owns the reviewed orders below (a burst too; not asserted)
     careless, careful = api.user("reader"), api.user("reader")
@@ -272,8 +263,6 @@ def test_sweeps_open_cases_for_abnormal_data_and_none_for_normal(client, api, st
 
 
 def test_retention_purges_old_moderation_data_and_audits_it(client, api, staff, settings, dsns) -> None:
-    from ..payments.test_booking_lifecycle import run_jobs
-
     c = api.user("client")
     old = ok(client.post("/reports", json={"subject_kind": "profile", "subject_id": c.id, "reason": "other"},
                          headers=api.user("client").h), 201)["id"]

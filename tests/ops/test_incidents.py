@@ -13,19 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from samia.app import create_app
-from samia.jobs import worker
-from samia.providers.email import MemoryMailer
 
 from ..conftest import make_settings
-from ..helpers import problem
+from ..helpers import ok, problem, run_jobs
 
 UTC = dt.UTC
 TOKEN = "alertmanager-token-for-tests"
-
-
-def ok(r, status: int = 200):  # type: ignore[no-untyped-def]
-    assert r.status_code == status, r.text
-    return r.json()
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +27,7 @@ def settings():  # type: ignore[no-untyped-def]
 
 
 def escalate(settings, dsns, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
-    with psycopg.connect(dsns.owner) as conn:
-        conn.execute("insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args) "
-                     "values ('default', 'incident_escalate', 0, %s)", (json.dumps({"at": at.isoformat()}),))
-    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
+    run_jobs(settings, dsns, "incident_escalate", at=at)
 
 
 def test_declared_incident_pages_the_rota_and_climbs_until_acknowledged(client, api, settings, dsns) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from samia.config import Settings
 
 from ..conftest import make_settings
-from ..helpers import Api, User
+from ..helpers import Api, User, ok
 
 
 def tone(seconds: float = 2.0, freq: int = 440, fmt: str = "mp3") -> bytes:
@@ -59,11 +59,6 @@ def admin(api: Api) -> User:
 def order(client: TestClient, c: User, **body: Any) -> dict[str, Any]:
     r = client.post("/orders", json={"service": "tarot", "question": "Will the move go well?", **body}, headers=c.h)
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-def ok(r: Any) -> dict[str, Any]:
-    assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 

@@ -3,37 +3,29 @@ assistant drafts that no client route returns, and the service clocks."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 
 import psycopg
 import pytest
 
-from samia.jobs import worker
 from samia.providers.ai import LABEL
-from samia.providers.email import MemoryMailer
 
-from ..helpers import problem
-from .conftest import ok, order, produce
+from ..helpers import ok, problem, run_jobs
+from .conftest import order, produce
 
 
 def test_the_deck_has_78_face_cards_with_both_languages_and_a_back(client, api) -> None:
     assert api.sql("select count(*) filter (where is_back), count(*) filter (where not is_back), "
                    "count(*) filter (where arcana = 'major'), count(distinct suit) from deck_cards") == [(1, 78, 22, 4)]
-    cards = ok_list(client.get("/tarot/deck"))
+    cards = ok(client.get("/tarot/deck"))
     faces = [c for c in cards if not c["is_back"]]
     assert len(faces) == 78 and len({c["code"] for c in faces}) == 78
     for c in faces:
         assert all(c[k] for k in ("name_en", "name_ar", "upright_en", "upright_ar", "reversed_en", "reversed_ar"))
         assert re.search("[\u0600-\u06ff]", c["name_ar"] + c["upright_ar"])
-    spreads = {s["code"]: len(s["positions"]) for s in ok_list(client.get("/tarot/spreads"))}
+    spreads = {s["code"]: len(s["positions"]) for s in ok(client.get("/tarot/spreads"))}
     assert spreads == {"single": 1, "three_card": 3, "celtic_cross": 10}
-
-
-def ok_list(r):  # type: ignore[no-untyped-def]
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_cards_are_drawn_server_side_and_revealed_strictly_in_order(client, api, reader, admin) -> None:
@@ -191,9 +183,7 @@ def test_assist_drafts_are_limited_to_ten_an_hour(client, api, reader, admin) ->
 
 
 def run_clocks(settings, dsns) -> None:  # type: ignore[no-untyped-def]
-    with psycopg.connect(dsns.owner) as conn:
-        conn.execute("select app.defer('order_clocks')")
-    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
+    run_jobs(settings, dsns, "order_clocks")
 
 
 def test_breached_clocks_strike_escalate_and_refund_once(client, api, reader, monitor, admin, audio, settings,

@@ -14,8 +14,8 @@ from samia.app import create_app
 from samia.providers.storage import S3Storage
 
 from ..conftest import make_settings
-from ..helpers import Api, problem
-from .conftest import ok, order, produce
+from ..helpers import Api, ok, problem
+from .conftest import order, produce
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
 

@@ -14,8 +14,8 @@ import pytest
 
 from samia.orders.workflow import TRANSITIONS
 
-from ..helpers import problem
-from .conftest import ok, order, produce, tone
+from ..helpers import ok, problem
+from .conftest import order, produce, tone
 
 
 def test_the_transition_table_in_code_is_the_one_the_database_enforces(api) -> None:

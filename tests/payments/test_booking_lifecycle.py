@@ -4,14 +4,9 @@ capacity row) in SQL, never by sleeping."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
-import psycopg
-
-from samia.jobs import worker
-from samia.providers.email import MemoryMailer
-from tests.helpers import problem
+from tests.helpers import problem, run_jobs
 from tests.payments.test_payments import PRICE, hold, pay, reader  # noqa: F401  (module fixture)
 
 
@@ -22,13 +17,6 @@ def move(api, booking: int, starts_in: dt.timedelta) -> None:  # type: ignore[no
                            where id = %(id)s returning capacity_id, starts_at, ends_at)
                update reader_capacity c set during = tstzrange(b.starts_at, b.ends_at)
                  from b where c.id = b.capacity_id""", {"d": starts_in, "id": booking})
-
-
-def run_jobs(settings, dsns, *tasks: str) -> None:  # type: ignore[no-untyped-def]
-    for t in tasks:
-        with psycopg.connect(dsns.owner) as conn:
-            conn.execute("select app.defer(%s)", (t,))
-    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
 
 
 def test_reschedule_within_the_rules(client, api, reader) -> None:  # noqa: F811
