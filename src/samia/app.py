@@ -49,16 +49,16 @@ class Platform:
     _processors: dict[str, CardProcessor] = field(default_factory=dict)
 
     async def guarded(self, conn: AsyncConnection, provider: str, make: Callable[[], Awaitable[T]]) -> T:
-        """Call an outside provider: refused while an admin has switched it off, and through
-        its circuit breaker (503 without calling it while open)."""
-        cur = await conn.execute("select app.provider_enabled(%s)", (provider,))
-        row = await cur.fetchone()
-        if row is not None and row[0] is False:
+        """Call an outside provider: refused while an admin has switched it off or its monthly
+        budget is spent (degraded mode), and through its circuit breaker (503 without calling it
+        while open); every call is counted against the budget."""
+        cur = await conn.execute("select app.provider_enabled(%s), app.provider_within_budget(%s)",
+                                 (provider, provider))
+        enabled, within_budget = await cur.fetchone()  # type: ignore[misc]
+        if enabled is False:
             raise AppError(503, "provider_disabled", f"{provider} is switched off by an admin",
                            extra={"provider": provider})
-        cur = await conn.execute("select app.provider_within_budget(%s)", (provider,))
-        row = await cur.fetchone()
-        if row is not None and row[0] is False:
+        if within_budget is False:
             raise AppError(503, "budget_exhausted", f"{provider} has used its monthly budget (degraded mode)",
                            extra={"provider": provider}, headers={"Retry-After": "3600"})
         breaker = self.breakers.setdefault(provider, Breaker(provider, clock=self.clock))
