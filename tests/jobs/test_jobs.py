@@ -166,7 +166,7 @@ def test_every_email_the_database_queues_has_a_template() -> None:
 
     from samia.notifications.outbox import TEMPLATES
 
-    sql = "\n".join(p.read_text() for p in Path(tasks.__file__).parents[1].joinpath("migrations").glob("*.sql"))
+    sql = "\n".join(p.read_text() for p in Path(tasks.__file__).parents[1].glob("*/*.sql"))  # schema/, migrations/
     queued = set(re.findall(r"'email', '([a-z_]+)', jsonb_build_object", sql))
     queued |= set(re.findall(r"\(new\.\w+, '([a-z_]+)', new\.status", sql))  # the orders trigger's table
     assert {"order_assigned", "order_rejected", "reading_delivered"} <= queued

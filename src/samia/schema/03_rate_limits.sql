@@ -1,30 +1,5 @@
--- Rate limits as data (defaults of seeds 004), editable by admins, and an exact
--- sliding-window counter: a bucket keeps the timestamps of its hits inside the window.
-
-create table if not exists public.rate_limits (
-  name           text primary key check (name ~ '^[a-z_]{2,40}$'),
-  limit_count    integer not null check (limit_count between 1 and 1000000),
-  window_seconds integer not null default 3600 check (window_seconds between 1 and 2678400),
-  per            text not null check (per in ('user', 'ip')),
-  description    text not null default '',
-  updated_at     timestamptz not null default now(),
-  updated_by     uuid
-);
-
-insert into public.rate_limits (name, limit_count, window_seconds, per, description) values
-  ('orders', 10, 3600, 'user', 'orders created per user'),
-  ('phone_verify', 5, 3600, 'user', 'phone verification starts per user'),
-  ('assist_draft', 10, 3600, 'user', 'AI assist drafts per reader'),
-  ('assist_search', 20, 3600, 'user', 'AI assist searches per reader'),
-  ('knowledge_add', 5, 3600, 'user', 'knowledge entries added per admin'),
-  ('login', 20, 900, 'ip', 'login attempts per client address'),
-  ('signup', 10, 3600, 'ip', 'sign-ups per client address')
-on conflict (name) do nothing;
-
-create table if not exists app_private.rate_buckets (
-  bucket text primary key,
-  hits   timestamptz[] not null default '{}'
-);
+-- Rate limits: an exact sliding window per (limit, subject), counted by the API's own login
+-- before the request transaction switches role; admins tune the limits (audited).
 
 create or replace function app.rate_limit_hit(p_name text, p_subject text)
 returns table (allowed boolean, limit_count integer, remaining integer, reset_seconds integer,
@@ -62,6 +37,7 @@ begin
     greatest(1, ceil(extract(epoch from h[1] + win - now())))::integer, 0, rl.window_seconds;
 end
 $$;
+
 create or replace function app.rate_limit_scope(p_name text) returns text
 language sql stable security definer set search_path = '' as $$
   select per from public.rate_limits where name = p_name
@@ -83,12 +59,21 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_rate_limits_audit on public.rate_limits;
-create trigger trg_rate_limits_audit before update on public.rate_limits
+
+create or replace trigger trg_rate_limits_audit before update on public.rate_limits
   for each row when (old.* is distinct from new.*) execute function app.rate_limits_audit();
 
--- migrate:down
-drop function if exists app.rate_limit_hit(text, text);
-drop function if exists app.rate_limit_scope(text);
-drop table if exists app_private.rate_buckets;
-drop table if exists public.rate_limits;
+select app.lock_down('rate_limits');
+
+-- Rate limits: admins read and tune.
+grant select, update (limit_count, window_seconds) on public.rate_limits to authenticated;
+
+drop policy if exists rate_limits_admin_read on public.rate_limits;
+create policy rate_limits_admin_read on public.rate_limits for select to authenticated
+  using ((select app.is_admin()));
+
+drop policy if exists rate_limits_admin_update on public.rate_limits;
+create policy rate_limits_admin_update on public.rate_limits for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
+
+grant select, insert, update, delete on app_private.rate_buckets to service_role;

@@ -1,3 +1,117 @@
+-- Identity and auth: who is calling (the app role comes from the database, never from the
+-- token), profiles with their derived fields and the M45 guardrails, the credential store
+-- reached only through definer functions, and phone verification.
+
+-- auth.uid() / auth.role() / auth.jwt() exactly as Supabase defines their meaning:
+-- read from the transaction-local claims. Created only where Supabase has not.
+-- nullif(..., '') because a pooled connection that used the setting before returns ''.
+do $$
+begin
+  if not exists (select from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                 where n.nspname = 'auth' and p.proname = 'jwt') then
+    create function auth.jwt() returns jsonb language sql stable as $f$
+      select coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+    $f$;
+  end if;
+  if not exists (select from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                 where n.nspname = 'auth' and p.proname = 'uid') then
+    create function auth.uid() returns uuid language sql stable as $f$
+      select nullif(coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                             nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'), '')::uuid
+    $f$;
+  end if;
+  if not exists (select from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                 where n.nspname = 'auth' and p.proname = 'role') then
+    create function auth.role() returns text language sql stable as $f$
+      select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),
+                      nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+    $f$;
+  end if;
+end
+$$;
+
+-- Zodiac from date of birth (tropical sun-sign boundaries).
+create or replace function public.calc_zodiac(d date) returns text
+language sql immutable parallel safe as $$
+  select case
+    when d is null then null
+    when md between 321 and 419 then 'Aries'
+    when md between 420 and 520 then 'Taurus'
+    when md between 521 and 620 then 'Gemini'
+    when md between 621 and 722 then 'Cancer'
+    when md between 723 and 822 then 'Leo'
+    when md between 823 and 922 then 'Virgo'
+    when md between 923 and 1022 then 'Libra'
+    when md between 1023 and 1121 then 'Scorpio'
+    when md between 1122 and 1221 then 'Sagittarius'
+    when md >= 1222 or md <= 119 then 'Capricorn'
+    when md between 120 and 218 then 'Aquarius'
+    else 'Pisces'
+  end
+  from (select extract(month from d)::int * 100 + extract(day from d)::int as md) x
+$$;
+
+-- Derived fields: zodiac from dob, country_code from the chosen country (code or name),
+-- adults only. Runs before the guard and before the write.
+create or replace function app.profiles_derive() returns trigger
+language plpgsql set search_path = '' as $$
+declare
+  cc char(2);
+begin
+  if tg_op = 'INSERT' or new.dob is distinct from old.dob then
+    if new.dob is not null and new.dob > (current_date - interval '18 years')::date then
+      raise exception 'must be at least 18 years old'
+        using errcode = '23514', hint = 'under_age', column = 'dob';
+    end if;
+    new.zodiac := public.calc_zodiac(new.dob);
+  end if;
+  if tg_op = 'INSERT' or new.country is distinct from old.country then
+    if new.country is null then
+      new.country_code := null;
+    else
+      select c.code into cc from public.countries c
+       where c.code = upper(btrim(new.country)) or lower(c.name) = lower(btrim(new.country));
+      if cc is null then
+        raise exception 'unknown country' using errcode = '23514', hint = 'unknown_country', column = 'country';
+      end if;
+      new.country_code := cc;
+      select c.name into new.country from public.countries c where c.code = cc;
+    end if;
+  end if;
+  new.updated_at := now();
+  return new;
+end
+$$;
+
+create or replace trigger trg_profiles_derive before insert or update on public.profiles
+  for each row execute function app.profiles_derive();
+
+-- The caller's app role, or null when the caller is anonymous, unknown, deleted or
+-- blocked. Policies call it as `(select app.user_role())` so it runs once per statement,
+-- and a demotion or a block takes effect on the very next statement.
+create or replace function app.user_role() returns text
+language sql stable security definer set search_path = '' as $$
+  select r.code
+    from public.profiles p
+    join public.roles r on r.id = p.role_id
+   where p.id = auth.uid()
+     and p.deleted_at is null
+     and (p.blocked_at is null or p.blocked_until <= now())
+$$;
+
+create or replace function app.is_staff() returns boolean
+language sql stable set search_path = '' as $$
+  select coalesce(app.user_role() in ('monitor', 'admin', 'superadmin'), false)
+$$;
+
+create or replace function app.is_admin() returns boolean
+language sql stable set search_path = '' as $$
+  select coalesce(app.user_role() in ('admin', 'superadmin'), false)
+$$;
+
+grant execute on function app.user_role(), app.is_staff(), app.is_admin()
+  to anon, authenticated, service_role, samia_auth;
+
 -- Accounts: the profile guard (seeds 000 M45 in the database), the role-change
 -- audit trail, and the credential store reached only through definer functions.
 
@@ -52,8 +166,7 @@ begin
 end
 $$;
 
-drop trigger if exists trg_profiles_guard on public.profiles;
-create trigger trg_profiles_guard before insert or update on public.profiles
+create or replace trigger trg_profiles_guard before insert or update on public.profiles
   for each row execute function app.profiles_guard();
 
 -- Change log for role/permission edits (who and when come from app.audit).
@@ -99,35 +212,8 @@ begin
 end
 $$;
 
-drop trigger if exists trg_profiles_audit on public.profiles;
-create trigger trg_profiles_audit after insert or update on public.profiles
+create or replace trigger trg_profiles_audit after insert or update on public.profiles
   for each row execute function app.profiles_audit();
-
--- Credentials and sessions. Only hashes are stored.
-create table if not exists app_auth.credentials (
-  user_id       uuid primary key references public.profiles (id) on delete cascade,
-  password_hash text not null,
-  updated_at    timestamptz not null default now()
-);
-
-create table if not exists app_auth.sessions (
-  id                uuid primary key default gen_random_uuid(),
-  user_id           uuid not null references public.profiles (id) on delete cascade,
-  created_at        timestamptz not null default now(),
-  last_refreshed_at timestamptz,
-  revoked_at        timestamptz,
-  revoke_reason     text
-);
-create index if not exists sessions_user on app_auth.sessions (user_id) where revoked_at is null;
-
-create table if not exists app_auth.refresh_tokens (
-  token_hash text primary key,
-  session_id uuid not null references app_auth.sessions (id) on delete cascade,
-  issued_at  timestamptz not null default now(),
-  expires_at timestamptz not null,
-  used_at    timestamptz
-);
-create index if not exists refresh_tokens_session on app_auth.refresh_tokens (session_id);
 
 -- The request prelude's identity check, in the same round trip as set_config: the app
 -- role, or null when the user is unknown/blocked/deleted or the session was revoked.
@@ -141,6 +227,7 @@ language sql stable security definer set search_path = '' as $$
     else app.user_role()
   end
 $$;
+
 -- authenticator too: the prelude's privilege check happens before set_config switches role.
 grant execute on function app.request_identity() to authenticator, anon, authenticated, service_role, samia_auth;
 
@@ -177,6 +264,7 @@ begin
   insert into app_auth.credentials (user_id, password_hash) values (p_user, p_password_hash);
 end
 $$;
+
 revoke all on function app.set_initial_password(uuid, text) from public;
 grant execute on function app.set_initial_password(uuid, text) to authenticated;
 
@@ -367,7 +455,39 @@ begin
 end
 $$;
 
--- migrate:down
-drop table if exists app_auth.refresh_tokens, app_auth.sessions, app_auth.credentials cascade;
-drop trigger if exists trg_profiles_audit on public.profiles;
-drop trigger if exists trg_profiles_guard on public.profiles;
+select app.lock_down('roles', 'countries', 'profiles', 'phone_verifications');
+
+-- Reference data: readable by everyone, written by admins.
+grant select on public.roles, public.countries to anon, authenticated;
+
+drop policy if exists roles_read on public.roles;
+create policy roles_read on public.roles for select to anon, authenticated using (true);
+
+drop policy if exists countries_read on public.countries;
+create policy countries_read on public.countries for select to anon, authenticated using (true);
+
+-- Profiles: own row; staff read all; admins write (guard trigger applies M45 rules).
+grant select, insert, update on public.profiles to authenticated;
+
+drop policy if exists profiles_read on public.profiles;
+create policy profiles_read on public.profiles for select to authenticated
+  using (id = (select auth.uid()) or (select app.is_staff()));
+
+drop policy if exists profiles_update on public.profiles;
+create policy profiles_update on public.profiles for update to authenticated
+  using (id = (select auth.uid()) or (select app.is_admin()))
+  with check (id = (select auth.uid()) or (select app.is_admin()));
+
+drop policy if exists profiles_admin_insert on public.profiles;
+create policy profiles_admin_insert on public.profiles for insert to authenticated
+  with check ((select app.is_admin()));
+
+-- Phone verifications: read own (never the code hash); written by app_auth functions.
+grant select (id, profile_id, phone, provider, status, attempts, expires_at, created_at, verified_at)
+  on public.phone_verifications to authenticated;
+
+drop policy if exists phone_verifications_read on public.phone_verifications;
+create policy phone_verifications_read on public.phone_verifications for select to authenticated
+  using (profile_id = (select auth.uid()) or (select app.is_admin()));
+
+grant select, delete on app_auth.sessions, app_auth.refresh_tokens to service_role;

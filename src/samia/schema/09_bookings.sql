@@ -1,88 +1,6 @@
--- Bookings: readers' weekly availability in their own time zone, exceptions, and ONE
--- capacity ledger for all of a reader's time. Holds, confirmed bookings and live calls are
--- rows of reader_capacity; an exclusion constraint over the active statuses makes an
--- overlap impossible whatever path writes.
-
-alter table public.services
-  add column if not exists duration_minutes integer not null default 30 check (duration_minutes between 5 and 480),
-  add column if not exists policy jsonb not null default '{
-    "refund_curve": [{"hours_before": 24, "refund_pct": 100},
-                     {"hours_before": 2, "refund_pct": 50},
-                     {"hours_before": 0, "refund_pct": 0}],
-    "refund_to": "original",
-    "reschedule": {"max": 1, "notice_hours": 12},
-    "guarantee_quota": 0,
-    "reader_no_show_minutes": 10}'::jsonb;
-
-create table if not exists public.reader_services (
-  reader_id  uuid not null references public.profiles (id),
-  service_id bigint not null references public.services (id),
-  active     boolean not null default true,
-  primary key (reader_id, service_id)
-);
-
--- Weekly rules: ISO weekday (1 = Monday) and local wall-clock times in the reader's zone.
-create table if not exists public.availability_rules (
-  id         bigint generated always as identity primary key,
-  reader_id  uuid not null references public.profiles (id),
-  weekday    smallint not null check (weekday between 1 and 7),
-  start_time time not null,
-  end_time   time not null,
-  tz         text not null,
-  check (end_time > start_time)
-);
-create index if not exists availability_rules_reader on public.availability_rules (reader_id, weekday);
-
--- Exceptions in absolute time: 'block' removes time, 'open' adds it.
-create table if not exists public.availability_exceptions (
-  id        bigint generated always as identity primary key,
-  reader_id uuid not null references public.profiles (id),
-  during    tstzrange not null check (not isempty(during) and lower_inc(during) and not upper_inc(during)),
-  kind      text not null check (kind in ('block', 'open')),
-  note      text check (length(note) <= 200)
-);
-create index if not exists availability_exceptions_reader on public.availability_exceptions using gist (reader_id, during);
-
-create table if not exists public.reader_capacity (
-  id         bigint generated always as identity primary key,
-  reader_id  uuid not null references public.profiles (id),
-  during     tstzrange not null check (not isempty(during) and lower_inc(during) and not upper_inc(during)),
-  kind       text not null check (kind in ('hold', 'booking', 'call')),
-  status     text not null check (status in ('held', 'confirmed', 'live', 'expired', 'released', 'cancelled',
-                                             'completed')),
-  expires_at timestamptz,
-  created_at timestamptz not null default now(),
-  check (status <> 'held' or expires_at is not null),
-  constraint reader_capacity_no_overlap exclude using gist (reader_id with =, during with &&)
-    where (status in ('held', 'confirmed', 'live'))
-);
-create index if not exists reader_capacity_stale on public.reader_capacity (expires_at) where status = 'held';
-
-create table if not exists public.bookings (
-  id              bigint generated always as identity primary key,
-  client_id       uuid not null references public.profiles (id),
-  reader_id       uuid not null references public.profiles (id),
-  service_id      bigint not null references public.services (id),
-  capacity_id     bigint not null references public.reader_capacity (id),
-  starts_at       timestamptz not null,
-  ends_at         timestamptz not null,
-  status          text not null default 'held'
-                  check (status in ('held', 'confirmed', 'expired', 'released', 'cancelled', 'completed',
-                                    'no_show')),
-  price_minor     integer not null check (price_minor >= 0),
-  currency        char(3) not null,
-  policy          jsonb not null,          -- snapshot of the service policy at purchase
-  reschedules     smallint not null default 0,
-  reminded        text[] not null default '{}',
-  created_at      timestamptz not null default now(),
-  confirmed_at    timestamptz,
-  cancelled_at    timestamptz,
-  cancel_reason   text check (length(cancel_reason) <= 500),
-  check (ends_at > starts_at)
-);
-create index if not exists bookings_client on public.bookings (client_id, starts_at desc);
-create index if not exists bookings_reader on public.bookings (reader_id, starts_at);
-create index if not exists bookings_upcoming on public.bookings (starts_at) where status = 'confirmed';
+-- Bookings: free slots computed from readers' weekly rules (in their own zone, DST-correct)
+-- and exceptions; holds, confirmations, cancellations and reschedules on the one capacity
+-- ledger (reader_capacity), whose exclusion constraint decides every race.
 
 -- Free slots, computed here: weekly rules turned into absolute time day by day in the
 -- reader's zone (so a DST change moves the instants, not the wall-clock hours), plus 'open'
@@ -125,6 +43,7 @@ language sql stable security definer set search_path = '' as $$
                         and c.during && tstzrange(s, e))
    order by s
 $$;
+
 grant execute on function app.free_slots(uuid, bigint, timestamptz, timestamptz) to anon, authenticated, service_role;
 
 create or replace function app.lock_reader_time(p_reader uuid) returns void
@@ -187,21 +106,11 @@ begin
   return b;
 end
 $$;
+
 revoke all on function app.hold_slot(uuid, bigint, timestamptz, interval) from public;
 grant execute on function app.hold_slot(uuid, bigint, timestamptz, interval) to authenticated;
 
--- RLS: readers manage their own availability; everyone signed in may read availability
--- rules (the probe); the capacity ledger and bookings are visible to the parties and staff.
-select app.lock_down('reader_services', 'availability_rules', 'availability_exceptions', 'reader_capacity',
-                     'bookings');
-
-grant select on public.reader_services to authenticated;
-grant insert, update, delete on public.reader_services to authenticated;
-drop policy if exists reader_services_read on public.reader_services;
-create policy reader_services_read on public.reader_services for select to authenticated using (true);
-drop policy if exists reader_services_admin on public.reader_services;
-create policy reader_services_admin on public.reader_services for all to authenticated
-  using ((select app.is_admin())) with check ((select app.is_admin()));
+select app.lock_down('availability_rules', 'availability_exceptions', 'reader_capacity', 'bookings');
 
 -- A reader manages their own time; an admin manages readers' time (never their own: only
 -- readers have availability).
@@ -212,23 +121,28 @@ language sql stable security definer set search_path = '' as $$
     else app.is_admin() and exists (select 1 from public.profiles p where p.id = p_reader and p.role_id = 3)
   end
 $$;
-grant execute on function app.may_manage_availability(uuid) to authenticated;
 
+grant execute on function app.may_manage_availability(uuid) to authenticated;
 grant select, insert, update, delete on public.availability_rules, public.availability_exceptions to authenticated;
+
 drop policy if exists availability_rules_read on public.availability_rules;
 create policy availability_rules_read on public.availability_rules for select to authenticated
   using (reader_id = (select auth.uid()) or (select app.is_staff()));
+
 drop policy if exists availability_rules_own on public.availability_rules;
 create policy availability_rules_own on public.availability_rules for all to authenticated
   using (app.may_manage_availability(reader_id)) with check (app.may_manage_availability(reader_id));
+
 drop policy if exists availability_exceptions_read on public.availability_exceptions;
 create policy availability_exceptions_read on public.availability_exceptions for select to authenticated
   using (reader_id = (select auth.uid()) or (select app.is_staff()));
+
 drop policy if exists availability_exceptions_own on public.availability_exceptions;
 create policy availability_exceptions_own on public.availability_exceptions for all to authenticated
   using (app.may_manage_availability(reader_id)) with check (app.may_manage_availability(reader_id));
 
 grant select on public.reader_capacity to authenticated;
+
 drop policy if exists reader_capacity_read on public.reader_capacity;
 create policy reader_capacity_read on public.reader_capacity for select to authenticated
   using (reader_id = (select auth.uid()) or (select app.is_staff())
@@ -237,15 +151,131 @@ create policy reader_capacity_read on public.reader_capacity for select to authe
 
 grant select on public.bookings to authenticated;
 grant update (status, cancelled_at, cancel_reason) on public.bookings to authenticated;
+
 drop policy if exists bookings_read on public.bookings;
 create policy bookings_read on public.bookings for select to authenticated
   using (client_id = (select auth.uid()) or reader_id = (select auth.uid()) or (select app.is_staff()));
 
--- migrate:down
-drop function if exists app.hold_slot(uuid, bigint, timestamptz, interval);
-drop function if exists app.lock_reader_time(uuid);
-drop function if exists app.free_slots(uuid, bigint, timestamptz, timestamptz);
-drop function if exists app.may_manage_availability(uuid) cascade;
-drop table if exists public.bookings, public.reader_capacity, public.availability_exceptions,
-  public.availability_rules, public.reader_services cascade;
-alter table public.services drop column if exists policy, drop column if exists duration_minutes;
+-- The caller's relation to a booking: 'client', 'reader', 'admin', or null (monitors and
+-- strangers may look but not change).
+create or replace function app.booking_party(p_booking bigint) returns text
+language sql stable security definer set search_path = '' as $$
+  select case
+    when b.client_id = auth.uid() then 'client'
+    when b.reader_id = auth.uid() then 'reader'
+    when app.is_admin() then 'admin'
+  end
+  from public.bookings b where b.id = p_booking
+$$;
+
+grant execute on function app.booking_party(bigint) to authenticated, samia_payments, service_role;
+
+-- What was paid for a booking, for any party of it (a reader cancelling cannot read the
+-- client's payment rows under RLS, yet must refund them).
+create or replace function app.booking_charge(p_booking bigint)
+returns table (amount_minor bigint, provider text, provider_ref text)
+language sql stable security definer set search_path = '' as $$
+  select t.amount_minor, t.provider, t.provider_ref from public.payment_transactions t
+   where t.booking_id = p_booking and t.kind = 'charge' and t.status = 'succeeded'
+     and app.booking_party(p_booking) is not null
+$$;
+
+grant execute on function app.booking_charge(bigint) to authenticated, samia_payments, service_role;
+
+-- Cancel (or release, while only held). The refund amount and destination come from the
+-- policy snapshot, evaluated by the API's pure function; a provider refund, if any, has
+-- already been executed (p_refund_ref). Money moves here, in the same transaction.
+create or replace function app.cancel_booking(p_booking bigint, p_by text, p_reason text, p_refund bigint,
+                                              p_destination text, p_refund_ref text) returns text
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  b public.bookings;
+  charge public.payment_transactions;
+  rid bigint;
+begin
+  select * into b from public.bookings where id = p_booking for update;
+  -- 'system' only from a job: the role that was SET (current_user here is the definer)
+  if b.id is null or (p_by is distinct from app.booking_party(p_booking)
+                      and not (p_by = 'system' and current_setting('role') = 'service_role')) then
+    raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if b.status = 'held' then
+    update public.reader_capacity set status = 'released' where id = b.capacity_id and status = 'held';
+    update public.bookings set status = 'released', cancelled_at = now(), cancel_reason = p_reason where id = b.id;
+    perform app.audit('booking.release', 'booking', b.id::text, jsonb_build_object('by', p_by));
+    return 'released';
+  end if;
+  if b.status <> 'confirmed' then
+    raise exception 'this booking can no longer be cancelled (%)', b.status
+      using errcode = '55000', hint = 'not_cancellable';
+  end if;
+  if p_refund > 0 then
+    select * into charge from public.payment_transactions
+     where booking_id = b.id and kind = 'charge' and status = 'succeeded';
+    if charge.id is null or p_refund > charge.amount_minor then
+      raise exception 'refund exceeds what was paid' using errcode = '23514', hint = 'validation_error';
+    end if;
+    insert into public.payment_transactions (user_id, provider, kind, status, amount_minor, currency, booking_id,
+                                             parent_id, provider_ref)
+    values (b.client_id, case when p_destination = 'wallet' then 'wallet' else charge.provider end, 'refund',
+            'succeeded', p_refund, charge.currency, b.id, charge.id, p_refund_ref)
+    returning id into rid;
+    perform app.ledger_move('revenue',
+                            case when p_destination = 'wallet' or charge.provider = 'wallet' then 'wallet:' || b.client_id
+                                 else 'provider:' || charge.provider end,
+                            p_refund, charge.currency, rid, 'refund booking ' || b.id, b.client_id);
+  end if;
+  update public.reader_capacity set status = 'cancelled' where id = b.capacity_id;
+  update public.bookings set status = 'cancelled', cancelled_at = now(), cancel_reason = p_reason,
+         refund_minor = p_refund, refund_to = p_destination where id = b.id;
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  select r, 'email', 'booking_cancelled', jsonb_build_object('booking', b.id, 'by', p_by)
+    from unnest(array[b.client_id, b.reader_id]) r;
+  perform app.audit('booking.cancel', 'booking', b.id::text,
+                    jsonb_build_object('by', p_by, 'refund_minor', p_refund, 'refund_to', p_destination));
+  return 'cancelled';
+end
+$$;
+
+revoke all on function app.cancel_booking(bigint, text, text, bigint, text, text) from public;
+grant execute on function app.cancel_booking(bigint, text, text, bigint, text, text) to samia_payments, service_role;
+
+-- Rescheduling a confirmed booking (moves its capacity row: the exclusion constraint decides
+-- whether the new time is free).
+
+create or replace function app.reschedule_booking(p_booking bigint, p_starts timestamptz) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  b public.bookings;
+  len interval;
+begin
+  select * into b from public.bookings where id = p_booking for update;
+  if b.id is null or app.booking_party(p_booking) is distinct from 'client' then
+    raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if b.status <> 'confirmed' then
+    raise exception 'only a confirmed booking can be rescheduled' using errcode = '55000', hint = 'not_reschedulable';
+  end if;
+  len := b.ends_at - b.starts_at;
+  perform app.lock_reader_time(b.reader_id);
+  -- not offered at all → 422; offered but taken by someone else → the exclusion constraint (409)
+  if not exists (select 1 from app.free_slots(b.reader_id, b.service_id, p_starts, p_starts + len) f
+                  where f.starts_at = p_starts)
+     and not exists (select 1 from public.reader_capacity c
+                      where c.reader_id = b.reader_id and c.id <> b.capacity_id
+                        and c.status in ('held', 'confirmed', 'live') and c.during && tstzrange(p_starts, p_starts + len)) then
+    raise exception 'the reader is not available then' using errcode = '23514', hint = 'not_available',
+      column = 'starts_at';
+  end if;
+  update public.reader_capacity set during = tstzrange(p_starts, p_starts + len) where id = b.capacity_id;
+  update public.bookings set starts_at = p_starts, ends_at = p_starts + len, reschedules = reschedules + 1,
+         reminded = '{}' where id = b.id;
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  values (b.reader_id, 'email', 'booking_rescheduled', jsonb_build_object('booking', b.id));
+  perform app.audit('booking.reschedule', 'booking', b.id::text,
+                    jsonb_build_object('from', b.starts_at, 'to', p_starts));
+end
+$$;
+
+revoke all on function app.reschedule_booking(bigint, timestamptz) from public;
+grant execute on function app.reschedule_booking(bigint, timestamptz) to authenticated;

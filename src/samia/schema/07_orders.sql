@@ -1,63 +1,24 @@
--- Orders: the workflow from a client's question to approved audio (seeds 003 §8).
---
--- The allowed status transitions are a table (mirrored by samia.orders.workflow and
--- compared by a test); a trigger refuses any other move whichever path tries it, checks
--- who may make it, and which columns each role may touch. The monitor's approval pins
--- the exact file (its sha256); only that hash is ever served to the client.
+-- Orders and readings (seeds 003 §8, seeds 002): the workflow from a client's question to
+-- approved audio. The allowed status transitions are a table (app.order_transitions); a
+-- trigger refuses any other move whichever path tries it, checks who may make it and which
+-- columns each role may touch. Tarot V2: the draw is made server-side and recorded by the
+-- narrow samia_readings role; cards are revealed strictly in order. Assistant drafts are
+-- internal: no client-reachable policy returns them.
 
-alter table public.services
-  add column if not exists kind text not null default 'reading' check (kind in ('reading', 'call')),
-  add column if not exists delivery_minutes integer not null default 1440 check (delivery_minutes between 5 and 43200),
-  add column if not exists gold_delivery_minutes integer not null default 60 check (gold_delivery_minutes between 5 and 43200),
-  add column if not exists review_minutes integer not null default 120 check (review_minutes between 5 and 10080),
-  add column if not exists gold_review_minutes integer not null default 30 check (gold_review_minutes between 5 and 10080),
-  add column if not exists gold_surcharge_minor integer not null default 0 check (gold_surcharge_minor >= 0);
-update public.services set kind = 'call' where code in ('healing', 'direct_call');
+create or replace trigger trg_orders_touch before update on public.orders
+  for each row execute function app.touch_updated_at();
 
-alter table public.orders
-  add column if not exists price_minor bigint not null default 0 check (price_minor >= 0),
-  add column if not exists currency char(3) not null default 'USD',
-  add column if not exists inputs jsonb not null default '{}'::jsonb,
-  add column if not exists chart jsonb,
-  add column if not exists assigned_at timestamptz,
-  add column if not exists deliver_by timestamptz,
-  add column if not exists submitted_at timestamptz,
-  add column if not exists review_by timestamptz,
-  add column if not exists delivery_breached_at timestamptz,
-  add column if not exists review_breached_at timestamptz,
-  add column if not exists reject_reason text check (length(reject_reason) between 3 and 2000),
-  add column if not exists approved_media_id bigint references public.media_assets (id),
-  add column if not exists approved_sha256 text check (approved_sha256 ~ '^[0-9a-f]{64}$'),
-  add column if not exists approved_by uuid references public.profiles (id),
-  add column if not exists approved_at timestamptz,
-  add column if not exists cancelled_at timestamptz;
-create index if not exists orders_clock_delivery on public.orders (deliver_by)
-  where status in ('new', 'assigned', 'in_progress', 'rejected') and delivery_breached_at is null;
-create index if not exists orders_clock_review on public.orders (review_by)
-  where status = 'awaiting_approval' and review_breached_at is null;
+select app.lock_down('orders');
 
-create table if not exists app.order_transitions (
-  from_status public.order_status not null,
-  to_status   public.order_status not null,
-  roles       text[] not null,
-  primary key (from_status, to_status)
-);
-insert into app.order_transitions values
-  ('new', 'assigned', '{admin,superadmin}'),
-  ('new', 'cancelled', '{client,admin,superadmin}'),
-  ('assigned', 'in_progress', '{reader}'),
-  ('assigned', 'cancelled', '{client,admin,superadmin}'),
-  ('in_progress', 'awaiting_approval', '{reader}'),
-  ('in_progress', 'assigned', '{admin,superadmin}'),
-  ('awaiting_approval', 'approved', '{monitor,admin,superadmin}'),
-  ('awaiting_approval', 'rejected', '{monitor,admin,superadmin}'),
-  ('rejected', 'in_progress', '{reader}'),
-  ('rejected', 'assigned', '{admin,superadmin}'),
-  ('approved', 'delivered', '{monitor,admin,superadmin}'),
-  ('delivered', 'archived', '{client,admin,superadmin}'),
-  ('cancelled', 'archived', '{admin,superadmin}')
-on conflict (from_status, to_status) do update set roles = excluded.roles;
-grant usage on schema app to authenticated;
+-- Orders: client own; reader assigned; monitor reads all; admin everything.
+grant select, insert, update on public.orders to authenticated;
+
+drop policy if exists orders_read on public.orders;
+create policy orders_read on public.orders for select to authenticated
+  using (user_id = (select auth.uid())
+         or assigned_reader = (select auth.uid())
+         or (select app.is_staff()));
+
 grant select on app.order_transitions to authenticated, service_role;
 
 -- A reader who may take an order of this service now.
@@ -69,6 +30,7 @@ language sql stable security definer set search_path = '' as $$
      where p.id = p_reader and p.role_id = 3 and p.deleted_at is null
        and (p.blocked_at is null or p.blocked_until < now()))
 $$;
+
 grant execute on function app.reader_eligible(uuid, bigint) to authenticated, service_role;
 
 -- New orders: lifecycle fields are the database's, never the caller's.
@@ -95,8 +57,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_orders_new on public.orders;
-create trigger trg_orders_new before insert on public.orders for each row execute function app.orders_new();
+
+create or replace trigger trg_orders_new before insert on public.orders for each row execute function app.orders_new();
 
 -- Every update: the transition table, the caller's role, the columns that role may touch,
 -- then the fields each transition maintains. Invoker: in the request path current_user is
@@ -205,8 +167,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_orders_guard on public.orders;
-create trigger trg_orders_guard before update on public.orders for each row execute function app.orders_guard();
+
+create or replace trigger trg_orders_guard before update on public.orders for each row execute function app.orders_guard();
 
 create or replace function app.orders_audit() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -236,148 +198,9 @@ begin
   return null;
 end
 $$;
-drop trigger if exists trg_orders_audit on public.orders;
-create trigger trg_orders_audit after insert or update on public.orders
+
+create or replace trigger trg_orders_audit after insert or update on public.orders
   for each row execute function app.orders_audit();
-
--- Cup photos and other client inputs of an order.
-create table if not exists public.order_attachments (
-  order_id   bigint not null references public.orders (id),
-  media_id   bigint not null unique references public.media_assets (id),
-  created_at timestamptz not null default now(),
-  primary key (order_id, media_id)
-);
-
--- Breaches of the service clocks: strikes on readers, escalations to admins.
-create table if not exists public.reader_strikes (
-  id         bigint generated always as identity primary key,
-  reader_id  uuid not null references public.profiles (id),
-  order_id   bigint references public.orders (id),
-  reason     text not null check (reason in ('delivery_breach', 'other')),
-  created_at timestamptz not null default now(),
-  unique (order_id, reason)
-);
-create index if not exists reader_strikes_reader on public.reader_strikes (reader_id, created_at desc);
-
-create table if not exists public.order_escalations (
-  id          bigint generated always as identity primary key,
-  order_id    bigint not null references public.orders (id),
-  kind        text not null check (kind in ('delivery_breach', 'review_overdue')),
-  created_at  timestamptz not null default now(),
-  resolved_at timestamptz
-);
-create index if not exists order_escalations_open on public.order_escalations (created_at) where resolved_at is null;
-
--- Orders are paid from the wallet; one live charge and at most one refund per order.
-alter table public.payment_transactions add column if not exists order_id bigint references public.orders (id);
-create unique index if not exists payment_transactions_one_order_charge on public.payment_transactions (order_id)
-  where kind = 'charge' and status in ('pending', 'requires_action', 'succeeded');
-create unique index if not exists payment_transactions_one_order_refund on public.payment_transactions (order_id)
-  where kind = 'refund';
-
--- The ledger memo now names what was paid for: a booking or an order.
-create or replace function app.settle_charge(p_txn bigint, p_provider_ref text) returns text
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  t public.payment_transactions;
-  b public.bookings;
-  won boolean := true;
-begin
-  select * into t from public.payment_transactions where id = p_txn for update;
-  if t.id is null or t.kind not in ('charge', 'topup') then
-    raise exception 'no such charge' using errcode = 'P0002', hint = 'not_found';
-  end if;
-  if t.status = 'succeeded' then
-    return 'already_settled';
-  end if;
-  if t.provider = 'wallet' then
-    perform pg_advisory_xact_lock(hashtextextended('wallet:' || t.user_id, 0));
-    if app.wallet_balance(t.user_id, t.currency) < t.amount_minor then
-      update public.payment_transactions set status = 'failed', failure_reason = 'insufficient wallet balance',
-             updated_at = now() where id = t.id;
-      return 'insufficient_funds';
-    end if;
-  end if;
-  update public.payment_transactions set status = 'succeeded', provider_ref = coalesce(p_provider_ref, provider_ref),
-         updated_at = now() where id = t.id;
-  if t.kind = 'topup' then
-    perform app.ledger_move('provider:' || t.provider, 'wallet:' || t.user_id, t.amount_minor, t.currency, t.id,
-                            'wallet top-up', t.user_id);
-    perform app.audit('payment.topup', 'payment', t.id::text, jsonb_build_object('amount_minor', t.amount_minor));
-    return 'settled';
-  end if;
-  perform app.ledger_move(case when t.provider = 'wallet' then 'wallet:' || t.user_id else 'provider:' || t.provider end,
-                          'revenue', t.amount_minor, t.currency, t.id,
-                          coalesce('booking ' || t.booking_id, 'order ' || t.order_id, 'charge ' || t.id), t.user_id);
-  if t.booking_id is not null then
-    select * into b from public.bookings where id = t.booking_id for update;
-    perform app.lock_reader_time(b.reader_id);
-    begin
-      update public.reader_capacity set status = 'confirmed', kind = 'booking', expires_at = null
-       where id = b.capacity_id;
-    exception when exclusion_violation then
-      won := false;  -- the hold lapsed and the time was taken meanwhile
-    end;
-    if won then
-      update public.bookings set status = 'confirmed', confirmed_at = now() where id = b.id;
-    else
-      update public.reader_capacity set status = 'released' where id = b.capacity_id and status <> 'released';
-      update public.bookings set status = 'released', refund_minor = t.amount_minor, refund_to = 'wallet'
-       where id = b.id;
-      perform app.ledger_move('revenue', 'wallet:' || t.user_id, t.amount_minor, t.currency, t.id,
-                              'late payment for a lapsed booking ' || b.id || ': credited to the wallet', t.user_id);
-      insert into public.notification_outbox (recipient_id, channel, template, params)
-      values (t.user_id, 'email', 'late_payment_credited', jsonb_build_object('booking', b.id));
-      perform app.audit('payment.late_credited', 'payment', t.id::text,
-                        jsonb_build_object('booking', b.id, 'amount_minor', t.amount_minor));
-      return 'credited_to_wallet';
-    end if;
-  end if;
-  perform app.audit('payment.settled', 'payment', t.id::text,
-                    jsonb_build_object('provider', t.provider, 'amount_minor', t.amount_minor, 'booking', t.booking_id,
-                                       'order', t.order_id));
-  return 'settled';
-end
-$$;
-
--- A provider's "paid" event settles a charge only for at least the amount, in the currency,
--- the charge asked for; otherwise it is recorded, left for an admin and flagged in the
--- audit log (a tampered or mistaken event never confirms a booking on its own).
-drop function if exists app.apply_payment_event(text, text, text, text, text, text);
-create or replace function app.apply_payment_event(p_provider text, p_event text, p_type text, p_ref text,
-                                                   p_outcome text, p_reason text default null,
-                                                   p_amount bigint default null, p_currency text default null)
-returns text
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  t public.payment_transactions;
-begin
-  insert into public.webhook_events (provider, event_id, event_type) values (p_provider, p_event, p_type)
-  on conflict do nothing;
-  if not found then
-    return 'duplicate';
-  end if;
-  if p_outcome is null then
-    return 'ignored';
-  end if;
-  select * into t from public.payment_transactions where provider = p_provider and provider_ref = p_ref;
-  if t.id is not null and p_outcome = 'settled' then
-    if p_amount is null or p_amount < t.amount_minor or upper(coalesce(p_currency, '')) <> t.currency then
-      perform app.audit('payment.amount_mismatch', 'payment', t.id::text,
-                        jsonb_build_object('expected', t.amount_minor, 'currency', t.currency, 'reported', p_amount,
-                                           'reported_currency', upper(p_currency), 'event', p_event));
-      return 'amount_mismatch';
-    end if;
-    perform app.settle_charge(t.id, p_ref);
-  elsif t.id is not null and p_outcome = 'failed' then
-    perform app.fail_charge(t.id, coalesce(p_reason, 'payment failed'));
-  end if;
-  return 'applied';
-end
-$$;
-revoke all on function app.apply_payment_event(text, text, text, text, text, text, bigint, text) from public;
-grant execute on function app.apply_payment_event(text, text, text, text, text, text, bigint, text)
-  to samia_payments, service_role;
 
 -- Give an order's payment back to the client's wallet, at most once whatever calls it
 -- (client cancel, the delivery-breach job, an admin).
@@ -410,6 +233,7 @@ begin
   return 'refunded';
 end
 $$;
+
 revoke all on function app.refund_order(bigint, text) from public;
 grant execute on function app.refund_order(bigint, text) to samia_payments, service_role;
 
@@ -451,6 +275,7 @@ begin
   return query select nd, nr;
 end
 $$;
+
 revoke all on function app.order_clocks() from public;
 grant execute on function app.order_clocks() to service_role;
 
@@ -467,6 +292,7 @@ language sql stable security definer set search_path = '' as $$
             rs.reader_id
    limit 1
 $$;
+
 revoke all on function app.pick_reader(bigint) from public;
 grant execute on function app.pick_reader(bigint) to authenticated, service_role;
 
@@ -477,7 +303,7 @@ drop policy if exists orders_insert on public.orders;
 create policy orders_insert on public.orders for insert to authenticated
   with check (user_id = (select auth.uid()) and (select app.user_role()) = 'client');
 
--- Orders: clients may also cancel and archive their own; monitors review.
+-- Clients may also cancel and archive their own; monitors review.
 drop policy if exists orders_update on public.orders;
 create policy orders_update on public.orders for update to authenticated
   using ((assigned_reader = (select auth.uid()) and (select app.user_role()) = 'reader')
@@ -488,97 +314,144 @@ create policy orders_update on public.orders for update to authenticated
               or (select app.is_staff()));
 
 grant select, insert on public.order_attachments to authenticated;
+
 drop policy if exists order_attachments_read on public.order_attachments;
 create policy order_attachments_read on public.order_attachments for select to authenticated
   using (exists (select 1 from public.orders o where o.id = order_id));
+
 drop policy if exists order_attachments_insert on public.order_attachments;
 create policy order_attachments_insert on public.order_attachments for insert to authenticated
   with check (exists (select 1 from public.orders o where o.id = order_id and o.user_id = (select auth.uid())
                                                       and o.status = 'new'));
 
--- Media: readers also see the attachments of orders assigned to them.
-drop policy if exists media_read on public.media_assets;
-create policy media_read on public.media_assets for select to authenticated
-  using (owner_id = (select auth.uid())
-         or (select app.is_staff())
-         or exists (select 1 from public.orders o
-                     where o.assigned_reader = (select auth.uid())
-                       and (media_assets.id in (o.input_media_id, o.output_media_id)
-                            or exists (select 1 from public.order_attachments a
-                                        where a.order_id = o.id and a.media_id = media_assets.id))));
-
 grant select on public.reader_strikes to authenticated;
+
 drop policy if exists reader_strikes_read on public.reader_strikes;
 create policy reader_strikes_read on public.reader_strikes for select to authenticated
   using (reader_id = (select auth.uid()) or (select app.is_staff()));
 
 grant select, update (resolved_at) on public.order_escalations to authenticated;
+
 drop policy if exists order_escalations_staff on public.order_escalations;
 create policy order_escalations_staff on public.order_escalations for select to authenticated
   using ((select app.is_staff()));
+
 drop policy if exists order_escalations_resolve on public.order_escalations;
 create policy order_escalations_resolve on public.order_escalations for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
 
--- The signed-URL content route runs as anon (the signature is its authority): it learns a
--- storage key only for the exact id and hash the URL was signed for.
-create or replace function app.media_object(p_id bigint, p_sha text)
-returns table (storage_key text, content_type text)
-language sql stable security definer set search_path = '' as $$
-  select m.storage_key, m.content_type from public.media_assets m where m.id = p_id and m.sha256 = p_sha
-$$;
-revoke all on function app.media_object(bigint, text) from public;
-grant execute on function app.media_object(bigint, text) to anon, authenticated;
-
--- The readers' assistant is an outside provider like the others (switch, breaker).
-alter table public.provider_toggles drop constraint if exists provider_toggles_provider_check;
-alter table public.provider_toggles add constraint provider_toggles_provider_check
-  check (provider in ('stripe', 'square', 'usdt', 'twilio', 'email', 'testcard', 'ai'));
-insert into public.provider_toggles (provider) values ('ai') on conflict do nothing;
-
--- The tasks a request (the cron route) may queue are rows from now on: each feature's
--- migration adds its own instead of redefining app.defer().
-create table if not exists app.deferrable_tasks (name text primary key check (name ~ '^[a-z_]{2,40}$'));
-insert into app.deferrable_tasks values ('send_outbox'), ('purge_old'), ('sweep_rate_buckets'), ('expire_holds'),
-  ('booking_reminders'), ('reader_no_show'), ('order_clocks')
-on conflict do nothing;
-
-create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
-returns bigint
-language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
-declare
-  jid bigint;
+-- Reveals in order, whoever writes: position n only after n-1, and never un-revealed.
+create or replace function app.reveal_in_order() returns trigger
+language plpgsql set search_path = '' as $$
 begin
-  if not exists (select 1 from app.deferrable_tasks t where t.name = p_task) then
-    raise exception 'task % may not be deferred from a request', p_task
-      using errcode = '42501', hint = 'forbidden';
+  if old.revealed_at is not null and new.revealed_at is distinct from old.revealed_at then
+    raise exception 'card % is already revealed', old.card_position using errcode = '55000', hint = 'already_revealed';
   end if;
-  insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
-  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
-   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
-  returning id into jid;
-  return jid;
+  if (to_jsonb(new) - 'revealed_at') is distinct from (to_jsonb(old) - 'revealed_at') then
+    raise exception 'a drawn card cannot change' using errcode = '42501', hint = 'protected_field';
+  end if;
+  if new.revealed_at is not null and old.revealed_at is null and new.card_position > 1
+     and exists (select 1 from public.tarot_v2_card_selections s where s.reading_id = new.reading_id
+                  and s.card_position = new.card_position - 1 and s.revealed_at is null) then
+    raise exception 'reveal card % first', new.card_position - 1 using errcode = '22023', hint = 'reveal_out_of_order';
+  end if;
+  return new;
 end
 $$;
 
--- migrate:down
-drop table if exists app.deferrable_tasks;
-drop function if exists app.media_object(bigint, text);
-drop function if exists app.pick_reader(bigint), app.order_clocks(), app.refund_order(bigint, text);
-drop table if exists public.order_escalations, public.reader_strikes, public.order_attachments;
-drop index if exists payment_transactions_one_order_charge, payment_transactions_one_order_refund;
-alter table public.payment_transactions drop column if exists order_id;
-drop trigger if exists trg_orders_audit on public.orders;
-drop trigger if exists trg_orders_guard on public.orders;
-drop trigger if exists trg_orders_new on public.orders;
-drop function if exists app.orders_audit(), app.orders_guard(), app.orders_new(), app.reader_eligible(uuid, bigint);
-drop table if exists app.order_transitions;
-alter table public.orders drop column if exists price_minor, drop column if exists currency,
-  drop column if exists inputs, drop column if exists chart, drop column if exists assigned_at,
-  drop column if exists deliver_by, drop column if exists submitted_at, drop column if exists review_by,
-  drop column if exists delivery_breached_at, drop column if exists review_breached_at,
-  drop column if exists reject_reason, drop column if exists approved_media_id, drop column if exists approved_sha256,
-  drop column if exists approved_by, drop column if exists approved_at, drop column if exists cancelled_at;
-alter table public.services drop column if exists kind, drop column if exists delivery_minutes,
-  drop column if exists gold_delivery_minutes, drop column if exists review_minutes,
-  drop column if exists gold_review_minutes, drop column if exists gold_surcharge_minor;
+create or replace trigger trg_reveal_in_order before update on public.tarot_v2_card_selections
+  for each row execute function app.reveal_in_order();
+
+select app.lock_down('decks', 'deck_cards', 'tarot_spreads', 'tarot_v2_readings', 'tarot_v2_card_selections', 'reading_drafts');
+grant select on public.decks, public.deck_cards, public.tarot_spreads to anon, authenticated;
+
+drop policy if exists decks_read on public.decks;
+create policy decks_read on public.decks for select to anon, authenticated using (true);
+
+drop policy if exists deck_cards_read on public.deck_cards;
+create policy deck_cards_read on public.deck_cards for select to anon, authenticated using (true);
+
+drop policy if exists tarot_spreads_read on public.tarot_spreads;
+create policy tarot_spreads_read on public.tarot_spreads for select to anon, authenticated using (true);
+
+create or replace function app.record_draw(p_order bigint, p_deck text, p_spread text, p_cards bigint[],
+                                           p_reversed boolean[]) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  o public.orders;
+  n integer;
+  rid bigint;
+begin
+  select * into o from public.orders where id = p_order for update;
+  if o.id is null or o.user_id is distinct from auth.uid() or o.status <> 'new' then
+    raise exception 'no such new order of yours' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  select jsonb_array_length(positions) into n from public.tarot_spreads where code = p_spread;
+  if n is null or cardinality(p_cards) <> n or cardinality(p_reversed) <> n
+     or (select count(distinct c) from unnest(p_cards) c) <> n
+     or exists (select 1 from unnest(p_cards) c where not exists (
+                  select 1 from public.deck_cards d where d.id = c and d.deck_code = p_deck and not d.is_back)) then
+    raise exception 'a draw is % distinct face cards of the deck', n using errcode = '23514', hint = 'validation_error';
+  end if;
+  insert into public.tarot_v2_readings (order_id, deck_code, spread_code) values (p_order, p_deck, p_spread)
+  returning id into rid;
+  insert into public.tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed)
+  select rid, i, p_cards[i], p_reversed[i] from generate_subscripts(p_cards, 1) i;
+  return rid;
+end
+$$;
+
+revoke all on function app.record_draw(bigint, text, text, bigint[], boolean[]) from public;
+grant execute on function app.record_draw(bigint, text, text, bigint[], boolean[]) to samia_readings;
+
+-- Only the order's client turns the cards, one position at a time (the trigger enforces order).
+create or replace function app.reveal_card(p_reading bigint, p_position integer) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if not exists (select 1 from public.tarot_v2_readings r join public.orders o on o.id = r.order_id
+                  where r.id = p_reading and o.user_id = auth.uid()) then
+    raise exception 'no such reading' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  update public.tarot_v2_card_selections set revealed_at = now()
+   where reading_id = p_reading and card_position = p_position;
+  if not found then
+    raise exception 'this spread has no card %', p_position using errcode = 'P0002', hint = 'not_found';
+  end if;
+end
+$$;
+
+revoke all on function app.reveal_card(bigint, integer) from public;
+grant execute on function app.reveal_card(bigint, integer) to authenticated;
+
+-- A reading is seen by whoever sees its order (client, assigned reader, staff).
+grant select on public.tarot_v2_readings to authenticated;
+
+drop policy if exists tarot_readings_read on public.tarot_v2_readings;
+create policy tarot_readings_read on public.tarot_v2_readings for select to authenticated
+  using (exists (select 1 from public.orders o where o.id = order_id));
+
+-- The client sees a card once revealed; readers and staff see the whole draw.
+grant select on public.tarot_v2_card_selections to authenticated;
+
+drop policy if exists tarot_selections_read on public.tarot_v2_card_selections;
+create policy tarot_selections_read on public.tarot_v2_card_selections for select to authenticated
+  using (exists (select 1 from public.tarot_v2_readings r join public.orders o on o.id = r.order_id
+                  where r.id = reading_id
+                    and (o.assigned_reader = (select auth.uid()) or (select app.is_staff())
+                         or (o.user_id = (select auth.uid()) and revealed_at is not null))));
+
+-- Drafts: the assigned reader writes and reads; monitors and admins read. No client policy.
+grant select, insert on public.reading_drafts to authenticated;
+
+drop policy if exists reading_drafts_read on public.reading_drafts;
+create policy reading_drafts_read on public.reading_drafts for select to authenticated
+  using ((select app.is_staff())
+         or ((select app.user_role()) = 'reader'
+             and exists (select 1 from public.orders o where o.id = order_id
+                                                      and o.assigned_reader = (select auth.uid()))));
+
+drop policy if exists reading_drafts_insert on public.reading_drafts;
+create policy reading_drafts_insert on public.reading_drafts for insert to authenticated
+  with check (author_id = (select auth.uid()) and (select app.user_role()) = 'reader'
+              and exists (select 1 from public.orders o where o.id = order_id
+                                                       and o.assigned_reader = (select auth.uid())));

@@ -1,76 +1,13 @@
 -- Live calls (seeds 003 §11, 000 M40/M41, 002 consent): scheduled calls from confirmed
 -- bookings and instant calls from available readers, one state machine fed by the voice
--- provider's webhooks, consent with the client's IP before any call starts, per-minute
--- billing from the wallet ledger on the connected time, readers' availability and
--- admin-approved instant windows, the emergency siren with its escalation ladder, monitor
--- powers, and transcripts stored only after PII redaction.
+-- provider's events, consent with the client's IP before any call starts, per-minute billing
+-- on the connected time, readers' availability and admin-approved instant windows, the
+-- emergency siren with its escalation ladder, monitor powers, and redacted transcripts.
 
-do $$
-begin
-  if not exists (select from pg_roles where rolname = 'samia_calls') then
-    create role samia_calls nologin noinherit;  -- applies verified provider events
-  end if;
-end
-$$;
-grant samia_calls to authenticator;
-grant usage on schema app to samia_calls;
+select app.lock_down('calls');
 
-alter table public.services add column if not exists per_minute_minor integer not null default 0
-  check (per_minute_minor >= 0);
-
-alter table public.calls
-  add column if not exists booking_id bigint unique references public.bookings (id),
-  add column if not exists client_id uuid references public.profiles (id),
-  add column if not exists reader_id uuid references public.profiles (id),
-  add column if not exists kind text not null default 'scheduled' check (kind in ('scheduled', 'instant', 'emergency')),
-  add column if not exists status text not null default 'created' check (status in ('created', 'ringing', 'started',
-                                                                                     'ended')),
-  add column if not exists provider text not null default 'local' check (provider in ('local', 'twilio')),
-  add column if not exists provider_ref text unique,
-  add column if not exists capacity_id bigint references public.reader_capacity (id),
-  add column if not exists per_minute_minor integer not null default 0 check (per_minute_minor >= 0),
-  add column if not exists currency char(3) not null default 'USD',
-  add column if not exists max_seconds integer check (max_seconds > 0),
-  add column if not exists record boolean not null default false,
-  add column if not exists connected_seconds integer check (connected_seconds >= 0),
-  add column if not exists billed_minor bigint check (billed_minor >= 0),
-  add column if not exists created_at timestamptz not null default now(),
-  add column if not exists ringing_at timestamptz;
-alter table public.calls drop constraint if exists calls_end_reason_check;
-alter table public.calls add constraint calls_end_reason_check check (end_reason in
-  ('completed', 'dropped_by_monitor', 'dropped_by_reader', 'dropped_by_client', 'failed', 'no_answer', 'busy',
-   'other'));
-create unique index if not exists calls_one_live_per_reader on public.calls (reader_id) where status in ('ringing', 'started');
-
-alter table public.payment_transactions add column if not exists call_id bigint references public.calls (id);
-create unique index if not exists payment_transactions_one_call_charge on public.payment_transactions (call_id)
-  where kind = 'charge';
-
-create table if not exists public.call_consent_logs (
-  id                bigint generated always as identity primary key,
-  booking_id        bigint references public.bookings (id),
-  call_id           bigint references public.calls (id),
-  client_id         uuid not null references public.profiles (id),
-  client_ip         inet not null,
-  user_agent        text check (length(user_agent) <= 300),
-  consent_given     boolean not null check (consent_given),
-  recording_consent boolean not null default false,
-  consented_at      timestamptz not null default now(),
-  check (booking_id is not null or call_id is not null)
-);
-create index if not exists call_consent_booking on public.call_consent_logs (booking_id);
-
-create table if not exists public.call_events (
-  id                bigint generated always as identity primary key,
-  call_id           bigint not null references public.calls (id),
-  event             text not null check (event in ('created', 'ringing', 'started', 'ended', 'monitor_joined',
-                                                   'flagged', 'dropped')),
-  provider_event_id text,
-  at                timestamptz not null default now(),
-  actor             uuid references public.profiles (id),
-  meta              jsonb not null default '{}'::jsonb,
-  unique (call_id, provider_event_id)
-);
+-- Requests only read calls (calls_read, below); every change goes through the functions here.
+grant select on public.calls to authenticated;
 
 -- The call state machine, whoever writes.
 create or replace function app.calls_guard() returns trigger
@@ -88,28 +25,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_calls_guard on public.calls;
-create trigger trg_calls_guard before update on public.calls for each row execute function app.calls_guard();
 
--- Readers' availability and admin-approved instant windows (M40).
-create table if not exists public.reader_status (
-  reader_id  uuid primary key references public.profiles (id),
-  available  boolean not null default false,
-  updated_at timestamptz not null default now()
-);
-
-create table if not exists public.instant_windows (
-  id           bigint generated always as identity primary key,
-  reader_id    uuid not null references public.profiles (id),
-  during       tstzrange not null check (not isempty(during)),
-  status       text not null default 'requested' check (status in ('requested', 'approved', 'rejected', 'cancelled')),
-  requested_at timestamptz not null default now(),
-  decided_by   uuid references public.profiles (id),
-  decided_at   timestamptz,
-  note         text check (length(note) <= 500)
-);
-create index if not exists instant_windows_reader on public.instant_windows using gist (reader_id, during)
-  where status = 'approved';
+create or replace trigger trg_calls_guard before update on public.calls for each row execute function app.calls_guard();
 
 create or replace function app.on_live_call(p_reader uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
@@ -121,6 +38,7 @@ language sql stable security definer set search_path = '' as $$
   select exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
                    and w.during @> now())
 $$;
+
 grant execute on function app.on_live_call(uuid), app.in_instant_window(uuid) to authenticated, samia_calls;
 
 -- Inside an approved window a reader stays available unless on a call.
@@ -136,8 +54,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_reader_status_guard on public.reader_status;
-create trigger trg_reader_status_guard before insert or update on public.reader_status
+
+create or replace trigger trg_reader_status_guard before insert or update on public.reader_status
   for each row execute function app.reader_status_guard();
 
 -- Start a scheduled call: a party of a confirmed booking, near its time, after the client's
@@ -295,48 +213,6 @@ begin
 end
 $$;
 
--- The emergency siren: it rings available readers, then climbs Monitor → Admin → Super Admin,
--- each step with its own timer, until someone answers or acknowledges it; at the top it keeps
--- paging. Quiet hours never hold it back (its notifications say so). Timers are data.
-create table if not exists public.emergency_policy (
-  level        smallint primary key check (level between 0 and 3),
-  role         text not null check (role in ('reader', 'monitor', 'admin', 'superadmin')),
-  wait_seconds integer not null check (wait_seconds between 5 and 3600)
-);
-insert into public.emergency_policy values (0, 'reader', 30), (1, 'monitor', 60), (2, 'admin', 120),
-  (3, 'superadmin', 60)
-on conflict (level) do nothing;
-
-create table if not exists public.emergency_requests (
-  id              bigint generated always as identity primary key,
-  client_id       uuid not null references public.profiles (id),
-  status          text not null default 'ringing' check (status in ('ringing', 'answered', 'acknowledged',
-                                                                     'cancelled')),
-  level           smallint not null default 0 check (level between 0 and 3),
-  next_step_at    timestamptz not null,
-  note            text check (length(note) <= 500),
-  client_ip       inet not null,                 -- the consent to be called, given when raising it
-  user_agent      text check (length(user_agent) <= 300),
-  record          boolean not null default false,
-  answered_by     uuid references public.profiles (id),
-  acknowledged_by uuid references public.profiles (id),
-  call_id         bigint references public.calls (id),
-  created_at      timestamptz not null default now(),
-  closed_at       timestamptz
-);
-create index if not exists emergency_requests_open on public.emergency_requests (next_step_at) where status = 'ringing';
-
-create table if not exists public.emergency_events (
-  id          bigint generated always as identity primary key,
-  request_id  bigint not null references public.emergency_requests (id),
-  event       text not null check (event in ('raised', 'rang_readers', 'escalated', 'repaged', 'answered',
-                                             'acknowledged', 'cancelled')),
-  level       smallint not null,
-  due_at      timestamptz not null,
-  recorded_at timestamptz not null default now(),
-  actor       uuid references public.profiles (id)
-);
-
 create or replace function app.page_level(p_request bigint, p_level smallint) returns integer
 language sql volatile security definer set search_path = '' as $$
   with who as (
@@ -476,10 +352,12 @@ language sql stable security definer set search_path = '' as $$
                (select phone from public.profiles where id = c.reader_id)]
     from public.calls c where c.id = p_call
 $$;
+
 create or replace function app.call_setup_seconds(p_call bigint) returns double precision
 language sql stable security definer set search_path = '' as $$
   select extract(epoch from started_at - created_at)::double precision from public.calls where id = p_call
 $$;
+
 create or replace function app.call_record_flag(p_call bigint) returns boolean
 language sql stable security definer set search_path = '' as $$
   select record from public.calls where id = p_call
@@ -499,52 +377,6 @@ begin
   return fid;
 end
 $$;
-
--- Live safety (M41): transcripts are stored only redacted; flags and incidents are staff-only.
-create table if not exists public.call_transcripts (
-  id            bigint generated always as identity primary key,
-  call_id       bigint not null references public.calls (id),
-  speaker       text not null check (speaker in ('client', 'reader', 'unknown')),
-  text_redacted text not null check (length(text_redacted) <= 8000),
-  redactions    jsonb not null default '{}'::jsonb,
-  at            timestamptz not null default now()
-);
-create table if not exists public.call_flags (
-  id         bigint generated always as identity primary key,
-  call_id    bigint not null references public.calls (id),
-  category   text not null references public.moderation_reasons (code),
-  source     text not null check (source in ('monitor', 'analyser')),
-  score      numeric,
-  note       text check (length(note) <= 2000),
-  created_by uuid references public.profiles (id),
-  created_at timestamptz not null default now()
-);
-create table if not exists public.safety_rules (
-  code     text primary key check (code ~ '^[a-z_]{2,40}$'),
-  category text not null references public.moderation_reasons (code),
-  pattern  text not null,                      -- a case-insensitive regular expression
-  weight   numeric not null check (weight > 0)
-);
-insert into public.safety_rules values
-  ('self_harm', 'safety', '\m(kill myself|end my life|suicide|hurt myself)\M', 1.0),
-  ('threat', 'harassment', '\m(i will (kill|hurt|find) you|you will regret)\M', 1.0),
-  ('insult', 'abuse', '\m(idiot|stupid|worthless|shut up)\M', 0.5),
-  ('off_platform_payment', 'fraud', '\m(pay me directly|western union|send (me )?money|outside the app)\M', 1.0),
-  ('contact_exchange', 'spam', '\[(PHONE|EMAIL)\]', 0.5)
-on conflict (code) do nothing;
-create table if not exists public.safety_settings (
-  name  text primary key check (name in ('flag_score', 'incident_flags')),
-  value numeric not null check (value > 0)
-);
-insert into public.safety_settings values ('flag_score', 1.0), ('incident_flags', 3) on conflict do nothing;
-create table if not exists public.safety_incidents (
-  id        bigint generated always as identity primary key,
-  call_id   bigint not null unique references public.calls (id),
-  case_id   bigint references public.moderation_cases (id),
-  flags     integer not null,
-  status    text not null default 'open' check (status in ('open', 'closed')),
-  opened_at timestamptz not null default now()
-);
 
 -- A redacted segment arrives (redaction happens in the API before anything is stored):
 -- score it against the rules, flag over the threshold, open an incident on repeated flags.
@@ -590,13 +422,6 @@ begin
 end
 $$;
 
--- Retention: redacted transcripts and their flags go after their window (kept while the
--- call has an open safety incident); run by the retention job, audited.
-alter table public.retention_windows drop constraint if exists retention_windows_name_check;
-alter table public.retention_windows add constraint retention_windows_name_check check (name in
-  ('moderation_cases', 'appeals', 'user_blocks', 'moderation_actions', 'call_transcripts'));
-insert into public.retention_windows values ('call_transcripts', 90) on conflict (name) do nothing;
-
 create or replace function app.retention_purge_calls() returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -615,9 +440,9 @@ begin
   return jsonb_build_object('call_transcripts', t, 'call_flags', f);
 end
 $$;
+
 revoke all on function app.retention_purge_calls() from public;
 grant execute on function app.retention_purge_calls() to service_role;
-
 revoke all on function app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
   app.call_event(bigint, text, timestamptz, text, text, text), app.raise_emergency(text, inet, text, boolean),
   app.answer_emergency(bigint),
@@ -634,13 +459,7 @@ grant execute on function app.call_phones(bigint), app.call_record_flag(bigint),
 grant execute on function app.monitor_flag(bigint, text, text) to authenticated;
 grant execute on function app.emergency_escalate(timestamptz) to service_role;
 
--- Jobs a request (the cron route) may queue.
-insert into app.deferrable_tasks values ('emergency_escalate')
-on conflict do nothing;
-
-select app.lock_down('call_consent_logs', 'call_events', 'reader_status', 'instant_windows', 'emergency_policy',
-                     'emergency_requests', 'emergency_events', 'call_transcripts', 'call_flags', 'safety_rules',
-                     'safety_settings', 'safety_incidents');
+select app.lock_down('call_consent_logs', 'call_events', 'reader_status', 'instant_windows', 'emergency_policy', 'emergency_requests', 'emergency_events', 'call_transcripts', 'call_flags', 'safety_rules', 'safety_settings', 'safety_incidents');
 
 -- Calls: the two parties and staff read; every change goes through the functions above.
 drop policy if exists calls_read on public.calls;
@@ -648,24 +467,26 @@ create policy calls_read on public.calls for select to authenticated
   using ((select app.is_staff()) or (select auth.uid()) in (client_id, reader_id)
          or exists (select 1 from public.orders o where o.id = calls.order_id
                      and (select auth.uid()) in (o.user_id, o.assigned_reader)));
-drop policy if exists calls_staff_update on public.calls;
-revoke update on public.calls from authenticated;
 
 -- Consent: the client records it for their own booking; parties and staff read.
 grant select, insert on public.call_consent_logs to authenticated;
+
 drop policy if exists call_consent_read on public.call_consent_logs;
 create policy call_consent_read on public.call_consent_logs for select to authenticated
   using ((select app.is_staff()) or client_id = (select auth.uid()));
+
 drop policy if exists call_consent_insert on public.call_consent_logs;
 create policy call_consent_insert on public.call_consent_logs for insert to authenticated
   with check (client_id = (select auth.uid()) and call_id is null
               and exists (select 1 from public.bookings b where b.id = booking_id and b.client_id = (select auth.uid())));
 
 grant select, insert on public.call_events to authenticated;
+
 drop policy if exists call_events_monitor on public.call_events;
 create policy call_events_monitor on public.call_events for insert to authenticated
   with check ((select app.is_staff()) and actor = (select auth.uid()) and event in ('monitor_joined', 'dropped')
               and provider_event_id is null);
+
 drop policy if exists call_events_read on public.call_events;
 create policy call_events_read on public.call_events for select to authenticated
   using ((select app.is_staff()) or exists (select 1 from public.calls c where c.id = call_id
@@ -673,11 +494,14 @@ create policy call_events_read on public.call_events for select to authenticated
 
 -- Availability: everyone signed in sees who is available; a reader sets their own.
 grant select, insert, update (available) on public.reader_status to authenticated;
+
 drop policy if exists reader_status_read on public.reader_status;
 create policy reader_status_read on public.reader_status for select to authenticated using (true);
+
 drop policy if exists reader_status_own on public.reader_status;
 create policy reader_status_own on public.reader_status for insert to authenticated
   with check (reader_id = (select auth.uid()) and (select app.user_role()) = 'reader');
+
 drop policy if exists reader_status_update on public.reader_status;
 create policy reader_status_update on public.reader_status for update to authenticated
   using (reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
@@ -685,26 +509,33 @@ create policy reader_status_update on public.reader_status for update to authent
 
 -- Windows: readers request their own; admins approve or reject.
 grant select, insert, update (status, decided_by, decided_at, note) on public.instant_windows to authenticated;
+
 drop policy if exists instant_windows_read on public.instant_windows;
 create policy instant_windows_read on public.instant_windows for select to authenticated
   using (reader_id = (select auth.uid()) or (select app.is_staff()));
+
 drop policy if exists instant_windows_request on public.instant_windows;
 create policy instant_windows_request on public.instant_windows for insert to authenticated
   with check (reader_id = (select auth.uid()) and status = 'requested' and (select app.user_role()) = 'reader');
+
 drop policy if exists instant_windows_decide on public.instant_windows;
 create policy instant_windows_decide on public.instant_windows for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()) and decided_by = (select auth.uid()));
 
 -- The siren: the client sees their own; staff and readers see ringing ones (readers may answer).
 grant select on public.emergency_requests, public.emergency_events to authenticated;
+
 drop policy if exists emergency_requests_read on public.emergency_requests;
 create policy emergency_requests_read on public.emergency_requests for select to authenticated
   using (client_id = (select auth.uid()) or (select app.is_staff())
          or (status = 'ringing' and (select app.user_role()) = 'reader'));
+
 drop policy if exists emergency_events_read on public.emergency_events;
 create policy emergency_events_read on public.emergency_events for select to authenticated
   using ((select app.is_staff()));
+
 grant select on public.emergency_policy to authenticated;
+
 drop policy if exists emergency_policy_staff on public.emergency_policy;
 create policy emergency_policy_staff on public.emergency_policy for select to authenticated
   using ((select app.is_staff()));
@@ -712,47 +543,18 @@ create policy emergency_policy_staff on public.emergency_policy for select to au
 -- Live safety data: staff only. Clients never see any of it.
 grant select on public.call_transcripts, public.call_flags, public.safety_incidents, public.safety_rules,
   public.safety_settings to authenticated;
+
 drop policy if exists call_transcripts_staff on public.call_transcripts;
 create policy call_transcripts_staff on public.call_transcripts for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists call_flags_staff on public.call_flags;
 create policy call_flags_staff on public.call_flags for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists safety_incidents_staff on public.safety_incidents;
 create policy safety_incidents_staff on public.safety_incidents for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists safety_rules_staff on public.safety_rules;
 create policy safety_rules_staff on public.safety_rules for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists safety_settings_staff on public.safety_settings;
 create policy safety_settings_staff on public.safety_settings for select to authenticated using ((select app.is_staff()));
-
--- migrate:down
-delete from app.deferrable_tasks where name in ('emergency_escalate');
-drop table if exists public.safety_incidents, public.safety_settings, public.safety_rules, public.call_flags,
-  public.call_transcripts, public.emergency_events, public.emergency_requests, public.emergency_policy,
-  public.instant_windows, public.reader_status, public.call_events, public.call_consent_logs;
-drop index if exists payment_transactions_one_call_charge;
-alter table public.payment_transactions drop column if exists call_id;
-drop trigger if exists trg_calls_guard on public.calls;
-drop function if exists app.start_booked_call(bigint), app.start_instant_call(uuid, bigint, inet, text, boolean, text),
-  app.call_event(bigint, text, timestamptz, text, text, text), app.raise_emergency(text, inet, text, boolean),
-  app.answer_emergency(bigint), app.emergency_escalate(timestamptz), app.close_emergency(bigint, text, bigint),
-  app.page_level(bigint, smallint), app.analyse_segment(bigint, text, text, jsonb), app.on_live_call(uuid), app.in_instant_window(uuid),
-  app.reader_status_guard(), app.calls_guard(), app.call_phones(bigint), app.call_record_flag(bigint),
-  app.call_setup_seconds(bigint),
-  app.monitor_flag(bigint, text, text), app.retention_purge_calls();
-delete from public.retention_windows where name = 'call_transcripts';
-drop index if exists calls_one_live_per_reader;
-drop policy if exists calls_read on public.calls;
-alter table public.calls drop column if exists booking_id, drop column if exists client_id,
-  drop column if exists reader_id, drop column if exists kind, drop column if exists status,
-  drop column if exists provider, drop column if exists provider_ref, drop column if exists capacity_id,
-  drop column if exists per_minute_minor, drop column if exists currency, drop column if exists max_seconds,
-  drop column if exists record, drop column if exists connected_seconds, drop column if exists billed_minor,
-  drop column if exists created_at, drop column if exists ringing_at;
-alter table public.services drop column if exists per_minute_minor;
-create policy calls_read on public.calls for select to authenticated
-  using ((select app.is_staff())
-         or exists (select 1 from public.orders o
-                     where o.id = calls.order_id
-                       and (select auth.uid()) in (o.user_id, o.assigned_reader)));
-grant update on public.calls to authenticated;
-create policy calls_staff_update on public.calls for update to authenticated
-  using ((select app.is_staff())) with check ((select app.is_staff()));

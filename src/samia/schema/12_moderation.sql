@@ -1,152 +1,19 @@
--- Moderation (seeds 001 M21, 003 §12): a taxonomy of reasons, one queue of cases (reports,
--- automated sweeps, moderation acts) claimed atomically by one monitor at a time, blocks
--- that expire by themselves, order moderation (hold, unlist, remove media, escalate),
--- appeals, order ↔ media ↔ call lineage, sweep thresholds and retention windows as data.
+-- Moderation (seeds 001 M21, 003 §12): cases claimed by one monitor at a time, blocks that
+-- expire by themselves (unblock is for admins), order moderation (hold, unlist, remove media,
+-- escalate), appeals, order ↔ media ↔ call lineage, nightly sweeps and retention.
 
-create table if not exists public.moderation_reasons (
-  code     text primary key check (code in ('harassment', 'abuse', 'fraud', 'copyright', 'safety', 'spam', 'other')),
-  severity smallint not null check (severity between 1 and 4),   -- 4 = critical
-  label_en text not null,
-  label_ar text not null
-);
-insert into public.moderation_reasons values
-  ('harassment', 3, 'Harassment', 'تحرّش'),
-  ('abuse', 3, 'Abuse', 'إساءة'),
-  ('fraud', 4, 'Fraud', 'احتيال'),
-  ('copyright', 2, 'Copyright', 'حقوق النشر'),
-  ('safety', 4, 'Safety', 'السلامة'),
-  ('spam', 1, 'Spam', 'رسائل مزعجة'),
-  ('other', 1, 'Other', 'أخرى')
-on conflict (code) do nothing;
+select app.lock_down('moderation_actions');
 
-create table if not exists public.moderation_cases (
-  id               bigint generated always as identity primary key,
-  source           text not null check (source in ('report', 'sweep', 'moderation')),
-  rule             text,
-  reason           text not null references public.moderation_reasons (code),
-  severity         smallint not null check (severity between 1 and 4),
-  subject_kind     text not null check (subject_kind in ('profile', 'order', 'media', 'call')),
-  subject_id       text not null check (length(subject_id) <= 64),
-  subject_user     uuid references public.profiles (id),
-  reporter_id      uuid references public.profiles (id),
-  is_gold          boolean not null default false,
-  status           text not null default 'open' check (status in ('open', 'resolved', 'dismissed')),
-  claimed_by       uuid references public.profiles (id),
-  claim_expires_at timestamptz,
-  summary          text check (length(summary) <= 2000),
-  evidence         jsonb not null default '[]'::jsonb check (jsonb_typeof(evidence) = 'array'),
-  resolution       text check (length(resolution) <= 2000),
-  resolved_by      uuid references public.profiles (id),
-  resolved_at      timestamptz,
-  dedupe_key       text unique,
-  created_at       timestamptz not null default now(),
-  updated_at       timestamptz not null default now()
-);
-create index if not exists moderation_cases_queue on public.moderation_cases (severity desc, is_gold desc, created_at)
-  where status = 'open';
-create index if not exists moderation_cases_reporter on public.moderation_cases (reporter_id);
+-- Moderation: monitors and admins read and write (as themselves); nobody else.
+grant select, insert on public.moderation_actions to authenticated;
 
-create table if not exists public.user_blocks (
-  id         bigint generated always as identity primary key,
-  user_id    uuid not null references public.profiles (id),
-  blocked_by uuid references public.profiles (id),
-  reason     text not null references public.moderation_reasons (code),
-  note       text check (length(note) <= 2000),
-  evidence   jsonb not null default '[]'::jsonb check (jsonb_typeof(evidence) = 'array'),
-  case_id    bigint references public.moderation_cases (id),
-  starts_at  timestamptz not null default now(),
-  ends_at    timestamptz,                     -- null: until an admin lifts it
-  lifted_at  timestamptz,
-  lifted_by  uuid references public.profiles (id),
-  lift_note  text check (length(lift_note) <= 2000),
-  check (ends_at is null or ends_at > starts_at)
-);
-create index if not exists user_blocks_active on public.user_blocks (user_id) where lifted_at is null;
+drop policy if exists moderation_read on public.moderation_actions;
+create policy moderation_read on public.moderation_actions for select to authenticated
+  using ((select app.is_staff()));
 
-create table if not exists public.appeals (
-  id           bigint generated always as identity primary key,
-  subject_kind text not null check (subject_kind in ('block', 'case')),
-  subject_id   bigint not null,
-  appellant_id uuid not null references public.profiles (id),
-  filed_by     uuid references public.profiles (id),
-  statement    text not null check (length(statement) between 3 and 4000),
-  status       text not null default 'submitted' check (status in ('submitted', 'under_review', 'decided')),
-  reviewer_id  uuid references public.profiles (id),
-  opened_at    timestamptz,
-  decision     text check (decision in ('upheld', 'overturned')),
-  rationale    text check (length(rationale) <= 4000),
-  decided_by   uuid references public.profiles (id),
-  decided_at   timestamptz,
-  created_at   timestamptz not null default now(),
-  check ((status = 'decided') = (decision is not null and rationale is not null))
-);
-create unique index if not exists appeals_one_live on public.appeals (subject_kind, subject_id)
-  where status <> 'decided';
-
--- Evidence lineage: which media and calls belong to which order.
-create table if not exists public.evidence_links (
-  order_id    bigint not null references public.orders (id),
-  kind        text not null check (kind in ('input', 'attachment', 'output', 'approved', 'call')),
-  media_id    bigint references public.media_assets (id),
-  call_id     bigint references public.calls (id),
-  computed_at timestamptz not null default now(),
-  check ((media_id is null) <> (call_id is null))
-);
-create unique index if not exists evidence_links_unique on public.evidence_links
-  (order_id, kind, coalesce(media_id, 0), coalesce(call_id, 0));
-
-create table if not exists public.sweep_rules (
-  code         text primary key check (code in ('reader_reject_rate', 'refund_loop', 'call_drop_rate',
-                                                 'payment_fallback_spike', 'order_burst')),
-  enabled      boolean not null default true,
-  threshold    numeric not null check (threshold > 0),
-  min_volume   integer not null default 1 check (min_volume >= 1),
-  window_hours integer not null check (window_hours between 1 and 8760),
-  reason       text not null references public.moderation_reasons (code),
-  description  text not null
-);
-insert into public.sweep_rules values
-  ('reader_reject_rate', true, 0.5, 4, 168, 'other', 'share of a reader''s reviewed work rejected by monitors'),
-  ('refund_loop', true, 3, 1, 720, 'fraud', 'refunds to one client'),
-  ('call_drop_rate', true, 0.3, 5, 168, 'other', 'share of a reader''s calls they dropped'),
-  ('payment_fallback_spike', true, 4, 1, 24, 'fraud', 'failed payment attempts by one client'),
-  ('order_burst', true, 6, 1, 1, 'spam', 'orders placed by one client')
-on conflict (code) do nothing;
-
-create table if not exists public.retention_windows (
-  name text primary key check (name in ('moderation_cases', 'appeals', 'user_blocks', 'moderation_actions')),
-  days integer not null check (days between 30 and 3650)
-);
-insert into public.retention_windows values
-  ('moderation_cases', 365), ('appeals', 730), ('user_blocks', 730), ('moderation_actions', 730)
-on conflict (name) do nothing;
-
--- Moderation acts carry their reason, case and evidence.
-alter table public.moderation_actions drop constraint if exists moderation_actions_action_check;
-alter table public.moderation_actions add constraint moderation_actions_action_check check (action in
-  ('approve', 'reject', 'block', 'unblock', 'drop_call', 'hold', 'release', 'unlist', 'remove_media', 'escalate',
-   'claim', 'resolve', 'dismiss', 'appeal_open', 'appeal_decide', 'flag', 'join_silent'));
-alter table public.moderation_actions drop constraint if exists moderation_actions_target_kind_check;
-alter table public.moderation_actions add constraint moderation_actions_target_kind_check check (target_kind in
-  ('order', 'profile', 'media', 'horoscope', 'call', 'case', 'appeal'));
-alter table public.moderation_actions
-  add column if not exists reason_code text references public.moderation_reasons (code),
-  add column if not exists case_id bigint references public.moderation_cases (id),
-  add column if not exists evidence jsonb not null default '[]'::jsonb;
-
-alter table public.orders
-  add column if not exists held_at timestamptz,
-  add column if not exists unlisted_at timestamptz;
-alter table public.media_assets add column if not exists removed_at timestamptz;
-
--- A removed file is never served; an unlisted order's audio neither.
-create or replace function app.media_object(p_id bigint, p_sha text)
-returns table (storage_key text, content_type text)
-language sql stable security definer set search_path = '' as $$
-  select m.storage_key, m.content_type from public.media_assets m
-   where m.id = p_id and m.sha256 = p_sha and m.removed_at is null
-     and not exists (select 1 from public.orders o where o.approved_media_id = m.id and o.unlisted_at is not null)
-$$;
+drop policy if exists moderation_insert on public.moderation_actions;
+create policy moderation_insert on public.moderation_actions for insert to authenticated
+  with check ((select app.is_staff()) and actor_id = (select auth.uid()));
 
 -- One record of a moderation act, with the caller as actor.
 create or replace function app.moderation_record(p_kind text, p_target text, p_action text, p_reason text,
@@ -158,6 +25,7 @@ language sql volatile security definer set search_path = '' as $$
   select app.audit('moderation.' || p_action, p_kind, p_target,
                    jsonb_strip_nulls(jsonb_build_object('reason', p_reason, 'case', p_case)));
 $$;
+
 revoke all on function app.moderation_record(text, text, text, text, text, bigint, jsonb) from public;
 
 -- The caller must hold the case's claim to act under it.
@@ -314,8 +182,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_orders_hold on public.orders;
-create trigger trg_orders_hold before update on public.orders for each row execute function app.orders_hold_guard();
+
+create or replace trigger trg_orders_hold before update on public.orders for each row execute function app.orders_hold_guard();
 
 create or replace function app.resolve_case(p_case bigint, p_outcome text, p_note text) returns void
 language plpgsql volatile security definer set search_path = '' as $$
@@ -513,38 +381,39 @@ grant execute on function app.claim_case(bigint, integer), app.block_user(uuid, 
 revoke all on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() from public;
 grant execute on function app.lift_expired_blocks(), app.moderation_sweeps(), app.retention_purge() to service_role;
 
--- Jobs a request (the cron route) may queue.
-insert into app.deferrable_tasks values ('lift_expired_blocks'), ('moderation_sweeps'), ('retention_purge'), ('audit_seal'), ('audit_attest')
-on conflict do nothing;
-
-select app.lock_down('moderation_reasons', 'moderation_cases', 'user_blocks', 'appeals', 'evidence_links',
-                     'sweep_rules', 'retention_windows');
-
+select app.lock_down('moderation_reasons', 'moderation_cases', 'user_blocks', 'appeals', 'evidence_links', 'sweep_rules', 'retention_windows');
 grant select on public.moderation_reasons to authenticated;
+
 drop policy if exists moderation_reasons_read on public.moderation_reasons;
 create policy moderation_reasons_read on public.moderation_reasons for select to authenticated using (true);
 
 -- Cases: staff see all; anyone else only the reports they filed. Reports are inserted by
 -- their reporter; every other change goes through the functions above.
 grant select, insert on public.moderation_cases to authenticated;
+
 drop policy if exists moderation_cases_read on public.moderation_cases;
 create policy moderation_cases_read on public.moderation_cases for select to authenticated
   using ((select app.is_staff()) or reporter_id = (select auth.uid()));
+
 drop policy if exists moderation_cases_report on public.moderation_cases;
 create policy moderation_cases_report on public.moderation_cases for insert to authenticated
   with check (source = 'report' and reporter_id = (select auth.uid()) and status = 'open' and claimed_by is null);
 
 grant select on public.user_blocks, public.evidence_links to authenticated;
+
 drop policy if exists user_blocks_staff on public.user_blocks;
 create policy user_blocks_staff on public.user_blocks for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists evidence_links_staff on public.evidence_links;
 create policy evidence_links_staff on public.evidence_links for select to authenticated using ((select app.is_staff()));
 
 -- Appeals: staff all; the appellant their own. Filed by the appellant (or staff on their behalf).
 grant select, insert on public.appeals to authenticated;
+
 drop policy if exists appeals_read on public.appeals;
 create policy appeals_read on public.appeals for select to authenticated
   using ((select app.is_staff()) or appellant_id = (select auth.uid()));
+
 drop policy if exists appeals_file on public.appeals;
 create policy appeals_file on public.appeals for insert to authenticated
   with check (status = 'submitted' and filed_by = (select auth.uid())
@@ -552,31 +421,18 @@ create policy appeals_file on public.appeals for insert to authenticated
 
 grant select, update (enabled, threshold, min_volume, window_hours) on public.sweep_rules to authenticated;
 grant select, update (days) on public.retention_windows to authenticated;
+
 drop policy if exists sweep_rules_staff on public.sweep_rules;
 create policy sweep_rules_staff on public.sweep_rules for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists sweep_rules_admin on public.sweep_rules;
 create policy sweep_rules_admin on public.sweep_rules for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
+
 drop policy if exists retention_windows_staff on public.retention_windows;
 create policy retention_windows_staff on public.retention_windows for select to authenticated
   using ((select app.is_staff()));
+
 drop policy if exists retention_windows_admin on public.retention_windows;
 create policy retention_windows_admin on public.retention_windows for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
-
--- migrate:down
-delete from app.deferrable_tasks where name in ('lift_expired_blocks', 'moderation_sweeps', 'retention_purge', 'audit_seal', 'audit_attest');
-drop function if exists app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
-  app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
-  app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
-  app.recompute_lineage(bigint), app.require_claim(bigint), app.lift_expired_blocks(), app.moderation_sweeps(),
-  app.retention_purge(), app.moderation_record(text, text, text, text, text, bigint, jsonb),
-  app.appeal_subject_user(text, bigint);
-drop trigger if exists trg_orders_hold on public.orders;
-drop function if exists app.orders_hold_guard();
-alter table public.moderation_actions drop column if exists reason_code, drop column if exists case_id,
-  drop column if exists evidence;
-alter table public.orders drop column if exists held_at, drop column if exists unlisted_at;
-alter table public.media_assets drop column if exists removed_at;
-drop table if exists public.retention_windows, public.sweep_rules, public.evidence_links, public.appeals,
-  public.user_blocks, public.moderation_cases, public.moderation_reasons;

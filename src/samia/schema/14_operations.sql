@@ -1,87 +1,94 @@
--- Operations (seeds 000 M32, 001 M28/M29): incidents with a timeline, alerts from
--- Alertmanager that open or update them, on-call paging with escalation Monitor → Admin →
--- Super Admin (quiet hours respected except for SEV1/SEV2), the encrypted secrets store,
--- and per-provider usage with monthly budgets and a degraded mode.
+-- Operations (seeds 000 M32, 001 M28/M29): migration state for health checks, feature flags,
+-- provider switches, usage and budgets, incidents with on-call paging and escalation, and the
+-- encrypted secrets store.
 
-do $$
+-- Health checks compare the applied migrations with the code's, without any access to
+-- the ledger itself.
+create or replace function app.migration_state() returns table (name text, checksum text)
+language sql stable security definer set search_path = '' as $$
+  select m.name, m.checksum from public._migrations m order by m.name
+$$;
+
+revoke all on function app.migration_state() from public;
+grant execute on function app.migration_state() to anon, authenticated, service_role;
+
+-- stable bucket 0..9999 of (flag, user): the first 32 bits of sha256("key:user")
+create or replace function app.flag_bucket(p_key text, p_user uuid) returns integer
+language sql immutable set search_path = '' as $$
+  select (('x' || substr(encode(extensions.digest(p_key || ':' || p_user::text, 'sha256'), 'hex'), 1, 8))::bit(32)::bigint
+          % 10000)::integer
+$$;
+
+create or replace function app.flag_on(p_key text) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select coalesce((
+    select f.enabled
+       and (f.roles is null or app.user_role() = any(f.roles))
+       and (f.countries is null or (select p.country_code from public.profiles p where p.id = auth.uid()) = any(f.countries))
+       and (f.rollout_pct = 100 or (auth.uid() is not null and app.flag_bucket(f.key, auth.uid()) < f.rollout_pct * 100))
+      from public.feature_flags f where f.key = p_key), false)
+$$;
+
+grant execute on function app.flag_on(text), app.flag_bucket(text, uuid) to anon, authenticated, service_role;
+
+create or replace function app.feature_flags_audit() returns trigger
+language plpgsql set search_path = '' as $$
 begin
-  if not exists (select from pg_roles where rolname = 'samia_alerts') then
-    create role samia_alerts nologin noinherit;  -- the Alertmanager receiver, after its token check
-  end if;
+  new.updated_at := now();
+  new.updated_by := auth.uid();
+  perform app.audit('flag.change', 'feature_flag', new.key,
+                    jsonb_build_object('enabled', new.enabled, 'rollout_pct', new.rollout_pct,
+                                       'roles', new.roles, 'countries', new.countries,
+                                       'before', jsonb_build_object('enabled', old.enabled, 'rollout_pct', old.rollout_pct)));
+  return new;
 end
 $$;
-grant samia_alerts to authenticator;
-grant usage on schema app to samia_alerts;
 
-create table if not exists public.incidents (
-  id           bigint generated always as identity primary key,
-  title        text not null check (length(title) between 3 and 200),
-  severity     text not null check (severity in ('SEV1', 'SEV2', 'SEV3')),
-  status       text not null default 'open' check (status in ('open', 'mitigated', 'resolved')),
-  source       text not null check (source in ('manual', 'alert')),
-  dedupe_key   text,
-  runbooks     text[] not null default '{}',
-  declared_by  uuid references public.profiles (id),
-  created_at   timestamptz not null default now(),
-  mitigated_at timestamptz,
-  resolved_at  timestamptz
-);
-create unique index if not exists incidents_one_live_per_alert on public.incidents (dedupe_key)
-  where status <> 'resolved';
+create or replace trigger trg_feature_flags_audit before update on public.feature_flags
+  for each row when (old.* is distinct from new.*) execute function app.feature_flags_audit();
 
-create table if not exists public.incident_events (
-  id          bigint generated always as identity primary key,
-  incident_id bigint not null references public.incidents (id),
-  kind        text not null check (kind in ('declared', 'alert_firing', 'alert_resolved', 'paged', 'deferred',
-                                            'acked', 'escalated', 'status', 'note')),
-  level       smallint,
-  note        text check (length(note) <= 2000),
-  actor       uuid references public.profiles (id),
-  at          timestamptz not null default now()
-);
-create index if not exists incident_events_incident on public.incident_events (incident_id, id);
+select app.lock_down('feature_flags');
+grant select on public.feature_flags to authenticated;
+grant update (enabled, rollout_pct, roles, countries, description) on public.feature_flags to authenticated;
 
--- Who is on call: rota entries per level; a level with nobody on the rota pages everyone
--- with that role. Quiet hours hold back SEV3 pages only.
-create table if not exists public.oncall_rota (
-  id        bigint generated always as identity primary key,
-  level     smallint not null check (level between 1 and 3),   -- 1 monitor, 2 admin, 3 super admin
-  user_id   uuid not null references public.profiles (id),
-  during    tstzrange not null check (not isempty(during))
-);
-create index if not exists oncall_rota_now on public.oncall_rota using gist (during);
+drop policy if exists feature_flags_read on public.feature_flags;
+create policy feature_flags_read on public.feature_flags for select to authenticated using (true);
 
-create table if not exists public.quiet_hours (
-  user_id uuid primary key references public.profiles (id),
-  starts  time not null,
-  ends    time not null,
-  tz      text not null check (length(tz) <= 64)
-);
+drop policy if exists feature_flags_admin on public.feature_flags;
+create policy feature_flags_admin on public.feature_flags for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
 
-create table if not exists public.incident_policy (
-  severity        text primary key check (severity in ('SEV1', 'SEV2', 'SEV3')),
-  ack_minutes     integer not null check (ack_minutes between 1 and 1440),
-  ignores_quiet   boolean not null
-);
-insert into public.incident_policy values ('SEV1', 5, true), ('SEV2', 15, true), ('SEV3', 60, false)
-on conflict (severity) do nothing;
+create or replace function app.provider_enabled(p_provider text) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select coalesce((select enabled from public.provider_toggles where provider = p_provider), true)
+$$;
 
-create table if not exists public.incident_pages (
-  id          bigint generated always as identity primary key,
-  incident_id bigint not null references public.incidents (id),
-  level       smallint not null check (level between 1 and 3),
-  user_id     uuid not null references public.profiles (id),
-  paged_at    timestamptz not null,
-  send_after  timestamptz not null,
-  acked_at    timestamptz
-);
-create index if not exists incident_pages_incident on public.incident_pages (incident_id, level);
+grant execute on function app.provider_enabled(text) to anon, authenticated, samia_auth, samia_payments, service_role;
 
-alter table public.incidents add column if not exists level smallint not null default 1 check (level between 1 and 3),
-  add column if not exists next_escalation_at timestamptz;
+create or replace function app.provider_toggles_audit() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  new.updated_at := now();
+  new.updated_by := auth.uid();
+  perform app.audit('provider.toggle', 'provider', new.provider,
+                    jsonb_build_object('enabled', new.enabled, 'reason', new.reason));
+  return new;
+end
+$$;
 
--- Notifications may wait (a SEV3 page inside someone's quiet hours).
-alter table public.notification_outbox add column if not exists not_before timestamptz;
+create or replace trigger trg_provider_toggles_audit before update on public.provider_toggles
+  for each row when (old.* is distinct from new.*) execute function app.provider_toggles_audit();
+
+select app.lock_down('provider_toggles');
+grant select, update (enabled, reason) on public.provider_toggles to authenticated;
+
+drop policy if exists provider_toggles_admin_read on public.provider_toggles;
+create policy provider_toggles_admin_read on public.provider_toggles for select to authenticated
+  using ((select app.is_admin()));
+
+drop policy if exists provider_toggles_admin on public.provider_toggles;
+create policy provider_toggles_admin on public.provider_toggles for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
 
 create or replace function app.in_quiet_hours(p_user uuid, p_at timestamptz) returns timestamptz
 language sql stable security definer set search_path = '' as $$
@@ -251,21 +258,6 @@ begin
 end
 $$;
 
--- The encrypted config store: AES-GCM ciphertexts, versioned per name; the key that
--- sealed each row is named (key_id) so a master-key rotation leaves old rows readable
--- until they are re-encrypted. Values never leave the API in clear except to the code
--- that uses them; only the super admin lists names.
-create table if not exists app_private.config_secrets (
-  name       text not null check (name ~ '^[A-Z][A-Z0-9_]{1,63}$'),
-  version    integer not null check (version >= 1),
-  key_id     text not null check (key_id ~ '^v[0-9]+$'),
-  nonce      bytea not null,
-  ciphertext bytea not null,
-  created_at timestamptz not null default now(),
-  created_by uuid,
-  primary key (name, version)
-);
-
 create or replace function app.require_superadmin() returns void
 language plpgsql stable security definer set search_path = '' as $$
 begin
@@ -343,23 +335,6 @@ grant execute on function app.require_superadmin(), app.secret_names(), app.secr
   app.secret_put(text, integer, text, bytea, bytea), app.secret_all(),
   app.secret_reseal(text, integer, text, bytea, bytea), app.secret_current(text) to authenticated, service_role;
 
--- Providers: usage per month and monthly budgets; over budget with degrade on → 503.
-create table if not exists public.provider_usage (
-  provider text not null,
-  month    date not null,
-  calls    bigint not null default 0,
-  failures bigint not null default 0,
-  alerted  boolean not null default false,
-  primary key (provider, month)
-);
-create table if not exists public.provider_budgets (
-  provider      text primary key,
-  monthly_calls bigint not null check (monthly_calls > 0),
-  alert_pct     smallint not null default 80 check (alert_pct between 1 and 100),
-  degrade       boolean not null default true,
-  updated_at    timestamptz not null default now()
-);
-
 -- Count a call; say whether the provider may be called (false: over budget, degraded).
 -- At the alert threshold an SEV3 incident opens, once a month.
 create or replace function app.provider_use(p_provider text, p_failed boolean) returns boolean
@@ -404,62 +379,48 @@ grant execute on function app.incident_escalate(timestamptz) to service_role;
 grant execute on function app.provider_use(text, boolean), app.provider_within_budget(text)
   to anon, authenticated, samia_auth, samia_payments, samia_calls, samia_readings, service_role;
 
--- The admins' health overview reads the queue too.
-grant execute on function app.queue_stats() to authenticated;
-
--- Jobs a request (the cron route) may queue.
-insert into app.deferrable_tasks values ('incident_escalate')
-on conflict do nothing;
-
-select app.lock_down('incidents', 'incident_events', 'oncall_rota', 'quiet_hours', 'incident_policy',
-                     'incident_pages', 'provider_usage', 'provider_budgets');
-
+select app.lock_down('incidents', 'incident_events', 'oncall_rota', 'quiet_hours', 'incident_policy', 'incident_pages', 'provider_usage', 'provider_budgets');
 grant select on public.incidents, public.incident_events, public.incident_pages, public.incident_policy
   to authenticated;
+
 drop policy if exists incidents_staff on public.incidents;
 create policy incidents_staff on public.incidents for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists incident_events_staff on public.incident_events;
 create policy incident_events_staff on public.incident_events for select to authenticated
   using ((select app.is_staff()));
+
 drop policy if exists incident_pages_staff on public.incident_pages;
 create policy incident_pages_staff on public.incident_pages for select to authenticated
   using ((select app.is_staff()));
+
 drop policy if exists incident_policy_staff on public.incident_policy;
 create policy incident_policy_staff on public.incident_policy for select to authenticated
   using ((select app.is_staff()));
 
 grant select, insert, delete on public.oncall_rota to authenticated;
+
 drop policy if exists oncall_rota_read on public.oncall_rota;
 create policy oncall_rota_read on public.oncall_rota for select to authenticated using ((select app.is_staff()));
+
 drop policy if exists oncall_rota_admin on public.oncall_rota;
 create policy oncall_rota_admin on public.oncall_rota for insert to authenticated with check ((select app.is_admin()));
+
 drop policy if exists oncall_rota_admin_delete on public.oncall_rota;
 create policy oncall_rota_admin_delete on public.oncall_rota for delete to authenticated using ((select app.is_admin()));
 
 grant select, insert, update, delete on public.quiet_hours to authenticated;
+
 drop policy if exists quiet_hours_own on public.quiet_hours;
 create policy quiet_hours_own on public.quiet_hours for all to authenticated
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()) and (select app.is_staff()));
 
 grant select on public.provider_usage, public.provider_budgets to authenticated;
 grant insert, update on public.provider_budgets to authenticated;
+
 drop policy if exists provider_usage_admin on public.provider_usage;
 create policy provider_usage_admin on public.provider_usage for select to authenticated using ((select app.is_admin()));
+
 drop policy if exists provider_budgets_admin on public.provider_budgets;
 create policy provider_budgets_admin on public.provider_budgets for all to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
-
--- migrate:down
-delete from app.deferrable_tasks where name in ('incident_escalate');
-drop function if exists app.incident_open(text, text, text, text, text[], text),
-  app.incident_declare(text, text, text[], text), app.incident_alert(text, text, text, text, text[], text),
-  app.incident_page(bigint, smallint, timestamptz), app.incident_escalate(timestamptz), app.incident_ack(bigint),
-  app.incident_status(bigint, text, text), app.in_quiet_hours(uuid, timestamptz), app.provider_use(text, boolean),
-  app.provider_within_budget(text);
-drop function if exists app.require_superadmin(), app.secret_names(), app.secret_next_version(text),
-  app.secret_put(text, integer, text, bytea, bytea), app.secret_all(),
-  app.secret_reseal(text, integer, text, bytea, bytea), app.secret_current(text);
-drop table if exists public.provider_budgets, public.provider_usage, app_private.config_secrets,
-  public.incident_pages, public.incident_policy, public.quiet_hours, public.oncall_rota, public.incident_events,
-  public.incidents;
-alter table public.notification_outbox drop column if exists not_before;

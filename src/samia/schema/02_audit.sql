@@ -1,25 +1,33 @@
--- The audit chain, sealed behind the writers instead of in front of them.
---
--- Until now every audited transaction took one advisory lock to link its row to the head
--- and held it until commit: all audited writes in the platform ran one at a time (measured:
--- 1 790 audited writes/s against 11 460 plain inserts/s with 8 writers). Now a row gets its
--- id from a sequence and its content is immutable from the insert; a single sealer links
--- committed rows in order (chain_pos, prev_hash, row_hash) a few seconds later. Rows already
--- chained keep their hashes (chain_pos = id). The sealer runs on the job engine, before every
--- verify and before every attestation.
+-- The audit log: append-only for every role (the owner included) and hash-chained. A row is
+-- stamped at insert and immutable from then on; a single sealer links committed rows in order
+-- (chain_pos, prev_hash, row_hash = sha256(prev_hash || canonical)). Rows arrive through
+-- app.audit(), whose actor and role come from the session, never from the caller.
 
-alter table public.audit_log alter column prev_hash drop not null, alter column row_hash drop not null;
-alter table public.audit_log add column if not exists chain_pos bigint;
-alter table public.audit_log disable trigger trg_audit_refuse;
-update public.audit_log set chain_pos = id where chain_pos is null and row_hash is not null;
-alter table public.audit_log enable trigger trg_audit_refuse;
-create unique index if not exists audit_log_chain_pos on public.audit_log (chain_pos);
-create index if not exists audit_log_unsealed on public.audit_log (id) where row_hash is null;
-alter table public.audit_log add constraint audit_log_sealed_together
-  check ((chain_pos is null) = (row_hash is null) and (row_hash is null) = (prev_hash is null));
+-- Canonical encoding: a JSON array (jsonb text form is deterministic) of every field
+-- but the hashes; row_hash = sha256(prev_hash || canonical), hex.
+create or replace function app.audit_canonical(a public.audit_log) returns text
+language sql immutable set search_path = '' as $$
+  select jsonb_build_array(a.id,
+                           to_char(a.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                           a.actor, a.actor_role, a.event, a.entity, a.entity_id, a.meta, a.request_id)::text
+$$;
 
-create sequence if not exists app.audit_log_id_seq;
-select setval('app.audit_log_id_seq', coalesce((select max(id) from public.audit_log), 0) + 1, false);
+create or replace function app.audit_hash(a public.audit_log) returns text
+language sql immutable set search_path = '' as $$
+  select encode(extensions.digest(a.prev_hash || app.audit_canonical(a), 'sha256'), 'hex')
+$$;
+
+create or replace trigger trg_audit_refuse_truncate before truncate on public.audit_log
+  for each statement execute function app.append_only('audit_append_only');
+
+select app.lock_down('audit_log');
+
+-- Audit log: admins read; nobody updates or deletes; rows arrive through app.audit().
+grant select on public.audit_log to authenticated;
+
+drop policy if exists audit_read on public.audit_log;
+create policy audit_read on public.audit_log for select to authenticated
+  using ((select app.is_admin()));
 
 -- Insert: the database stamps id and time; nobody pre-seals a row.
 create or replace function app.audit_stamp() returns trigger
@@ -34,10 +42,8 @@ begin
   return new;
 end
 $$;
-drop trigger if exists trg_audit_chain on public.audit_log;
-drop function if exists app.audit_chain();
-drop trigger if exists trg_audit_stamp on public.audit_log;
-create trigger trg_audit_stamp before insert on public.audit_log for each row execute function app.audit_stamp();
+
+create or replace trigger trg_audit_stamp before insert on public.audit_log for each row execute function app.audit_stamp();
 
 -- Update/delete: refused, except the sealer filling the chain fields of an unsealed row once.
 create or replace function app.audit_guard() returns trigger
@@ -51,8 +57,8 @@ begin
   raise exception 'audit_log is append-only' using errcode = '42501', hint = 'audit_append_only';
 end
 $$;
-drop trigger if exists trg_audit_refuse on public.audit_log;
-create trigger trg_audit_refuse before update or delete on public.audit_log
+
+create or replace trigger trg_audit_refuse before update or delete on public.audit_log
   for each row execute function app.audit_guard();
 
 -- Link every committed, unsealed row to the head, in id order. One sealer at a time.
@@ -87,27 +93,17 @@ begin
   return n;
 end
 $$;
-revoke all on function app.audit_seal(integer) from public;
-grant execute on function app.audit_seal(integer) to service_role, authenticated;  -- admins, before attesting
 
--- Signed snapshots of the sealed chain: the export (JSON lines) lives in private storage.
-create table if not exists public.audit_attestations (
-  id            bigint generated always as identity primary key,
-  head_pos      bigint not null,
-  head_hash     text not null check (head_hash ~ '^[0-9a-f]{64}$'),
-  rows          bigint not null,
-  export_sha256 text not null check (export_sha256 ~ '^[0-9a-f]{64}$'),
-  signature     text not null,
-  public_key    text not null,
-  storage_key   text not null,
-  created_by    uuid references public.profiles (id),
-  created_at    timestamptz not null default now()
-);
+revoke all on function app.audit_seal(integer) from public;
+grant execute on function app.audit_seal(integer) to service_role, authenticated;
+
 select app.lock_down('audit_attestations');
 grant select, insert on public.audit_attestations to authenticated;
+
 drop policy if exists audit_attestations_admin on public.audit_attestations;
 create policy audit_attestations_admin on public.audit_attestations for select to authenticated
   using ((select app.is_admin()));
+
 drop policy if exists audit_attestations_insert on public.audit_attestations;
 create policy audit_attestations_insert on public.audit_attestations for insert to authenticated
   with check ((select app.is_admin()) and created_by = (select auth.uid()));
@@ -132,7 +128,9 @@ begin
 end
 $$;
 
-drop function if exists app.audit_verify();
+revoke all on function app.audit(text, text, text, jsonb) from public;
+grant execute on function app.audit(text, text, text, jsonb) to anon, authenticated, service_role, samia_auth;
+
 -- First broken link of the sealed chain, or no row when it is intact: positions without a
 -- gap from 1, each row linked to its predecessor, each row's own hash.
 create or replace function app.audit_verify()
@@ -158,7 +156,3 @@ language sql stable set search_path = '' as $$
    order by w.chain_pos
    limit 1
 $$;
-
--- migrate:down
-drop table if exists public.audit_attestations;
-drop function if exists app.audit_seal(integer);
