@@ -279,7 +279,9 @@ def audit(dsn: str, echo: Echo = print, layout: Layout | None = None) -> bool:
         done = applied(conn)
         for u in available(layout):
             state = ("applied" if done.get(u.name) == u.checksum
-                     else "CHANGED" if u.name in done else "pending")
+                     else "pending" if u.name not in done
+                     else "due" if u.kind != "migration"      # `up` re-applies it
+                     else "CHANGED")                          # `up` refuses it
             ok &= state == "applied"
             echo(f"{state:8} {u.name}")
         rows = conn.execute("""
