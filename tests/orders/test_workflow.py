@@ -62,7 +62,7 @@ def test_happy_path_real_audio_from_question_to_the_clients_ears(client, api, re
     problem(client.get(f"{base}&exp={int(q['exp'][0]) + 60}&sig={q['sig'][0]}"), 403, "invalid_signature")
     problem(client.get(f"{base}&exp={q['exp'][0]}&sig={q['sig'][0][:-2]}AA"), 403, "invalid_signature")
     problem(client.get(f"/media/{media + 1}/content?sha={q['sha'][0]}&exp={q['exp'][0]}&sig={q['sig'][0]}"), 403)
-    from samia.media.api import signed_url
+    from samia.media.store import signed_url
     expired, _ = signed_url(api.settings, media, q["sha"][0], now=time.time() - 3600)
     problem(client.get(expired), 403, "url_expired")
 

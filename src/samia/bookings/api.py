@@ -98,11 +98,14 @@ class BookingOut(BaseModel):
     currency: str
     hold_expires_at: dt.datetime | None
     created_at: dt.datetime
+    pre_ritual: bool = Field(description="the service asks the client to confirm a preparation before the call")
+    pre_ritual_confirmed_at: dt.datetime | None
 
 
 BOOKING_SQL = """
     select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
-           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at
+           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at,
+           s.pre_ritual_en is not null as pre_ritual, b.pre_ritual_confirmed_at
       from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id"""
 
 
@@ -239,6 +242,15 @@ async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
     if row is None:
         raise not_found("booking")
     return row
+
+
+@router.post("/bookings/{booking_id}/pre-ritual", response_model=BookingOut)
+async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=Probe(
+        "select 1 from bookings where id = :booking and client_id = auth.uid()"))) -> dict[str, Any]:
+    """Confirm you have done the preparation the service asks for (Healing Energy's pre-ritual);
+    its call cannot start before. The reader sees when you confirmed."""
+    await ctx.conn.execute("select app.confirm_pre_ritual(%s)", (booking_id,))
+    return await _booking(ctx, booking_id)
 
 
 class CancelIn(Input):

@@ -56,8 +56,10 @@ class Probe:
     who offers tarot around the clock, `:booking` for a confirmed booking of the client
     with that reader; `:order_new`, `:order_assigned`, `:order_wip` (in progress, audio
     uploaded), `:order_review`, `:order_approved`, `:order_delivered` for the client's tarot
-    orders with that reader at each step, `:reading` for the new one's tarot reading, and
-    `:call` for the booking's live call, `:window` for the reader's requested instant window.
+    orders with that reader at each step, `:reading` for the new one's tarot reading,
+    `:call` for the booking's live call, `:window` for the reader's requested instant window,
+    and `:review` for the client's review of another delivered order (the reader has a public
+    profile).
     """
     sql: str
     note: str = ""

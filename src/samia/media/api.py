@@ -9,7 +9,6 @@ after approval is never delivered."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -20,10 +19,10 @@ import structlog
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from samia.config import Settings
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
 from samia.core.models import Id
 from samia.core.problems import AppError, not_found
+from samia.media.store import signed_url, url_signature
 
 router = APIRouter(tags=["media"])
 log = structlog.get_logger("samia.media")
@@ -33,16 +32,6 @@ class MediaUrl(BaseModel):
     url: str
     expires_at: dt.datetime
     sha256: str
-
-
-def _sig(settings: Settings, media_id: int, sha: str, exp: int) -> str:
-    mac = hmac.new(settings.subkey("media-url-v1"), f"{media_id}:{sha}:{exp}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
-def signed_url(settings: Settings, media_id: int, sha: str, now: float | None = None) -> tuple[str, int]:
-    exp = int(now if now is not None else time.time()) + settings.media_url_ttl_seconds
-    return f"/media/{media_id}/content?sha={sha}&exp={exp}&sig={_sig(settings, media_id, sha, exp)}", exp
 
 
 async def _grantable_sha(ctx: Ctx, media_id: int) -> str | None:
@@ -79,7 +68,7 @@ async def media_content(media_id: Id, sha: Sha, exp: Annotated[int, Query(ge=0, 
                         ctx: Ctx = allow(PUBLIC)) -> Response:
     """The bytes behind a signed URL. Expired or tampered URLs answer 403."""
     settings = ctx.platform.settings
-    if not hmac.compare_digest(sig.encode(), _sig(settings, media_id, sha, exp).encode()):
+    if not hmac.compare_digest(sig.encode(), url_signature(settings, media_id, sha, exp).encode()):
         raise AppError(403, "invalid_signature", "this media URL is not valid")
     if exp < time.time():
         raise AppError(403, "url_expired", "this media URL has expired; ask for a new one")

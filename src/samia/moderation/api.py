@@ -47,7 +47,7 @@ class CaseOut(BaseModel):
 
 
 class ReportIn(Input):
-    subject_kind: Literal["profile", "order", "call", "media"]
+    subject_kind: Literal["profile", "order", "call", "media", "review"]
     subject_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f-]{1,64}$")]
     reason: Reason
     details: Annotated[str, Field(max_length=2000)] | None = None
@@ -164,7 +164,7 @@ async def cases(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                 status_: Annotated[Literal["open", "resolved", "dismissed"], Query(alias="status")] = "open",
                 reason: Reason | None = None,
                 source: Literal["report", "sweep", "moderation"] | None = None,
-                subject_kind: Literal["profile", "order", "call", "media"] | None = None,
+                subject_kind: Literal["profile", "order", "call", "media", "review"] | None = None,
                 min_severity: Annotated[int, Query(ge=1, le=4)] = 1,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """Reports, automated sweeps and escalations together: critical first, then golden,

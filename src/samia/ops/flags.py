@@ -40,7 +40,7 @@ class FlagPatch(Input):
 
 FLAG_SQL = ("select key, description, enabled, rollout_pct, roles, "
             "(select array_agg(c::text) from unnest(countries) c) as countries, updated_at from feature_flags")
-ADMIN = Probe("update feature_flags set enabled = enabled where key = 'calls.video'")
+ADMIN = Probe("update feature_flags set enabled = enabled where key = 'feature.tarotV2'")
 
 
 @router.get("/flags", response_model=dict[str, bool])

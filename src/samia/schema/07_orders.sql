@@ -49,7 +49,10 @@ begin
   new.submitted_at := null; new.review_by := null; new.delivered_at := null; new.cancelled_at := null;
   new.delivery_breached_at := null; new.review_breached_at := null; new.reject_reason := null;
   new.approved_media_id := null; new.approved_sha256 := null; new.approved_by := null; new.approved_at := null;
-  new.price_minor := s.price_minor + case when new.is_gold then s.gold_surcharge_minor else 0 end;
+  -- the price of the client's country (schema/05_catalogue.sql), plus the golden surcharge
+  new.price_minor := (select p.price_minor from app.service_price(s.id, (select country_code from public.profiles
+                                                                      where id = new.user_id)) p)
+                     + case when new.is_gold then s.gold_surcharge_minor else 0 end;
   new.currency := s.currency;
   new.created_at := now();
   new.deliver_by := now() + make_interval(mins => case when new.is_gold then s.gold_delivery_minutes
