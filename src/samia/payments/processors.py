@@ -32,11 +32,23 @@ class CardProcessor(Protocol):
 
 
 class TestCardProcessor:
-    """Stripe's test tokens: tok_visa / tok_mastercard succeed, tok_chargeDeclined and
-    tok_insufficientFunds fail. The same idempotency key returns the same result."""
+    """Stripe's documented test tokens and PaymentMethods, answered as Stripe answers them
+    (https://docs.stripe.com/testing): the ones in APPROVED succeed, the ones in DECLINES fail
+    with that reason; anything else is refused as unknown. The same idempotency key returns the
+    same result."""
     name = "testcard"
-    DECLINES: ClassVar[dict[str, str]] = {"tok_chargeDeclined": "card declined",
-                                          "tok_insufficientFunds": "insufficient funds on the card"}
+    APPROVED: ClassVar[frozenset[str]] = frozenset({
+        "tok_visa", "tok_visa_debit", "tok_mastercard", "tok_mastercard_debit", "tok_amex", "tok_discover",
+        "pm_card_visa", "pm_card_visa_debit", "pm_card_mastercard", "pm_card_mastercard_debit", "pm_card_amex",
+        "pm_card_discover"})
+    DECLINES: ClassVar[dict[str, str]] = {
+        "tok_chargeDeclined": "card declined", "pm_card_chargeDeclined": "card declined",
+        "tok_insufficientFunds": "insufficient funds on the card",
+        "tok_chargeDeclinedInsufficientFunds": "insufficient funds on the card",
+        "pm_card_chargeDeclinedInsufficientFunds": "insufficient funds on the card",
+        "tok_chargeDeclinedExpiredCard": "the card has expired",
+        "pm_card_chargeDeclinedExpiredCard": "the card has expired",
+        "tok_chargeDeclinedIncorrectCvc": "incorrect CVC", "pm_card_chargeDeclinedIncorrectCvc": "incorrect CVC"}
 
     def __init__(self) -> None:
         self.charges: dict[str, ChargeResult] = {}
@@ -47,10 +59,12 @@ class TestCardProcessor:
             return self.charges[idempotency_key]
         if token in self.DECLINES:
             result = ChargeResult(False, None, self.DECLINES[token])
-        elif token in ("tok_visa", "tok_mastercard"):
+        elif token in self.APPROVED:
             result = ChargeResult(True, f"tc_{uuid.uuid4().hex}")  # unique across processes, like a real one
         else:
-            raise invalid(["body", "card_token"], "unknown card token")
+            raise invalid(["body", "card_token"], "unknown card token", detail=(
+                "the local test processor takes Stripe's test cards: " + ", ".join(sorted(self.APPROVED))
+                + "; declines: " + ", ".join(sorted(self.DECLINES))))
         self.charges[idempotency_key] = result
         return result
 
