@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from samia import db
 from samia.auth.tokens import Passwords
-from samia.config import Settings
+from samia.config import Settings, load_settings
 from samia.core import logging as app_logging
 from samia.core import problems
 from samia.core.breaker import Breaker
@@ -184,6 +184,4 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
 
 def from_env() -> FastAPI:
     """uvicorn factory (`samia serve`, workers): settings and DSNs from the environment."""
-    from samia.cli import load_settings
-
     return create_app(load_settings())

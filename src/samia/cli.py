@@ -14,30 +14,11 @@ from pathlib import Path
 import psycopg
 
 from samia import db
-from samia.config import Settings
+from samia.config import Settings, load_settings
 from samia.db import migrate
 
 DEMO_ROLES = ("superadmin", "admin", "monitor", "reader", "client")
 CLI_CLAIMS = json.dumps({"actor": "cli"})
-
-
-def load_settings() -> Settings:
-    """Settings from the environment. On the embedded default a development SECRET_KEY is
-    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
-    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
-        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
-        path = data_dir / "secrets.env"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
-            path.chmod(0o600)
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            os.environ.setdefault(key.strip(), value.strip())
-    try:
-        return Settings()  # type: ignore[call-arg]
-    except Exception as e:
-        sys.exit(f"samia: configuration error: {e}")
 
 
 def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
