@@ -14,13 +14,13 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from samia import db
-from samia.auth.tokens import Passwords
 from samia.config import Settings, load_settings
 from samia.core import logging as app_logging
 from samia.core import problems
 from samia.core.breaker import Breaker
 from samia.core.middleware import RequestContext
 from samia.core.problems import AppError
+from samia.core.tokens import Passwords
 from samia.ops.metrics import Metrics
 from samia.payments.processors import CardProcessor, make_processor
 from samia.providers.email import MailboxMailer, Mailer

@@ -25,7 +25,7 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
                 country: str | None = None, first_name: str = "", last_name: str = "",
                 settings: Settings) -> str:
     """Create an account directly as the database owner (bootstrap of the first superadmin)."""
-    from samia.auth.tokens import Passwords
+    from samia.core.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
     with psycopg.connect(owner_dsn) as conn:

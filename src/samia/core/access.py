@@ -28,8 +28,8 @@ from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
 from pydantic import SecretStr
 
-from samia.auth.tokens import Claims, decode_access
 from samia.core.problems import AppError, from_db_error
+from samia.core.tokens import Claims, decode_access
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

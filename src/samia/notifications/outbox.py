@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from psycopg import AsyncConnection
 
-from samia.auth.tokens import issue_email_token
+from samia.core.tokens import issue_email_token
 
 if TYPE_CHECKING:
     from samia.app import Platform

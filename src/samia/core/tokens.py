@@ -1,5 +1,6 @@
 """Access tokens (short-lived JWT), refresh tokens (opaque, stored hashed), email links,
-and argon2id passwords."""
+and argon2id passwords: the credentials the request guard (core.access) checks, auth issues
+and notifications sign links with."""
 
 from __future__ import annotations
 
