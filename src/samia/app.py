@@ -18,10 +18,10 @@ from samia.config import Settings, load_settings
 from samia.core import logging as app_logging
 from samia.core import problems
 from samia.core.breaker import Breaker
+from samia.core.metrics import Metrics
 from samia.core.middleware import RequestContext
 from samia.core.problems import AppError
 from samia.core.tokens import Passwords
-from samia.ops.metrics import Metrics
 from samia.payments.processors import CardProcessor, make_processor
 from samia.providers.email import MailboxMailer, Mailer
 from samia.providers.phone import DeviceFileSink, PhoneVerifier, SmsSink, make_verifier
