@@ -28,13 +28,12 @@ from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
 from pydantic import SecretStr
 
+from samia.core.platform import Platform
 from samia.core.problems import AppError, from_db_error
 from samia.core.tokens import Claims, decode_access
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from samia.app import Platform
 
 log = structlog.get_logger("samia.access")
 

@@ -18,8 +18,8 @@ from procrastinate.jobs import Job
 from psycopg_pool import AsyncConnectionPool
 
 from samia.config import Settings
+from samia.core.ports import Mailer
 from samia.notifications.outbox import dispatch_pending
-from samia.providers.email import Mailer
 
 log = structlog.get_logger("samia.jobs")
 
@@ -54,7 +54,7 @@ app = App(connector=PsycopgConnector(conninfo=_queue_conninfo))
 
 @dataclass
 class Resources:
-    """What tasks share in a worker process (duck-compatible with the API's Platform)."""
+    """What tasks share in a worker process (what of the API's Platform they need)."""
     settings: Settings
     pool: AsyncConnectionPool
     mailer: Mailer
@@ -80,7 +80,7 @@ async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) ->
 @app.task(name="send_outbox", pass_context=True, retry=RETRY)
 async def send_outbox(context: JobContext, timestamp: int | None = None) -> int:
     """Deliver pending notifications (rows are claimed with SKIP LOCKED, each commits alone)."""
-    return await dispatch_pending(resources(context))  # type: ignore[arg-type]
+    return await dispatch_pending(resources(context))
 
 
 @app.periodic(cron="17 3 * * *", periodic_id="purge_old")

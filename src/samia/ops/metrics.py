@@ -4,16 +4,14 @@ The registry itself is core.metrics; this module fills the saturation gauges bef
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow, machine_token
+from samia.core.platform import Platform
 from samia.ops.providers import ADMIN
-
-if TYPE_CHECKING:
-    from samia.app import Platform
 
 router = APIRouter(tags=["ops"])
 

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
+from samia.core.ports import CardProcessor
 from samia.core.problems import AppError, invalid, not_found
 from samia.media.store import store_upload
 from samia.payments import usdt
-from samia.payments.processors import CardProcessor
 
 router = APIRouter(tags=["payments"])
 

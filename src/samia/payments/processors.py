@@ -4,31 +4,14 @@ answers like Stripe's test tokens (no network); the Stripe adapter uses the offi
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import stripe
 from anyio import to_thread
 
 from samia.config import Settings
+from samia.core.ports import CardProcessor, ChargeResult
 from samia.core.problems import AppError, invalid
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    ok: bool | None          # None: waiting on the customer (3-D Secure); the webhook settles it
-    ref: str | None
-    reason: str = ""
-    client_secret: str | None = None
-
-
-class CardProcessor(Protocol):
-    name: str
-
-    async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult: ...
-
-    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
-        """Refund (part of) a charge; returns the provider's refund reference."""
 
 
 class TestCardProcessor:

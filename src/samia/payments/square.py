@@ -11,8 +11,8 @@ from square.core.api_error import ApiError
 from square.utils.webhooks_helper import verify_signature
 
 from samia.config import Settings
+from samia.core.ports import ChargeResult
 from samia.core.problems import AppError
-from samia.payments.processors import ChargeResult
 
 
 def _key(idempotency_key: str) -> str:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from anyio import to_thread
@@ -22,31 +21,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from samia.config import Settings
+from samia.core.ports import PhoneVerifier, SmsSink, Started
 from samia.core.problems import AppError
 
 CODE_TTL_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Started:
-    provider: str
-    ref: str | None
-    code_hash: str | None  # local provider only
-
-
-class PhoneVerifier(Protocol):
-    name: str
-
-    async def start(self, phone: str) -> Started: ...
-
-    async def check(self, phone: str, code: str) -> tuple[str | None, bool | None]:
-        """(code_hash to compare in the database, or the provider's own verdict)."""
-
-    def close(self) -> None: ...
-
-
-class SmsSink(Protocol):
-    def deliver(self, phone: str, text: str) -> None: ...
 
 
 class MemorySink:
