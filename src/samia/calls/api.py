@@ -15,11 +15,9 @@ from pydantic import BaseModel, Field, model_validator
 from twilio.request_validator import RequestValidator
 
 from samia.calls.redact import redact
-from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, acting_as, allow, client_ip
+from samia.core.access import ADMINS, AUTHENTICATED, PUBLIC, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow, client_ip
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.moderation.api import STAFF_PROBE
-from samia.orders.workflow import ADMINS, STAFF
 from samia.providers.voice import Leg, TwilioVoice, make_voice
 
 router = APIRouter(tags=["calls"])

@@ -40,6 +40,8 @@ log = structlog.get_logger("samia.access")
 PUBLIC = "public"                 # anyone, signed in or not
 AUTHENTICATED = "authenticated"   # any signed-in, active user
 APP_ROLES = ("superadmin", "admin", "reader", "monitor", "client")
+ADMINS = ("admin", "superadmin")
+STAFF = ("monitor", *ADMINS)
 
 PRELUDE = ("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true), "
            "set_config('request.id', %s, true), app.request_identity()")
@@ -60,6 +62,11 @@ class Probe:
     """
     sql: str
     note: str = ""
+
+
+# Probes that routes of several features share (one owner, so they cannot drift apart).
+STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
+ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import Ctx, Probe, allow
+from samia.core.access import ADMINS, STAFF, STAFF_PROBE, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["moderation"])
 
@@ -123,7 +122,6 @@ CASE_COLS = ("id, source, rule, reason, severity, subject_kind, subject_id, subj
              "claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")
 APPEAL_COLS = ("id, subject_kind, subject_id, appellant_id::text, statement, status, decision, rationale, "
                "created_at, decided_at")
-STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
 
 
 async def _one(ctx: Ctx, sql: str, params: tuple[Any, ...], what: str) -> dict[str, Any]:

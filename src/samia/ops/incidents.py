@@ -13,12 +13,20 @@ from fastapi import APIRouter, Header, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import PUBLIC, Ctx, Probe, acting_as, allow, machine_token
+from samia.core.access import (
+    ADMIN_PROBE,
+    ADMINS,
+    PUBLIC,
+    STAFF,
+    STAFF_PROBE,
+    Ctx,
+    Probe,
+    acting_as,
+    allow,
+    machine_token,
+)
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.moderation.api import STAFF_PROBE
-from samia.ops.providers import ADMIN as ADMIN_PROBE
-from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["ops"])
 

@@ -9,9 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow, machine_token
+from samia.core.access import ADMIN_PROBE, ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow, machine_token
 from samia.core.platform import Platform
-from samia.ops.providers import ADMIN
 
 router = APIRouter(tags=["ops"])
 
@@ -50,7 +49,7 @@ async def _collect(platform: Platform) -> None:
 
 
 @router.get("/admin/observability")
-async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> dict[str, Any]:
+async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
     """SLO status and error budget from this API process's live metrics (since it started;
     the fleet-wide view is Prometheus with ops/prometheus/slo_rules.yml and ops/grafana/)."""
     from samia.ops import slo

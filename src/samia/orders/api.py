@@ -16,13 +16,12 @@ from fastapi import APIRouter, Header, Query, Request, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
+from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
 from samia.media.store import store_upload
-from samia.moderation.api import STAFF_PROBE
-from samia.orders.workflow import ADMINS, STAFF, sources
+from samia.orders.workflow import sources
 from samia.readings import astro
 
 router = APIRouter(tags=["orders"])
