@@ -242,7 +242,7 @@ async def audit_seal(context: JobContext, timestamp: int | None = None) -> int:
 @app.task(name="audit_attest", pass_context=True, retry=RETRY)
 async def audit_attest(context: JobContext, timestamp: int | None = None) -> int:
     """Monthly signed snapshot of the audit chain (as POST /admin/audit/attest does)."""
-    from samia.audit.api import record_attestation
+    from samia.audit.trail import record_attestation
     from samia.providers.storage import make_storage
 
     res = resources(context)
