@@ -13,10 +13,10 @@ from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from samia.bookings.policy import may_reschedule
+from samia.bookings.refunds import refund_for_cancellation
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
-from samia.payments.refunds import refund_for_cancellation
 
 router = APIRouter(tags=["bookings"])
 

@@ -167,8 +167,8 @@ async def booking_reminders(context: JobContext, timestamp: int | None = None) -
 async def reader_no_show(context: JobContext, timestamp: int | None = None) -> int:
     """A reader who has not started the call N minutes (policy snapshot) after the start:
     the client is refunded in full and monitors and admins are alerted."""
+    from samia.bookings.refunds import refund_for_cancellation
     from samia.payments.processors import make_processor
-    from samia.payments.refunds import refund_for_cancellation
 
     res = resources(context)
     late = await system_tx(res, "reader_no_show", """
