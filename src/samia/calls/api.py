@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, model_validator
 from twilio.request_validator import RequestValidator
@@ -102,13 +103,11 @@ class SegmentIn(Input):
     text: Annotated[str, Field(min_length=1, max_length=8000)]
 
 
-CALL_COLS = ("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
-             "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
-
-
 async def _call(ctx: Ctx, call_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {CALL_COLS} from calls where id = %s", (call_id,))  # noqa: S608
+    await cur.execute("select id, kind, status, booking_id, client_id::text, reader_id::text, record, "
+                      "per_minute_minor, currency::text, started_at, ended_at, end_reason, connected_seconds, "
+                      "billed_minor, created_at from calls where id = %s", (call_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("call")
@@ -340,7 +339,7 @@ async def available_readers(ctx: Ctx = allow(AUTHENTICATED)) -> list[dict[str, A
     return await cur.fetchall()
 
 
-WINDOW_COLS = "id, reader_id::text, lower(during) as starts_at, upper(during) as ends_at, status, note"
+WINDOW_COLS = sql.SQL("id, reader_id::text, lower(during) as starts_at, upper(during) as ends_at, status, note")
 
 
 @router.post("/readers/me/instant-windows", status_code=status.HTTP_201_CREATED)
@@ -349,8 +348,8 @@ async def request_window(body: WindowIn, ctx: Ctx = allow("reader", probe=Probe(
         ) -> dict[str, Any]:
     """Ask an admin to approve a window in which you take instant calls."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(%s, %s)) "  # noqa: S608
-                      f"returning {WINDOW_COLS}", (body.starts_at, body.ends_at))
+    await cur.execute(sql.SQL("insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(%s, %s)) "
+                              "returning {}").format(WINDOW_COLS), (body.starts_at, body.ends_at))
     return await cur.fetchone()  # type: ignore[return-value]
 
 
@@ -361,8 +360,8 @@ WINDOW_PROBE = Probe("update instant_windows set status = 'approved', decided_by
 async def decide_window(window_id: Id, decision: Literal["approve", "reject"], body: DecisionIn,
                         ctx: Ctx = allow(*ADMINS, probe=WINDOW_PROBE)) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"update instant_windows set status = %s, decided_by = auth.uid(), decided_at = now(), "  # noqa: S608
-                      f"note = %s where id = %s and status = 'requested' returning {WINDOW_COLS}",
+    await cur.execute(sql.SQL("update instant_windows set status = %s, decided_by = auth.uid(), decided_at = now(), "
+                              "note = %s where id = %s and status = 'requested' returning {}").format(WINDOW_COLS),
                       ("approved" if decision == "approve" else "rejected", body.note, window_id))
     row = await cur.fetchone()
     if row is None:
@@ -374,14 +373,14 @@ async def decide_window(window_id: Id, decision: Literal["approve", "reject"], b
 
 # ---- the emergency siren ----------------------------------------------------------------------
 
-EMERGENCY_COLS = ("id, client_id::text, status, level, next_step_at, answered_by::text, acknowledged_by::text, "
-                  "call_id, created_at, closed_at")
+EMERGENCY_COLS = sql.SQL("id, client_id::text, status, level, next_step_at, answered_by::text, "
+                         "acknowledged_by::text, call_id, created_at, closed_at")
 
 
 async def _emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {EMERGENCY_COLS}, status = 'ringing' as siren from emergency_requests "  # noqa: S608
-                      "where id = %s", (request_id,))
+    await cur.execute(sql.SQL("select {}, status = 'ringing' as siren from emergency_requests where id = %s"
+                              ).format(EMERGENCY_COLS), (request_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("emergency call")
@@ -428,9 +427,10 @@ async def cancel_emergency(request_id: Id, ctx: Ctx = allow("client", probe=Prob
 async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Sirens still sounding, oldest first, with their escalation trace."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"""select {EMERGENCY_COLS}, array(select e.event || '@' || e.level from emergency_events e
-                                  where e.request_id = r.id order by e.id) as trace
-                            from emergency_requests r where status = 'ringing' order by created_at""")  # noqa: S608
+    await cur.execute(sql.SQL("""select {}, array(select e.event || '@' || e.level from emergency_events e
+                                          where e.request_id = r.id order by e.id) as trace
+                                    from emergency_requests r where status = 'ringing' order by created_at"""
+                              ).format(EMERGENCY_COLS))
     return await cur.fetchall()
 
 
