@@ -80,6 +80,11 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.auth.api import router as auth_router
     from samia.bookings.api import router as bookings_router
     from samia.calls.api import router as calls_router
+    from samia.calls.availability import router as availability_router
+    from samia.calls.emergency import router as emergency_router
+    from samia.calls.monitor import router as call_monitor_router
+    from samia.calls.safety import router as call_safety_router
+    from samia.calls.webhooks import router as voice_webhooks_router
     from samia.finance.api import router as finance_router
     from samia.jobs.api import router as jobs_router
     from samia.media.api import router as media_router
@@ -101,7 +106,8 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
-                   moderation_router, audit_router, calls_router, incidents_router, secrets_router):
+                   moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
+                   emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
