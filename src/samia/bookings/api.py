@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Query, status
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
@@ -100,10 +101,10 @@ class BookingOut(BaseModel):
     created_at: dt.datetime
 
 
-BOOKING_SQL = """
+BOOKING_SQL = sql.SQL("""
     select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
            b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at
-      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id"""
+      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id""")
 
 
 @router.put("/readers/me/availability", response_model=list[RuleOut])
@@ -223,7 +224,7 @@ async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
                       limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """The caller's bookings (as client or reader; staff see all), newest first."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " order by b.starts_at desc limit %s", (limit,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" order by b.starts_at desc limit %s"), (limit,))
     return await cur.fetchall()
 
 
@@ -234,7 +235,7 @@ async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[s
 
 async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " where b.id = %s", (booking_id,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" where b.id = %s"), (booking_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("booking")

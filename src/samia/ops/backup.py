@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from samia.db.cluster import Cluster
 
@@ -74,8 +75,9 @@ pg1-port=5432
                                    ).fetchone()
             if current != ("on", command):
                 conn.execute("alter system set archive_mode = 'on'")
-                conn.execute(f"alter system set archive_command = '{command}'")
-                conn.execute(f"alter system set archive_timeout = '{ARCHIVE_TIMEOUT_S}s'")
+                conn.execute(sql.SQL("alter system set archive_command = {}").format(sql.Literal(command)))
+                conn.execute(sql.SQL("alter system set archive_timeout = {}").format(
+                    sql.Literal(f"{ARCHIVE_TIMEOUT_S}s")))
                 conn.execute("alter system set wal_level = 'replica'")
                 restart = True
             else:
