@@ -10,12 +10,16 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from samia import db
 from samia.config import Settings, load_settings
 from samia.db import migrate
+
+if TYPE_CHECKING:
+    from samia.ops.backup import Backups
 
 DEMO_ROLES = ("superadmin", "admin", "monitor", "reader", "client")
 CLI_CLAIMS = json.dumps({"actor": "cli"})
@@ -38,7 +42,7 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
             (email, first_name or None, last_name or None, dob, country, role)).fetchone()
         assert row is not None
         conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
-    return row[0]
+    return str(row[0])
 
 
 def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
@@ -148,7 +152,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _embedded(settings: Settings):  # type: ignore[no-untyped-def]
+def _embedded(settings: Settings) -> Backups:
     from samia.db.cluster import Cluster
     from samia.ops.backup import Backups
 

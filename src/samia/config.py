@@ -149,6 +149,6 @@ def load_settings() -> Settings:
             key, _, value = line.partition("=")
             os.environ.setdefault(key.strip(), value.strip())
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except Exception as e:
         sys.exit(f"samia: configuration error: {e}")

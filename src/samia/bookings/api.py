@@ -121,8 +121,8 @@ async def set_availability(
                        extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
                                           "type": "value_error"} for i in bad]})
     await ctx.conn.execute("delete from availability_rules where reader_id = auth.uid()")
-    async with ctx.conn.cursor() as cur:
-        await cur.executemany(
+    async with ctx.conn.cursor() as batch:
+        await batch.executemany(
             "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
             "values (auth.uid(), %s, %s, %s, %s)", [(r.weekday, r.start, r.end, body.tz) for r in body.rules])
     await ctx.conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",

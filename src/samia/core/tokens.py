@@ -72,7 +72,7 @@ def _verified(token: str, key: bytes, supabase_key: str | None, issuer: str) -> 
         raise AppError(401, "invalid_token", "malformed token", headers=_bearer_error()) from e
     if header.get("alg") not in ALGORITHMS:
         raise AppError(401, "invalid_token", "unsupported signing algorithm", headers=_bearer_error())
-    options = {"require": ["exp", "sub", "aud"]}
+    options: jwt.types.Options = {"require": ["exp", "sub", "aud"]}
     try:
         raw = jwt.decode(token, key, algorithms=ALGORITHMS, audience="authenticated",
                          issuer=issuer, options=options, leeway=LEEWAY)

@@ -61,7 +61,8 @@ class Resources:
 
 
 def resources(context: JobContext) -> Resources:
-    return context.additional_context["samia"]  # type: ignore[no-any-return]
+    res: Resources = context.additional_context["samia"]
+    return res
 
 
 async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

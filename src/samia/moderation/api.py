@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from psycopg import sql
-from psycopg.abc import Query as SqlQuery
+from psycopg.abc import QueryNoTemplate
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
@@ -128,7 +128,7 @@ CASE_BY_ID = sql.SQL("select {} from moderation_cases where id = %s").format(CAS
 APPEAL_BY_ID = sql.SQL("select {} from appeals where id = %s").format(APPEAL_COLS)
 
 
-async def _one(ctx: Ctx, query: SqlQuery, params: tuple[Any, ...], what: str) -> dict[str, Any]:
+async def _one(ctx: Ctx, query: QueryNoTemplate, params: tuple[Any, ...], what: str) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute(query, params)
     row = await cur.fetchone()
@@ -301,8 +301,8 @@ async def lineage(body: LineageIn, ctx: Ctx = allow(*STAFF, probe=Probe("select 
     """Rebuild the order ↔ media ↔ calls evidence links (one order, or all)."""
     cur = await ctx.conn.execute("select app.recompute_lineage(%s)", (body.order_id,))
     links = (await cur.fetchone())[0]  # type: ignore[index]
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select order_id, kind, media_id, call_id from evidence_links "
-                      "where %s::bigint is null or order_id = %s order by order_id, kind limit 500",
-                      (body.order_id, body.order_id))
-    return {"links": links, "sample": await cur.fetchall()}
+    sample = ctx.conn.cursor(row_factory=dict_row)
+    await sample.execute("select order_id, kind, media_id, call_id from evidence_links "
+                         "where %s::bigint is null or order_id = %s order by order_id, kind limit 500",
+                         (body.order_id, body.order_id))
+    return {"links": links, "sample": await sample.fetchall()}

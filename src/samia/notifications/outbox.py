@@ -56,7 +56,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class _Params(dict):  # type: ignore[type-arg]
+class _Params(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "?"
 

@@ -180,7 +180,7 @@ def drill(work: Path, rows: int = 200) -> DrillResult:
         started = time.monotonic()
         restored = backups.restore(target, work / "restored")
         with psycopg.connect(restored.dsn()) as conn:
-            got = dict(conn.execute("select phase, count(*) from drill group by phase").fetchall())
+            got: dict[str, int] = dict(conn.execute("select phase, count(*) from drill group by phase").fetchall())
             newest = conn.execute("select max(at) from drill").fetchone()[0]  # type: ignore[index]
         rto = time.monotonic() - started
         expected_before = 2 * rows

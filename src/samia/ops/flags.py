@@ -64,8 +64,8 @@ async def set_flag(key: Key, body: FlagPatch, ctx: Ctx = allow("admin", "superad
     if changes:
         sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes)
         stmt = sql.SQL("update feature_flags set {} where key = %(key)s returning key").format(sets)
-        cur = await ctx.conn.execute(stmt, {**changes, "key": key})
-        if await cur.fetchone() is None:
+        updated = await ctx.conn.execute(stmt, {**changes, "key": key})
+        if await updated.fetchone() is None:
             raise not_found("flag")
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute(FLAG_SQL + sql.SQL(" where key = %s"), (key,))

@@ -95,7 +95,7 @@ class S3Storage:
 
         try:
             obj = await to_thread.run_sync(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
-            return await to_thread.run_sync(obj["Body"].read)  # type: ignore[no-any-return]
+            return await to_thread.run_sync(obj["Body"].read)
         except (BotoCoreError, ClientError) as exc:
             raise unavailable(exc) from exc
 
