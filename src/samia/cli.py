@@ -10,41 +10,26 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from samia import db
-from samia.config import Settings
+from samia.config import Settings, load_settings
 from samia.db import migrate
+
+if TYPE_CHECKING:
+    from samia.ops.backup import Backups
 
 DEMO_ROLES = ("superadmin", "admin", "monitor", "reader", "client")
 CLI_CLAIMS = json.dumps({"actor": "cli"})
-
-
-def load_settings() -> Settings:
-    """Settings from the environment. On the embedded default a development SECRET_KEY is
-    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
-    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
-        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
-        path = data_dir / "secrets.env"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
-            path.chmod(0o600)
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            os.environ.setdefault(key.strip(), value.strip())
-    try:
-        return Settings()  # type: ignore[call-arg]
-    except Exception as e:
-        sys.exit(f"samia: configuration error: {e}")
 
 
 def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
                 country: str | None = None, first_name: str = "", last_name: str = "",
                 settings: Settings) -> str:
     """Create an account directly as the database owner (bootstrap of the first superadmin)."""
-    from samia.auth.tokens import Passwords
+    from samia.core.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
     with psycopg.connect(owner_dsn) as conn:
@@ -57,7 +42,7 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
             (email, first_name or None, last_name or None, dob, country, role)).fetchone()
         assert row is not None
         conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
-    return row[0]
+    return str(row[0])
 
 
 def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
@@ -167,7 +152,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _embedded(settings: Settings):  # type: ignore[no-untyped-def]
+def _embedded(settings: Settings) -> Backups:
     from samia.db.cluster import Cluster
     from samia.ops.backup import Backups
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -130,3 +133,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=64)
 def _derive(secret: str, purpose: str) -> bytes:
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment. On the embedded default a development SECRET_KEY is
+    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
+    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
+        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
+        path = data_dir / "secrets.env"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
+            path.chmod(0o600)
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+    try:
+        return Settings()
+    except Exception as e:
+        sys.exit(f"samia: configuration error: {e}")

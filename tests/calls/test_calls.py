@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from twilio.request_validator import RequestValidator
 
 from samia.app import create_app
@@ -353,7 +354,7 @@ def test_transcripts_are_stored_redacted_flagged_and_kept_from_clients(client, a
     problem(client.get(f"/monitor/calls/{cid}/safety", headers=c.h), 403)
     problem(client.post(f"/calls/{cid}/transcript", json={"text": "hello"}, headers=c.h), 403)
     for table in ("call_transcripts", "call_flags", "safety_incidents"):
-        assert api.sql_as(c.id, f"select count(*) from {table}") == [(0,)]
+        assert api.sql_as(c.id, sql.SQL("select count(*) from {}").format(sql.Identifier(table))) == [(0,)]
     assert "Call me" not in json.dumps(ok(client.get(f"/calls/{cid}", headers=c.h)))
 
 

@@ -9,10 +9,10 @@ import phonenumbers
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, EmailStr, Field
 
-from samia.auth.tokens import decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
 from samia.core.models import Input
 from samia.core.problems import AppError, invalid
+from samia.core.tokens import decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.providers.phone import CODE_TTL_SECONDS
 
 router = APIRouter(tags=["auth"])

@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Query, status
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from samia.bookings.policy import may_reschedule
+from samia.bookings.refunds import refund_for_cancellation
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
-from samia.payments.refunds import refund_for_cancellation
 
 router = APIRouter(tags=["bookings"])
 
@@ -102,11 +103,11 @@ class BookingOut(BaseModel):
     pre_ritual_confirmed_at: dt.datetime | None
 
 
-BOOKING_SQL = """
+BOOKING_SQL = sql.SQL("""
     select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
            b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at,
            s.pre_ritual_en is not null as pre_ritual, b.pre_ritual_confirmed_at
-      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id"""
+      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id""")
 
 
 @router.put("/readers/me/availability", response_model=list[RuleOut])
@@ -123,8 +124,8 @@ async def set_availability(
                        extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
                                           "type": "value_error"} for i in bad]})
     await ctx.conn.execute("delete from availability_rules where reader_id = auth.uid()")
-    async with ctx.conn.cursor() as cur:
-        await cur.executemany(
+    async with ctx.conn.cursor() as batch:
+        await batch.executemany(
             "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
             "values (auth.uid(), %s, %s, %s, %s)", [(r.weekday, r.start, r.end, body.tz) for r in body.rules])
     await ctx.conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",
@@ -226,7 +227,7 @@ async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
                       limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """The caller's bookings (as client or reader; staff see all), newest first."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " order by b.starts_at desc limit %s", (limit,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" order by b.starts_at desc limit %s"), (limit,))
     return await cur.fetchall()
 
 
@@ -237,7 +238,7 @@ async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[s
 
 async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " where b.id = %s", (booking_id,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" where b.id = %s"), (booking_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("booking")

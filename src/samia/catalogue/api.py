@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from samia.catalogue import service as svc
-from samia.core.access import PUBLIC, Ctx, Probe, allow
-from samia.core.models import Id, Input
+from samia.core.access import ADMINS, PUBLIC, STAFF, Ctx, Probe, allow
+from samia.core.models import Id, Input, RowId
 from samia.core.problems import not_found
 from samia.media.store import store_upload
 
@@ -21,8 +21,6 @@ Code = Annotated[str, Path(pattern=r"^[a-z_]{2,40}$")]
 Country = Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2; default: yours")]
 ReaderId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
 Minor = Annotated[int, Field(ge=0, le=100_000_000)]
-ADMINS = ("admin", "superadmin")
-STAFF = ("monitor", "admin", "superadmin")
 
 
 class ServiceOut(BaseModel):
@@ -132,8 +130,8 @@ class ReaderProfileOut(BaseModel):
 
 
 class ReviewIn(Input):
-    order_id: Annotated[int, Field(ge=1)] | None = None
-    call_id: Annotated[int, Field(ge=1)] | None = None
+    order_id: RowId | None = None
+    call_id: RowId | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
     text: Annotated[str, Field(max_length=2000)] | None = None
 
@@ -151,7 +149,7 @@ class ReplyIn(Input):
 class DecideIn(Input):
     reason: Literal["harassment", "abuse", "fraud", "copyright", "safety", "spam", "other"]
     note: Annotated[str, Field(max_length=2000)] | None = None
-    case_id: Annotated[int, Field(ge=1)] | None = None
+    case_id: RowId | None = None
 
 
 class ReviewOut(BaseModel):
@@ -171,7 +169,7 @@ ADMIN_PROBE = Probe("update services set price_minor = price_minor where code = 
 READER_PROBE = Probe("insert into reader_profiles (reader_id, display_name) values (auth.uid(), 'Probe') "
                      "on conflict (reader_id) do update set display_name = excluded.display_name")
 CLIENT_PROBE = Probe("insert into favourites (client_id, reader_id) values (auth.uid(), :reader)")
-STAFF_PROBE = Probe("select app.decide_review(:review, 'publish_review', 'other', 'probe')")
+REVIEW_PROBE = Probe("select app.decide_review(:review, 'publish_review', 'other', 'probe')")
 
 
 # ---- services ------------------------------------------------------------------------------
@@ -248,7 +246,8 @@ async def reader(reader_id: ReaderId, country: Country = None, ctx: Ctx = allow(
 
 
 @router.get("/readers/{reader_id}/reviews", response_model=list[PublicReview])
-async def reader_reviews(reader_id: ReaderId, before: Annotated[int | None, Query(ge=1)] = None,
+async def reader_reviews(reader_id: ReaderId,
+                         before: Annotated[int | None, Query(ge=1, le=9_223_372_036_854_775_807)] = None,
                          limit: Annotated[int, Query(ge=1, le=100)] = 20,
                          ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
     return await svc.reader_reviews(ctx.conn, reader_id, limit=limit, before=before)
@@ -280,14 +279,14 @@ async def reply(review_id: Id, body: ReplyIn, ctx: Ctx = allow("reader", rate="r
 
 
 @router.get("/monitor/reviews", response_model=list[ReviewOut])
-async def held_reviews(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
+async def held_reviews(ctx: Ctx = allow(*STAFF, probe=REVIEW_PROBE)) -> list[dict[str, Any]]:
     """Reviews waiting for a decision (flagged words or contact details)."""
     return await svc.held_reviews(ctx.conn)
 
 
 @router.post("/monitor/reviews/{review_id}/{decision}", response_model=ReviewOut)
 async def decide(review_id: Id, decision: Literal["publish", "remove"], body: DecideIn,
-                 ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
+                 ctx: Ctx = allow(*STAFF, probe=REVIEW_PROBE)) -> dict[str, Any]:
     """Publish a held review or remove any review (it leaves the reader's average); recorded as a
     moderation act and audited."""
     return await svc.decide_review(ctx.conn, review_id, f"{decision}_review", body.reason, body.note, body.case_id)

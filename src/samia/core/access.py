@@ -28,19 +28,20 @@ from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
 from pydantic import SecretStr
 
-from samia.auth.tokens import Claims, decode_access
+from samia.core.platform import Platform
 from samia.core.problems import AppError, from_db_error
+from samia.core.tokens import Claims, decode_access
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from samia.app import Platform
 
 log = structlog.get_logger("samia.access")
 
 PUBLIC = "public"                 # anyone, signed in or not
 AUTHENTICATED = "authenticated"   # any signed-in, active user
 APP_ROLES = ("superadmin", "admin", "reader", "monitor", "client")
+ADMINS = ("admin", "superadmin")
+STAFF = ("monitor", *ADMINS)
 
 PRELUDE = ("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true), "
            "set_config('request.id', %s, true), app.request_identity()")
@@ -63,6 +64,11 @@ class Probe:
     """
     sql: str
     note: str = ""
+
+
+# Probes that routes of several features share (one owner, so they cannot drift apart).
+STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
+ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
 @dataclass(frozen=True)
@@ -221,12 +227,12 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
             except psycopg.Error as exc:
                 await conn.rollback()
                 await _undo(ctx)
-                err = from_db_error(exc)
-                if err.status >= 500:
+                mapped = from_db_error(exc)
+                if mapped.status >= 500:
                     log.error("database_error", sqlstate=exc.diag.sqlstate, error_class=type(exc).__name__)
-                if err.audit and claims is not None:
-                    await audit_refusal(conn, db, claims_json, rid, err, request)
-                raise err from exc
+                if mapped.audit and claims is not None:
+                    await audit_refusal(conn, db, claims_json, rid, mapped, request)
+                raise mapped from exc
             except BaseException:
                 await conn.rollback()
                 await _undo(ctx)
@@ -272,9 +278,9 @@ def guard_of(route: APIRoute) -> Guard | None:
     stack = list(route.dependant.dependencies)
     while stack:
         dep = stack.pop()
-        guard = getattr(dep.call, "__samia_guard__", None)
+        guard: Guard | None = getattr(dep.call, "__samia_guard__", None)
         if guard is not None:
-            return guard  # type: ignore[no-any-return]
+            return guard
         stack.extend(dep.dependencies)
     return None
 
@@ -293,6 +299,6 @@ def api_routes(routes: list[Any]) -> list[APIRoute]:
 def registry(app: FastAPI) -> list[tuple[str, str, Guard | None]]:
     """(method, path, guard) for every API route; a route without a guard is a finding."""
     rows = [(method, route.path, guard_of(route))
-            for route in api_routes(app.routes) for method in sorted(route.methods - {"HEAD"})]
+            for route in api_routes(app.routes) for method in sorted((route.methods or set()) - {"HEAD"})]
     return sorted(rows, key=lambda r: (r[1], r[0]))
 

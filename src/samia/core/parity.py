@@ -179,7 +179,7 @@ def check(app: FastAPI, owner_dsn: str) -> Report:
                 try:
                     conn.execute("select set_config('role', 'authenticated', true), "
                                  "set_config('request.jwt.claims', %s, true)", (claims,))
-                    cur = conn.execute(_bind(guard.probe.sql, users), users)  # type: ignore[arg-type]
+                    cur = conn.execute(_bind(guard.probe.sql, users), users)
                     if cur.rowcount > 0:
                         permitted.append(role)
                 except psycopg.Error:

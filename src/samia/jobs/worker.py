@@ -7,8 +7,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from samia import db
 from samia.config import Settings
+from samia.core.ports import Mailer
 from samia.jobs.tasks import QUEUE, Resources, app
-from samia.providers.email import MailboxMailer, Mailer
+from samia.providers.email import MailboxMailer
 
 
 async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: bool = True,

@@ -13,16 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request, status
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
+from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
 from samia.media.store import store_upload
-from samia.moderation.api import STAFF_PROBE
-from samia.orders.workflow import ADMINS, STAFF, sources
+from samia.orders.workflow import sources
 from samia.readings import astro
 
 router = APIRouter(tags=["orders"])
@@ -116,44 +116,45 @@ class OrderOut(BaseModel):
 
 # What everyone sees, then what only the reader and staff see; a client's row never
 # carries the unapproved output, the rejection, the chart or the pinned hash.
-PUBLIC_COLS = """o.id, s.code as service, o.status::text, o.is_gold, o.question_text as question, o.price_minor,
+PUBLIC_COLS = sql.SQL("""o.id, s.code as service, o.status::text, o.is_gold, o.question_text as question, o.price_minor,
   o.currency::text, o.deliver_by, o.delivered_at, o.created_at, o.updated_at,
   (select r.id from tarot_v2_readings r where r.order_id = o.id) as reading_id,
   array(select a.media_id from order_attachments a where a.order_id = o.id order by a.media_id) as photo_media_ids,
-  case when o.status in ('delivered', 'archived') then o.approved_media_id end as audio_media_id"""
-STAFF_COLS = """, o.user_id::text as client_id, o.assigned_reader::text, o.output_media_id, o.approved_sha256,
+  case when o.status in ('delivered', 'archived') then o.approved_media_id end as audio_media_id""")
+STAFF_COLS = sql.SQL(""", o.user_id::text as client_id, o.assigned_reader::text, o.output_media_id, o.approved_sha256,
   o.reject_reason, o.submitted_at, o.review_by,
   (o.delivery_breached_at is not null or (o.deliver_by < now() and o.status in ('new', 'assigned', 'in_progress',
    'rejected'))) as delivery_overdue,
   (o.review_breached_at is not null and o.status = 'awaiting_approval'
-   or (o.review_by < now() and o.status = 'awaiting_approval')) as review_overdue, o.chart"""
+   or (o.review_by < now() and o.status = 'awaiting_approval')) as review_overdue, o.chart""")
 
 
-def _cols(ctx: Ctx) -> str:
-    return PUBLIC_COLS + ("" if ctx.role == "client" else STAFF_COLS)
+def _cols(ctx: Ctx) -> sql.Composable:
+    return PUBLIC_COLS if ctx.role == "client" else PUBLIC_COLS + STAFF_COLS
 
 
-async def _fetch(ctx: Ctx, where: str, params: tuple[Any, ...], order: str = "o.id desc",
+async def _fetch(ctx: Ctx, where: sql.SQL, params: tuple[Any, ...], order: sql.SQL = sql.SQL("o.id desc"),
                  limit: int = 100) -> list[dict[str, Any]]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {_cols(ctx)} from orders o join services s on s.id = o.service_id "  # noqa: S608
-                      f"where {where} order by {order} limit {int(limit)}", params)
+    query = sql.SQL("select {} from orders o join services s on s.id = o.service_id where {} order by {} limit {}")
+    await cur.execute(query.format(_cols(ctx), where, order, sql.Literal(int(limit))), params)
     return await cur.fetchall()
 
 
 async def _order(ctx: Ctx, order_id: int) -> dict[str, Any]:
-    rows = await _fetch(ctx, "o.id = %s", (order_id,))
+    rows = await _fetch(ctx, sql.SQL("o.id = %s"), (order_id,))
     if not rows:
         raise not_found("order")
     return rows[0]
 
 
-async def _move(ctx: Ctx, order_id: int, to: str, sets: str = "", params: tuple[Any, ...] = ()) -> None:
-    """One transition. Rows the caller may not see answer 404; a move from a state that
-    does not allow it answers 409 and changes nothing."""
+async def _move(ctx: Ctx, order_id: int, to: str, **also: Any) -> None:
+    """One transition (setting the `also` columns with it). Rows the caller may not see answer
+    404; a move from a state that does not allow it answers 409 and changes nothing."""
+    sets = sql.SQL("").join(sql.SQL(", {} = %s").format(sql.Identifier(column)) for column in also)
     cur = await ctx.conn.execute(
-        f"update orders set status = %s{sets} where id = %s and status::text = any(%s) returning id",  # noqa: S608
-        (to, *params, order_id, sources(to)))
+        sql.SQL("update orders set status = %s{} where id = %s and status::text = any(%s) returning id").format(sets),
+        (to, *also.values(), order_id, sources(to)))
     if cur.rowcount == 1:
         return
     cur = await ctx.conn.execute("select status::text from orders where id = %s", (order_id,))
@@ -254,7 +255,7 @@ async def list_orders(ctx: Ctx = allow(AUTHENTICATED),
                       limit: Annotated[int, Query(ge=1, le=100)] = 50) -> list[dict[str, Any]]:
     """Your orders (clients), the orders assigned to you (readers), all orders (staff):
     the database's row-level security decides. Newest first; page with `before`."""
-    return await _fetch(ctx, "(%s::text is null or o.status::text = %s) and (%s::bigint is null or o.id < %s)",
+    return await _fetch(ctx, sql.SQL("(%s::text is null or o.status::text = %s) and (%s::bigint is null or o.id < %s)"),
                         (status_, status_, before, before), limit=limit)
 
 
@@ -328,14 +329,14 @@ async def assign_order(order_id: Id, body: AssignIn, ctx: Ctx = allow(*ADMINS, p
         if row[0] is None:
             raise AppError(409, "no_reader_available", "no active reader offers this service")
         reader = row[0]
-    await _move(ctx, order_id, "assigned", ", assigned_reader = %s", (reader,))
+    await _move(ctx, order_id, "assigned", assigned_reader=reader)
     return await _order(ctx, order_id)
 
 
 @router.get("/admin/queue", response_model=list[OrderOut])
 async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dict[str, Any]]:
     """Orders waiting for a reader: golden first, then oldest."""
-    return await _fetch(ctx, "o.status = 'new'", (), order="o.is_gold desc, o.created_at, o.id")
+    return await _fetch(ctx, sql.SQL("o.status = 'new'"), (), order=sql.SQL("o.is_gold desc, o.created_at, o.id"))
 
 
 # ---- reader -------------------------------------------------------------------------
@@ -344,8 +345,8 @@ async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dic
 async def reader_queue(ctx: Ctx = allow("reader", probe=Probe(
         "select 1 from orders where assigned_reader = auth.uid()"))) -> list[dict[str, Any]]:
     """Your open work: golden first, then the nearest delivery deadline."""
-    return await _fetch(ctx, "o.assigned_reader = auth.uid() and o.status in ('assigned', 'in_progress', 'rejected')",
-                        (), order="o.is_gold desc, o.deliver_by, o.id")
+    return await _fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', 'in_progress', "
+                                     "'rejected')"), (), order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
 
 
 @router.post("/orders/{order_id}/start", response_model=OrderOut)
@@ -387,7 +388,8 @@ async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
 @router.get("/monitor/queue", response_model=list[OrderOut])
 async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Audio waiting for review: golden first, then the oldest submission."""
-    return await _fetch(ctx, "o.status = 'awaiting_approval'", (), order="o.is_gold desc, o.submitted_at, o.id")
+    return await _fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
+                        order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"))
 
 
 @router.post("/monitor/orders/{order_id}/approve", response_model=OrderOut)
@@ -407,7 +409,7 @@ async def approve_order(order_id: Id, body: ApproveIn | None = None, ctx: Ctx = 
 async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, probe=Probe(
         "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review"))) -> Any:
     """Send the work back to the reader with a reason."""
-    await _move(ctx, order_id, "rejected", ", reject_reason = %s", (body.reason,))
+    await _move(ctx, order_id, "rejected", reject_reason=body.reason)
     ctx.platform.metrics.orders.labels("rejected").inc()
     return await _order(ctx, order_id)
 

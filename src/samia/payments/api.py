@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
+from samia.core.ports import CardProcessor
 from samia.core.problems import AppError, invalid, not_found
 from samia.media.store import store_upload
 from samia.payments import usdt
-from samia.payments.processors import CardProcessor
 
 router = APIRouter(tags=["payments"])
 
@@ -256,8 +256,8 @@ async def set_method(code: Literal["card", "square", "usdt", "bank_transfer", "w
     await ctx.conn.execute("update payment_methods set enabled = %s, all_countries = %s where code = %s",
                            (body.enabled, body.all_countries, code))
     await ctx.conn.execute("delete from payment_method_countries where method = %s", (code,))
-    async with ctx.conn.cursor() as cur:
-        await cur.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
+    async with ctx.conn.cursor() as batch:
+        await batch.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
                               [(code, c) for c in sorted(set(body.countries))])
     await ctx.conn.execute("select app.audit('payment.method_policy', 'payment_method', %s, %s)",
                            (code, json.dumps(body.model_dump())))

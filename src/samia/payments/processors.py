@@ -4,31 +4,17 @@ answers like Stripe's test tokens (no network); the Stripe adapter uses the offi
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import stripe
 from anyio import to_thread
 
 from samia.config import Settings
+from samia.core.ports import CardProcessor, ChargeResult
 from samia.core.problems import AppError, invalid
 
-
-@dataclass(frozen=True)
-class ChargeResult:
-    ok: bool | None          # None: waiting on the customer (3-D Secure); the webhook settles it
-    ref: str | None
-    reason: str = ""
-    client_secret: str | None = None
-
-
-class CardProcessor(Protocol):
-    name: str
-
-    async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult: ...
-
-    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
-        """Refund (part of) a charge; returns the provider's refund reference."""
+T = TypeVar("T")
 
 
 class TestCardProcessor:
@@ -88,13 +74,14 @@ class StripeProcessor:
             base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None)
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
-        params = {"amount": amount_minor, "currency": currency.lower(), "payment_method": token, "confirm": True,
-                  "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": amount_minor, "currency": currency.lower(), "payment_method": token, "confirm": True,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
 
         def create() -> ChargeResult:
             try:
                 intent = self._client.v1.payment_intents.create(
-                    params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+                    params=params, options={"idempotency_key": idempotency_key})
             except stripe.CardError as e:
                 return ChargeResult(False, None, e.user_message or "card declined")
             if intent.status == "succeeded":
@@ -112,7 +99,7 @@ class StripeProcessor:
             return str(refund.id)
         return await self._call(create)
 
-    async def _call(self, fn):  # type: ignore[no-untyped-def]
+    async def _call(self, fn: Callable[[], T]) -> T:
         try:
             return await to_thread.run_sync(fn)
         except stripe.StripeError as e:

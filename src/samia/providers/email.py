@@ -6,14 +6,6 @@ from __future__ import annotations
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
-
-
-class Mailer(Protocol):
-    name: str
-
-    async def send(self, to: str, subject: str, text: str) -> str:
-        """Deliver and return a provider reference."""
 
 
 class MemoryMailer:

@@ -11,10 +11,9 @@ from fastapi import APIRouter, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, allow
+from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.orders.workflow import STAFF
 from samia.providers.ai import LABEL, make_drafter
 
 router = APIRouter(tags=["readings"])
@@ -61,11 +60,6 @@ class DraftOut(BaseModel):
     created_at: dt.datetime
 
 
-CARD_COLS = ("d.code, d.name_en, d.name_ar, d.arcana, d.suit, "
-             "case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
-             "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar")
-
-
 async def _reading(ctx: Ctx, reading_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute("select r.id, r.order_id, r.spread_code as spread, r.deck_code as deck, t.positions "
@@ -75,7 +69,9 @@ async def _reading(ctx: Ctx, reading_id: int) -> dict[str, Any]:
     if reading is None:
         raise not_found("reading")
     # RLS: the client gets only the cards already revealed; the reader and staff all
-    await cur.execute(f"select s.card_position, s.is_reversed, s.revealed_at, {CARD_COLS} "  # noqa: S608
+    await cur.execute("select s.card_position, s.is_reversed, s.revealed_at, d.code, d.name_en, d.name_ar, d.arcana, "
+                      "d.suit, case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
+                      "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar "
                       "from tarot_v2_card_selections s join deck_cards d on d.id = s.card_id "
                       "where s.reading_id = %s", (reading_id,))
     seen = {row["card_position"]: row for row in await cur.fetchall()}
