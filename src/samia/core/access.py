@@ -97,6 +97,7 @@ class Ctx:
     db_role: str = "authenticated"
     after_commit: list[Any] = field(default_factory=list)
     on_rollback: list[Any] = field(default_factory=list)   # undo outside effects (a stored file)
+    response: Response | None = None                        # headers the guard set (RateLimit-*)
 
     @property
     def user_id(self) -> str | None:
@@ -141,9 +142,13 @@ def bearer_claims(request: Request, platform: Platform) -> Claims | None:
     return decode_access(platform.settings, token.strip())
 
 
-async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response) -> None:
+async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response,
+                           idempotency: tuple[str, str] | None = None) -> None:
+    """Count one hit (a replay of, or a duplicate in flight with, a known Idempotency-Key of the
+    caller's does not count) and set the RateLimit-* headers; 429 over the limit."""
     await conn.set_read_only(False)
-    cur = await conn.execute("select * from app.rate_limit_hit(%s, %s)", (name, subject))
+    user, key = idempotency or (None, None)
+    cur = await conn.execute("select * from app.rate_limit_hit(%s, %s, %s, %s)", (name, subject, user, key))
     allowed, limit, remaining, reset, retry_after, window = await cur.fetchone()  # type: ignore[misc]
     await conn.commit()
     if limit is None:
@@ -202,7 +207,9 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                     per_user = await _rate_scope(conn, guard.rate, platform)
                     subject = claims.sub if (per_user and claims) else client_ip(
                         request, platform.settings.trust_proxy_headers)
-                    await apply_rate_limit(conn, guard.rate, subject, response)
+                    key = request.headers.get("idempotency-key")
+                    await apply_rate_limit(conn, guard.rate, subject, response,
+                                           (claims.sub, key) if claims and key else None)
                 ro = guard.readonly if guard.readonly is not None else request.method in ("GET", "HEAD")
                 await conn.set_read_only(ro)
                 cur = await conn.execute(PRELUDE, (db, claims_json, rid))
@@ -213,7 +220,8 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
                 if not guard.open and role not in roles:
                     raise AppError(403, "forbidden", audit={"event": "access.denied"})
-                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db)
+                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db,
+                          response=response)
                 request.state.user_id = ctx.user_id
                 opened = time.perf_counter()
                 yield ctx

@@ -398,8 +398,12 @@ begin
   end if;
   insert into public.tarot_v2_readings (order_id, deck_code, spread_code) values (p_order, p_deck, p_spread)
   returning id into rid;
-  insert into public.tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed)
-  select rid, i, p_cards[i], p_reversed[i] from generate_subscripts(p_cards, 1) i;
+  -- feature.tarotV2 (for this client): cards are revealed one by one, in order; off, the
+  -- whole spread is shown at once
+  insert into public.tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed, revealed_at)
+  select rid, i, p_cards[i], p_reversed[i],
+         case when not app.flag_on_for('feature.tarotV2', o.user_id) then now() end
+    from generate_subscripts(p_cards, 1) i;
   return rid;
 end
 $$;

@@ -33,11 +33,29 @@ language sql stable security definer set search_path = '' as $$
   select exists (select 1 from public.calls c where c.reader_id = p_reader and c.status in ('ringing', 'started'))
 $$;
 
+-- Inside an approved instant window now (feature.readerInstant off: windows bind nobody).
 create or replace function app.in_instant_window(p_reader uuid) returns boolean
-language sql stable security definer set search_path = '' as $$
-  select exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
-                   and w.during @> now())
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return app.flag_on_for('feature.readerInstant', p_reader)
+     and exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
+                   and w.during @> now());
+end
 $$;
+
+-- feature.readerInstant gates instant windows: off, a reader cannot ask for one.
+create or replace function app.instant_windows_flag() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if not app.flag_on_for('feature.readerInstant', new.reader_id) then
+    raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger trg_instant_windows_flag before insert on public.instant_windows
+  for each row execute function app.instant_windows_flag();
 
 grant execute on function app.on_live_call(uuid), app.in_instant_window(uuid) to authenticated, samia_calls;
 
@@ -124,6 +142,9 @@ declare
 begin
   if coalesce(app.user_role(), '') <> 'client' then
     raise exception 'only clients call readers' using errcode = '42501', hint = 'forbidden';
+  end if;
+  if not app.flag_on('feature.readerInstant') then
+    raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
   end if;
   select * into s from public.services where id = p_service and kind = 'call' and is_active;
   s.per_minute_minor := (select p.per_minute_minor from app.service_price(s.id, null) p);
