@@ -9,6 +9,7 @@ message does not go (the outbox of today).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 import time
@@ -16,7 +17,7 @@ import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 
@@ -141,10 +142,7 @@ class SmtpMailer:
             msg["From"] = self.sender
         ids = {"key": str(msg["Message-ID"] or "").strip("<>").partition("@")[0]}  # the idempotency key
         try:
-            _errors, reply = await aiosmtplib.send(
-                msg, hostname=self.host, port=self.port, username=self.username, password=self.password,
-                start_tls=self.starttls, use_tls=False, tls_context=self.tls if self.starttls else None,
-                timeout=self.timeout)
+            reply = await self._transmit(msg)
         except aiosmtplib.SMTPRecipientsRefused as e:
             refused = e.recipients[0]
             return report("email", self.name, classify_recipient(refused.code, refused.message), **ids)
@@ -157,6 +155,20 @@ class SmtpMailer:
         except aiosmtplib.SMTPException as e:  # STARTTLS not offered, AUTH not supported …
             return report("email", self.name, Delivery.failed(type(e).__name__), **ids)
         return report("email", self.name, Delivery.sent(server_ref(reply) or msg["Message-ID"]), **ids)
+
+    async def _transmit(self, msg: EmailMessage) -> str:
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, start_tls=self.starttls, use_tls=False,
+                                 tls_context=self.tls if self.starttls else None, timeout=self.timeout)
+        sock = None
+        try:
+            async with client:  # connects (and STARTTLS); QUIT and close on the way out
+                sock = client.get_transport_info("socket")
+                if self.username and self.password:
+                    await client.login(self.username, self.password)
+                _errors, reply = await client.send_message(msg)
+                return reply
+        finally:
+            await _closed(sock)
 
     async def send(self, to: str, subject: str, text: str) -> str:
         msg = build_message(to=to, subject=subject, text=text, key=uuid.uuid4(), sender=self.sender)
@@ -189,6 +201,15 @@ def server_ref(reply: str) -> str | None:
     bounce notifications carry that id; Postfix's "queued as ABC")."""
     m = _QUEUED.search(reply.strip())
     return m.group(1) if m else None
+
+
+async def _closed(sock: Any, limit: float = 2.0) -> None:
+    """A TLS connection closes in the background (close_notify both ways); wait for the socket
+    itself, briefly, so that a send leaves no half-closed connection behind (and no unclosed
+    socket when a short-lived event loop, a job run or a test, ends right after it)."""
+    deadline = time.monotonic() + limit
+    while sock is not None and sock.fileno() != -1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
 
 
 def _legacy(d: Delivery) -> str:
