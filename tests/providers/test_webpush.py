@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
 
 from samia.core.problems import AppError
-from samia.providers.push import PushMessage, WebPushSender, WebPushSubscription, make_push
+from samia.providers.push import PushMessage, WebPushSender, WebPushSubscription, make_push, webpush_public_key
 from tests.conftest import make_settings
 
 from .fake_webpush import Browser, b64
@@ -146,3 +146,14 @@ def test_vapid_settings() -> None:
     # py_vapid agrees with our public key derivation
     assert base64.urlsafe_b64encode(Vapid.from_string(raw).public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)).decode().rstrip("=") == public
+
+
+def test_the_public_key_for_browsers() -> None:
+    raw, pem, public = vapid_keys()
+    for private in (raw, pem):
+        assert webpush_public_key(make_settings(WEBPUSH_PROVIDER="vapid", VAPID_PRIVATE_KEY=private)) == public
+    for env, setting in [({}, "WEBPUSH_PROVIDER"), ({"WEBPUSH_PROVIDER": "vapid"}, "VAPID_PRIVATE_KEY"),
+                         ({"WEBPUSH_PROVIDER": "vapid", "VAPID_PRIVATE_KEY": "bm90IGEga2V5"}, "VAPID_PRIVATE_KEY")]:
+        with pytest.raises(AppError) as e:
+            webpush_public_key(make_settings(**env))
+        assert (e.value.status, e.value.extra["setting"]) == (503, setting)

@@ -110,12 +110,7 @@ class WebPushSender:
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         require("Web Push", [("VAPID_PRIVATE_KEY", settings.vapid_private_key),
                              ("VAPID_SUBJECT", settings.vapid_subject)])
-        assert settings.vapid_private_key is not None
-        try:
-            self.vapid = _vapid(settings.vapid_private_key.get_secret_value())
-        except Exception as e:  # py_vapid raises a variety on a malformed key
-            raise AppError(503, "provider_not_configured", "VAPID_PRIVATE_KEY is not a P-256 private key",
-                           extra={"setting": "VAPID_PRIVATE_KEY"}) from e
+        self.vapid = _load_vapid(settings)
         self.public_key = vapid_public_key(self.vapid)
         if settings.vapid_public_key and settings.vapid_public_key.rstrip("=") != self.public_key:
             raise AppError(503, "provider_not_configured", "VAPID_PUBLIC_KEY does not match VAPID_PRIVATE_KEY",
@@ -171,10 +166,24 @@ def vapid_public_key(vapid: Vapid) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _vapid(private_key: str) -> Vapid:
-    if "-----BEGIN" in private_key:
-        return Vapid.from_pem(private_key.strip().encode())
-    return Vapid.from_string(private_key.strip())
+def webpush_public_key(settings: Settings) -> str:
+    """What GET …/vapid-public-key answers (the browser's applicationServerKey); 503 naming
+    the setting when Web Push is not configured, since a browser cannot subscribe without it."""
+    if settings.webpush_provider != "vapid":
+        raise AppError(503, "provider_not_configured", "Web Push needs WEBPUSH_PROVIDER=vapid",
+                       extra={"setting": "WEBPUSH_PROVIDER"})
+    return vapid_public_key(_load_vapid(settings))
+
+
+def _load_vapid(settings: Settings) -> Vapid:
+    """VAPID_PRIVATE_KEY as web-push tools print it (raw base64url) or as PEM."""
+    require("Web Push", [("VAPID_PRIVATE_KEY", settings.vapid_private_key)])
+    value = settings.vapid_private_key.get_secret_value().strip() if settings.vapid_private_key else ""
+    try:
+        return Vapid.from_pem(value.encode()) if "-----BEGIN" in value else Vapid.from_string(value)
+    except Exception as e:  # py_vapid raises a variety on a malformed key
+        raise AppError(503, "provider_not_configured", "VAPID_PRIVATE_KEY is not a P-256 private key",
+                       extra={"setting": "VAPID_PRIVATE_KEY"}) from e
 
 
 def _b64(value: str) -> bytes:
