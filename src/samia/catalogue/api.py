@@ -132,8 +132,8 @@ class ReaderProfileOut(BaseModel):
 
 
 class ReviewIn(Input):
-    order_id: Annotated[int, Field(ge=1)] | None = None
-    call_id: Annotated[int, Field(ge=1)] | None = None
+    order_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)] | None = None
+    call_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)] | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
     text: Annotated[str, Field(max_length=2000)] | None = None
 
@@ -151,7 +151,7 @@ class ReplyIn(Input):
 class DecideIn(Input):
     reason: Literal["harassment", "abuse", "fraud", "copyright", "safety", "spam", "other"]
     note: Annotated[str, Field(max_length=2000)] | None = None
-    case_id: Annotated[int, Field(ge=1)] | None = None
+    case_id: Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)] | None = None
 
 
 class ReviewOut(BaseModel):
