@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from samia import db
+from samia.audit.verify import verify_audit
 from samia.config import Settings
 from samia.db import migrate
 
@@ -139,19 +140,6 @@ def cmd_users(args: argparse.Namespace) -> None:
     print(f"{args.role} {args.email} id={uid}")
 
 
-def verify_audit(owner_dsn: str) -> tuple[bool, str]:
-    """Seal what is committed, then walk the whole chain in the database."""
-    with psycopg.connect(owner_dsn) as conn:
-        conn.execute("select app.audit_seal()")
-        conn.commit()
-        bad = conn.execute("select id, chain_pos, problem from app.audit_verify()").fetchone()
-        count, head = conn.execute("select count(*), (select row_hash from audit_log where chain_pos is not null "
-                                   "order by chain_pos desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
-    if bad:
-        return False, f"audit chain BROKEN at row id={bad[0]} (chain_pos {bad[1]}): {bad[2]}"
-    return True, f"audit chain ok: {count} rows, head {head or '-'}"
-
-
 def cmd_audit(args: argparse.Namespace) -> None:
     if args.export:
         from samia.audit.trail import verify_export
@@ -161,7 +149,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
         ok, message = verify_export(Path(args.export).read_bytes(), Path(args.sig).read_text(),
                                     Path(args.pubkey).read_text())
     else:
-        ok, message = verify_audit(db.resolve(load_settings()).owner)
+        settings = load_settings()
+        ok, message = verify_audit(db.resolve(settings).owner, settings)
     print(message)
     if not ok:
         sys.exit(1)

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
 
     # Ed25519 seed (base64, 32 bytes) that signs audit exports; unset: derived from SECRET_KEY.
     audit_signing_key: SecretStr | None = Field(None, alias="AUDIT_SIGNING_KEY")
+    # Every attestation's head is also written where the database owner cannot rewrite it: an
+    # append-only file outside the database (default: $SAMIA_DATA_DIR/audit-anchors.jsonl) or
+    # objects in an S3 bucket with Object Lock (COMPLIANCE retention), on S3_ENDPOINT_URL.
+    audit_anchor: Literal["file", "s3"] = Field("file", alias="AUDIT_ANCHOR")
+    audit_anchor_file: Path | None = Field(None, alias="AUDIT_ANCHOR_FILE")
+    audit_anchor_bucket: str | None = Field(None, alias="AUDIT_ANCHOR_BUCKET")
+    audit_anchor_retention_days: int = Field(2555, alias="AUDIT_ANCHOR_RETENTION_DAYS", ge=1, le=36500)
 
     # Readers' assistant: the local deterministic drafter, or an OpenAI-compatible endpoint.
     ai_provider: Literal["local", "openai"] = Field("local", alias="AI_PROVIDER")
@@ -117,6 +124,10 @@ class Settings(BaseSettings):
     runbooks_dir: Path | None = Field(None, alias="RUNBOOKS_DIR")  # default: the repository's RUNBOOKS/
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @property
+    def anchor_file(self) -> Path:
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.jsonl"
 
     def subkey(self, purpose: str) -> bytes:
         """A key for one purpose (JWT signing, email links, OTP HMAC), derived from SECRET_KEY."""

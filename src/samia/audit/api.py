@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from samia.audit.trail import export, public_key_b64
+from samia.audit.service import record_attestation
 from samia.core.access import Ctx, Probe, allow
 from samia.core.models import Id
 from samia.core.problems import not_found
@@ -76,25 +76,6 @@ async def audit_log(ctx: Ctx = allow(*ADMINS, probe=READ),
     return await cur.fetchall()
 
 
-async def record_attestation(ctx_conn: Any, storage: Any, settings: Any, undo: list[Any]) -> dict[str, Any]:
-    """Export, store privately, and record the attestation (request or job); `undo` gets
-    the step that removes the stored file if the transaction does not commit."""
-    exp = await export(ctx_conn, settings)
-    key = await storage.put(exp.data, prefix="audit/attestations", content_type="application/x-ndjson")
-    undo.append(lambda: storage.delete(key))
-    cur = ctx_conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
-        "storage_key, created_by) values (%s, %s, %s, %s, %s, %s, %s, auth.uid()) "
-        "returning id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, storage_key",
-        (exp.head_pos, exp.head_hash, exp.rows, exp.sha256, exp.signature, public_key_b64(settings), key))
-    row = await cur.fetchone()
-    assert row is not None
-    await ctx_conn.execute("select app.audit('audit.attested', 'audit', %s, jsonb_build_object('head_pos', %s::bigint, "
-                           "'rows', %s::bigint))", (str(row["id"]), exp.head_pos, exp.rows))
-    return {**row, "export_url": f"/admin/audit/attestations/{row['id']}/export"}
-
-
 @router.post("/admin/audit/attest", status_code=status.HTTP_201_CREATED, response_model=Attestation)
 async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
         "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
@@ -103,7 +84,8 @@ async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
     """Seal the chain and sign a snapshot of it: the export (JSON lines), its head, and an
     Ed25519 detached signature. Check it offline with `samia audit verify --export FILE
     --sig SIG --pubkey KEY`."""
-    return await record_attestation(ctx.conn, ctx.platform.storage, ctx.platform.settings, ctx.on_rollback)
+    return await record_attestation(ctx.conn, ctx.platform.storage, ctx.platform.settings, ctx.on_rollback,
+                                    ctx.after_commit)
 
 
 @router.get("/admin/audit/attestations", response_model=list[Attestation])

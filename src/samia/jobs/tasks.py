@@ -242,23 +242,26 @@ async def audit_seal(context: JobContext, timestamp: int | None = None) -> int:
 @app.task(name="audit_attest", pass_context=True, retry=RETRY)
 async def audit_attest(context: JobContext, timestamp: int | None = None) -> int:
     """Monthly signed snapshot of the audit chain (as POST /admin/audit/attest does)."""
-    from samia.audit.api import record_attestation
+    from samia.audit.service import record_attestation
     from samia.providers.storage import make_storage
 
     res = resources(context)
     undo: list[Any] = []
+    after: list[Any] = []
     async with res.pool.connection() as conn:
         try:
             await conn.execute("select set_config('role', 'service_role', true), "
                                "set_config('request.jwt.claims', %s, true)",
                                (json.dumps({"role": "service_role", "actor": "system:audit_attest"}),))
-            out = await record_attestation(conn, make_storage(res.settings), res.settings, undo)
+            out = await record_attestation(conn, make_storage(res.settings), res.settings, undo, after)
             await conn.commit()
         except BaseException:
             await conn.rollback()
             for step in undo:
                 await step()
             raise
+    for step in after:
+        await step()
     return int(out["id"])
 
 
