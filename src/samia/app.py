@@ -169,6 +169,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.orders.api import router as orders_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
+    from samia.privacy.api import router as privacy_router
     from samia.profiles.api import router as profiles_router
     from samia.readings.api import router as readings_router
     from samia.users.api import router as users_router
@@ -176,7 +177,8 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     for router in (auth_router, profiles_router, users_router, ops_router, jobs_router, bookings_router,
                    payments_router, webhooks_router, finance_router, flags_router,
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
-                   moderation_router, audit_router, calls_router, incidents_router, secrets_router, catalogue_router):
+                   moderation_router, audit_router, calls_router, incidents_router, secrets_router, catalogue_router,
+                   privacy_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

@@ -43,8 +43,11 @@ def load_settings() -> Settings:
 
 def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
                 country: str | None = None, first_name: str = "", last_name: str = "",
-                settings: Settings) -> str:
-    """Create an account directly as the database owner (bootstrap of the first superadmin)."""
+                settings: Settings, accept_terms: bool = True) -> str:
+    """Create an account directly as the database owner (bootstrap of the first superadmin).
+    The operator accepts the current terms and privacy policy on the person's behalf unless
+    `accept_terms` is false (then the person accepts them before ordering, booking or paying)."""
+
     from samia.auth.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
@@ -58,6 +61,8 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
             (email, first_name or None, last_name or None, dob, country, role)).fetchone()
         assert row is not None
         conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
+        if accept_terms:
+            conn.execute("select app.legal_accept_current(%s)", (row[0],))
     return row[0]
 
 
@@ -136,7 +141,7 @@ def cmd_users(args: argparse.Namespace) -> None:
     owner = db.resolve(settings).owner
     uid = create_user(owner, email=args.email, password=args.password, role=args.role, dob=args.dob,
                       country=args.country, first_name=args.first_name, last_name=args.last_name,
-                      settings=settings)
+                      settings=settings, accept_terms=not args.pending_terms)
     print(f"{args.role} {args.email} id={uid}")
 
 
@@ -264,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--country")
     c.add_argument("--first-name", default="")
     c.add_argument("--last-name", default="")
+    c.add_argument("--pending-terms", action="store_true",
+                   help="do not accept the current terms for them: they accept before ordering, booking or paying")
     c.set_defaults(func=cmd_users)
 
     p = sub.add_parser("audit", help="audit trail tools")
