@@ -72,8 +72,9 @@ def test_publishing_material_terms_blocks_ordering_until_accepted(client, api, a
         api.sql_as(user.id, "insert into orders (user_id, service_id) select auth.uid(), id from services "
                             "where code = 'tarot'")
     assert e.value.diag.message_hint == "terms_not_accepted"
-    # reading their data still works
+    # reading and exporting their data still work
     assert ok(client.get("/me", headers=user.h))["id"] == user.id
+    ok(client.post("/me/data-requests", json={"kind": "export"}, headers=user.h), 201)
     # the old version cannot be accepted any more; the current one can, once
     problem(client.post("/legal/terms/accept", json={"version": 1}, headers=user.h), 409, "stale_version")
     agent = {"User-Agent": "Mozilla/5.0 (privacy-test)"}

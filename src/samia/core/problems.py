@@ -78,6 +78,10 @@ TITLES: dict[str, tuple[str, str]] = {
                          "يلزم تاريخ ميلاد يثبت أن عمرك 18 عامًا أو أكثر أولًا"),
     "dob_required": ("A staff account needs a date of birth", "يحتاج حساب الموظف إلى تاريخ ميلاد"),
     "stale_version": ("A newer version of this document was published", "نُشرت نسخة أحدث من هذه الوثيقة"),
+    "request_open": ("You already have an open request of this kind", "لديك طلب مفتوح من هذا النوع"),
+    "already_decided": ("This request was already decided", "تم البت في هذا الطلب من قبل"),
+    "own_request": ("Another admin must decide your own request", "يجب أن يبت مشرف آخر في طلبك"),
+    "reason_required": ("A reason is required", "يلزم ذكر السبب"),
 }
 
 

@@ -286,7 +286,31 @@ async def incident_escalate(context: JobContext, timestamp: int | None = None, a
     return int(rows[0][0])
 
 
+@app.periodic(cron="* * * * *", periodic_id="dsr_process")
+@app.task(name="dsr_process", pass_context=True, retry=RETRY)
+async def dsr_process(context: JobContext, timestamp: int | None = None) -> int:
+    """Approved data-subject requests: an export built as the person under RLS, or the erasure.
+    Queued at approval too, so it starts at once."""
+    from samia.privacy.jobs import process_requests
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await process_requests(res.pool, make_storage(res.settings))
+
+
+@app.periodic(cron="*/15 * * * *", periodic_id="dsr_sweep")
+@app.task(name="dsr_sweep", pass_context=True, retry=RETRY)
+async def dsr_sweep(context: JobContext, timestamp: int | None = None, at: str | None = None) -> dict[str, int]:
+    """Data-request deadlines (an incident before one passes, another when it has), expired
+    exports deleted, erased objects removed from storage. `at` replaces the clock: tests only."""
+    from samia.privacy.jobs import sweep
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await sweep(res.pool, make_storage(res.settings), at)
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest", "emergency_escalate", "incident_escalate")
+              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep")

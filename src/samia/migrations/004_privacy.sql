@@ -1,6 +1,8 @@
--- Privacy, legal and trust (issue 16; seeds 000 M38): versioned legal documents in both
--- languages and who accepted which version, country disclosures, and cookie and consent
--- choices. Rules: schema/15_privacy.sql (the 18+ and terms gate itself: schema/01_identity.sql).
+-- Privacy, legal and trust (issue 16; seeds 000 M38, Phase 4.1 item 8): versioned legal
+-- documents in both languages and who accepted which version, country disclosures, cookie and
+-- consent choices, data-subject requests (export, delete) with their deadline, and the storage
+-- objects waiting to be erased. Rules: schema/15_privacy.sql
+-- (the 18+ and terms gate itself: schema/01_identity.sql).
 
 -- ─── Legal documents ───────────────────────────────────────────────────────────────────
 create table public.legal_documents (
@@ -141,3 +143,66 @@ create index cookie_consents_visitor on public.cookie_consents (visitor_id, id d
 
 insert into public.rate_limits (name, limit_count, window_seconds, per, description) values
   ('consent', 60, 3600, 'ip', 'cookie-consent choices recorded per client address');
+
+
+-- ─── Data-subject requests ─────────────────────────────────────────────────────────────
+-- Export or delete, worked by admins: pending → approved (a job takes it: processing →
+-- completed, or failed and retried) or declined, with the reason. The deadline is copied onto
+-- each request when it is filed (privacy_settings.dsr_deadline_days).
+create table public.data_requests (
+  id                bigint generated always as identity primary key,
+  user_id           uuid not null references public.profiles (id),
+  kind              text not null check (kind in ('export', 'delete')),
+  status            text not null default 'pending'
+                    check (status in ('pending', 'approved', 'declined', 'processing', 'completed', 'failed')),
+  note              text check (length(note) <= 2000),
+  created_at        timestamptz not null default now(),
+  due_at            timestamptz not null,
+  decided_by        uuid references public.profiles (id),
+  decided_at        timestamptz,
+  decision_reason   text check (length(decision_reason) between 3 and 2000),
+  started_at        timestamptz,
+  attempts          smallint not null default 0,
+  failure           text check (length(failure) <= 500),
+  completed_at      timestamptz,
+  export_key        text,
+  export_sha256     text check (export_sha256 ~ '^[0-9a-f]{64}$'),
+  export_bytes      bigint check (export_bytes >= 0),
+  export_expires_at timestamptz,
+  export_deleted_at timestamptz,
+  warned_at         timestamptz,      -- the deadline is near: alerted once
+  overdue_at        timestamptz,      -- the deadline passed: alerted once
+  check (status <> 'declined' or decision_reason is not null)
+);
+create unique index data_requests_one_open on public.data_requests (user_id, kind)
+  where status in ('pending', 'approved', 'processing', 'failed');
+create index data_requests_queue on public.data_requests (status, created_at);
+create index data_requests_due on public.data_requests (due_at)
+  where status in ('pending', 'approved', 'processing', 'failed');
+
+-- Privacy figures as data, editable by admins.
+create table public.privacy_settings (
+  name        text primary key check (name in ('dsr_deadline_days', 'dsr_warn_days', 'export_ttl_hours',
+                                                'export_url_ttl_seconds')),
+  value       integer not null check (value > 0),
+  description text not null
+);
+insert into public.privacy_settings values
+  ('dsr_deadline_days', 30, 'days to answer a data-subject request'),
+  ('dsr_warn_days', 7, 'alert when an open request is this close to its deadline'),
+  ('export_ttl_hours', 72, 'how long a finished export stays downloadable before it is deleted'),
+  ('export_url_ttl_seconds', 900, 'lifetime of one signed download link of an export');
+
+-- Storage objects that must go (erased uploads, expired exports): written in the transaction that
+-- decides it, removed from storage afterwards by the job, retried until storage confirms.
+create table app_private.storage_deletions (
+  key        text primary key,
+  reason     text not null check (reason in ('erasure', 'export_expired')),
+  attempts   integer not null default 0,
+  created_at timestamptz not null default now()
+);
+
+insert into app.deferrable_tasks values ('dsr_process'), ('dsr_sweep');
+
+insert into public.rate_limits (name, limit_count, window_seconds, per, description) values
+  ('data_requests', 5, 86400, 'user', 'data-subject requests filed per user');

@@ -1,17 +1,29 @@
 """Privacy and legal verbs for requests: legal documents (read, publish, accept), disclosures,
-and cookie and consent choices.
+cookie and consent choices, and data-subject requests (file, list, decide, download links).
 Plain async functions taking the request's connection first; the rules are in
 schema/15_privacy.sql and run as the caller under RLS."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+import hmac
 import ipaddress
+import time
 from typing import Any, LiteralString
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from samia.config import Settings
 from samia.core.problems import not_found
+
+DSR_COLS = sql.SQL("""r.id, r.user_id::text, r.kind, r.status, r.note, r.created_at, r.due_at, r.decided_at,
+  r.decision_reason, r.completed_at, r.failure, r.export_bytes, r.export_expires_at,
+  (r.export_key is not null and r.export_deleted_at is null and r.export_expires_at > now()) as downloadable,
+  (r.status in ('pending', 'approved', 'processing', 'failed') and r.due_at < now()) as overdue""")
+
 
 Query = LiteralString | sql.Composed
 
@@ -96,3 +108,76 @@ async def record_consent(conn: AsyncConnection, visitor_id: str | None, *, analy
                          marketing: bool) -> dict[str, Any]:
     await conn.execute("select app.record_consent(%s, %s, %s)", (visitor_id, analytics, marketing))
     return await consent_of(conn, visitor_id)
+
+
+# ---- data-subject requests --------------------------------------------------------------
+
+async def file_request(conn: AsyncConnection, kind: str, note: str | None) -> dict[str, Any]:
+    cur = await conn.execute("select app.dsr_file(%s, %s)", (kind, note))
+    rid = (await cur.fetchone())[0]  # type: ignore[index]
+    await conn.execute("select app.defer('send_outbox')")
+    return await request(conn, rid)
+
+
+async def request(conn: AsyncConnection, request_id: int) -> dict[str, Any]:
+    return await _one(conn, sql.SQL("select {} from data_requests r where r.id = %s").format(DSR_COLS),
+                      (request_id,), "data request")
+
+
+async def my_requests(conn: AsyncConnection) -> list[dict[str, Any]]:
+    return await _rows(conn, sql.SQL("select {} from data_requests r where r.user_id = auth.uid() "
+                                     "order by r.id desc").format(DSR_COLS))
+
+
+async def requests_queue(conn: AsyncConnection, status: str | None, kind: str | None) -> list[dict[str, Any]]:
+    """Admins' queue: open ones first, nearest deadline first."""
+    return await _rows(conn, sql.SQL("""
+        select {} from data_requests r
+         where (%(status)s::text is null or r.status = %(status)s) and (%(kind)s::text is null or r.kind = %(kind)s)
+         order by (r.status in ('pending', 'approved', 'processing', 'failed')) desc, r.due_at, r.id
+         limit 200""").format(DSR_COLS), {"status": status, "kind": kind})
+
+
+async def decide_request(conn: AsyncConnection, request_id: int, decision: str, reason: str | None) -> dict[str, Any]:
+    await conn.execute("select app.dsr_decide(%s, %s, %s)", (request_id, decision, reason))
+    await conn.execute("select app.defer('send_outbox')")
+    return await request(conn, request_id)
+
+
+# ---- signed download links of exports ---------------------------------------------------
+
+def _signature(settings: Settings, request_id: int, sha: str, exp: int) -> str:
+    mac = hmac.new(settings.subkey("dsr-export-url-v1"), f"{request_id}:{sha}:{exp}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+async def export_link(conn: AsyncConnection, settings: Settings, request_id: int) -> dict[str, Any]:
+    """A link valid for export_url_ttl_seconds (never past the export's own expiry), for the
+    caller's own finished export; audited."""
+    row = await _one(conn, """
+        select r.export_sha256, r.export_expires_at, app.privacy_setting('export_url_ttl_seconds') as ttl
+          from data_requests r
+         where r.id = %s and r.user_id = auth.uid() and r.status = 'completed' and r.export_key is not null
+           and r.export_deleted_at is null and r.export_expires_at > now()""", (request_id,), "export")
+    exp = min(int(time.time()) + int(row["ttl"]), int(row["export_expires_at"].timestamp()))
+    sig = _signature(settings, request_id, row["export_sha256"], exp)
+    await conn.execute("select app.audit('dsr.export_link', 'data_request', %s, '{}'::jsonb)", (str(request_id),))
+    return {"url": f"/privacy/exports/{request_id}?sha={row['export_sha256']}&exp={exp}&sig={sig}",
+            "expires_at": dt.datetime.fromtimestamp(exp, dt.UTC), "sha256": row["export_sha256"]}
+
+
+def link_valid(settings: Settings, request_id: int, sha: str, exp: int, sig: str) -> str | None:
+    """None when the link is good, else the problem code."""
+    if not hmac.compare_digest(sig.encode(), _signature(settings, request_id, sha, exp).encode()):
+        return "invalid_signature"
+    if exp < time.time():
+        return "url_expired"
+    return None
+
+
+async def export_object(conn: AsyncConnection, request_id: int, sha: str) -> str:
+    cur = await conn.execute("select app.dsr_export_object(%s, %s)", (request_id, sha))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        raise not_found("export")
+    return str(row[0])

@@ -1,5 +1,7 @@
--- Privacy, legal and trust (seeds 000 M38): which legal versions a user still has to accept,
--- publishing and accepting them, and cookie and consent choices (and what analytics may read).
+-- Privacy, legal and trust (seeds 000 M38, Phase 4.1 item 8): which legal versions a user
+-- still has to accept, publishing and accepting them, cookie and consent choices (and what
+-- analytics may read), data-subject requests from filing to the deadline alerts, erasure, and
+-- the storage objects waiting to be removed.
 -- The gate that uses app.legal_outstanding() (adults who accepted the current terms order,
 -- book, pay and call) is app.transact_refusal() in 01_identity.sql.
 
@@ -208,3 +210,327 @@ grant select on public.cookie_consents to authenticated;
 drop policy if exists cookie_consents_read on public.cookie_consents;
 create policy cookie_consents_read on public.cookie_consents for select to authenticated
   using (user_id = (select auth.uid()) or (select app.is_admin()));
+
+
+-- ─── Data-subject requests ─────────────────────────────────────────────────────────────
+
+create or replace function app.privacy_setting(p_name text) returns integer
+language sql stable security definer set search_path = '' as $$
+  select value from public.privacy_settings where name = p_name
+$$;
+
+-- The caller asks for an export or the deletion of their data; the admins hear of it.
+create or replace function app.dsr_file(p_kind text, p_note text) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  rid bigint;
+begin
+  if auth.uid() is null then
+    raise exception 'sign in first' using errcode = '42501', hint = 'unauthenticated';
+  end if;
+  if exists (select 1 from public.data_requests r where r.user_id = auth.uid() and r.kind = p_kind
+               and r.status in ('pending', 'approved', 'processing', 'failed')) then
+    raise exception 'you already have an open % request', p_kind using errcode = '55000', hint = 'request_open';
+  end if;
+  insert into public.data_requests (user_id, kind, note, due_at)
+  values (auth.uid(), p_kind, p_note, now() + make_interval(days => app.privacy_setting('dsr_deadline_days')))
+  returning id into rid;
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  select p.id, 'email', 'data_request_filed', jsonb_build_object('request', rid, 'kind', p_kind)
+    from public.profiles p where p.role_id in (1, 2) and p.deleted_at is null;
+  perform app.audit('dsr.requested', 'data_request', rid::text, jsonb_build_object('kind', p_kind));
+  return rid;
+end
+$$;
+
+-- An admin approves (a job then does it) or declines with a reason, once: the row lock makes
+-- concurrent decisions wait, and the second finds it decided. Nobody decides their own.
+create or replace function app.dsr_decide(p_request bigint, p_decision text, p_reason text) returns text
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.data_requests;
+begin
+  if not coalesce(app.is_admin(), false) then
+    raise exception 'only admins decide data requests' using errcode = '42501', hint = 'forbidden';
+  end if;
+  if p_decision not in ('approved', 'declined') then
+    raise exception 'approve or decline' using errcode = '22023', hint = 'validation_error';
+  end if;
+  select * into r from public.data_requests where id = p_request for update;
+  if r.id is null then
+    raise exception 'no such data request' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if r.user_id = auth.uid() then
+    raise exception 'another admin decides your own request' using errcode = '42501', hint = 'own_request';
+  end if;
+  if r.status <> 'pending' then
+    raise exception 'this request was already decided (%)', r.status using errcode = '55000', hint = 'already_decided';
+  end if;
+  if p_decision = 'declined' and nullif(btrim(p_reason), '') is null then
+    raise exception 'a decline needs a reason' using errcode = '23514', hint = 'reason_required', column = 'reason';
+  end if;
+  if p_decision = 'approved' and r.kind = 'delete'
+     and exists (select 1 from public.profiles p where p.id = r.user_id and p.role_id = 1)
+     and not exists (select 1 from public.profiles p where p.role_id = 1 and p.deleted_at is null and p.id <> r.user_id)
+  then
+    raise exception 'the last superadmin cannot be deleted' using errcode = '42501', hint = 'last_superadmin';
+  end if;
+  update public.data_requests set status = p_decision, decided_by = auth.uid(), decided_at = now(),
+         decision_reason = nullif(btrim(p_reason), '')
+   where id = r.id;
+  if p_decision = 'approved' then
+    perform app.defer('dsr_process');
+  end if;
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  values (r.user_id, 'email', 'data_request_' || p_decision, jsonb_build_object('request', r.id, 'kind', r.kind));
+  perform app.audit('dsr.' || p_decision, 'data_request', r.id::text,
+                    jsonb_build_object('kind', r.kind, 'subject', r.user_id));
+  return p_decision;
+end
+$$;
+
+-- The job takes the next approved request (or one whose earlier run failed or stalled), one
+-- worker per request.
+create or replace function app.dsr_claim() returns table (id bigint, user_id uuid, kind text)
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.data_requests;
+begin
+  update public.data_requests x set status = 'processing', started_at = now(), attempts = x.attempts + 1
+   where x.id = (select y.id from public.data_requests y
+                  where (y.status = 'approved'
+                         or (y.status = 'failed' and y.attempts < 5)
+                         or (y.status = 'processing' and y.started_at < now() - interval '15 minutes'))
+                  order by y.decided_at, y.id
+                  limit 1 for update skip locked)
+  returning * into r;
+  if r.id is not null then
+    perform app.audit('dsr.started', 'data_request', r.id::text,
+                      jsonb_build_object('kind', r.kind, 'attempt', r.attempts));
+    return query select r.id, r.user_id, r.kind;
+  end if;
+end
+$$;
+
+create or replace function app.dsr_fail(p_request bigint, p_error text) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  update public.data_requests set status = 'failed', failure = left(p_error, 500)
+   where id = p_request and status = 'processing';
+  perform app.audit('dsr.failed', 'data_request', p_request::text, jsonb_build_object('error', left(p_error, 200)));
+end
+$$;
+
+-- The export is stored: it is downloadable until export_expires_at, then deleted.
+create or replace function app.dsr_finish_export(p_request bigint, p_key text, p_sha text, p_bytes bigint,
+                                                 p_counts jsonb) returns timestamptz
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.data_requests;
+begin
+  update public.data_requests
+     set status = 'completed', completed_at = now(), failure = null, export_key = p_key, export_sha256 = p_sha,
+         export_bytes = p_bytes, export_deleted_at = null,
+         export_expires_at = now() + make_interval(hours => app.privacy_setting('export_ttl_hours'))
+   where id = p_request and status = 'processing' and kind = 'export'
+  returning * into r;
+  if r.id is null then
+    raise exception 'request % is not being exported', p_request using errcode = '55000', hint = 'conflict';
+  end if;
+  insert into public.notification_outbox (recipient_id, channel, template, params)
+  values (r.user_id, 'email', 'data_export_ready', jsonb_build_object('request', r.id));
+  perform app.audit('dsr.export_completed', 'data_request', r.id::text,
+                    jsonb_build_object('bytes', p_bytes, 'sha256', p_sha, 'rows', p_counts));
+  return r.export_expires_at;
+end
+$$;
+
+-- Erase or anonymise a person's data everywhere. Financial records the law requires
+-- (payment_transactions, ledger_entries) stay, tied only to the now anonymous id; the audit
+-- log holds ids, never personal data, and is not touched. Work the person delivered to others
+-- stays unless it is theirs: a reader's recordings are theirs, a client's order record (and
+-- the reader's delivery in it) is kept without the client's question and birth data. Storage
+-- objects are listed in app_private.storage_deletions and removed by the job after commit.
+-- Returns how many storage objects are to go.
+create or replace function app.erase_user(p_user uuid, p_why text) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n integer;
+begin
+  if not exists (select 1 from public.profiles where id = p_user) then
+    raise exception 'no such user' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if exists (select 1 from public.profiles p where p.id = p_user and p.role_id = 1 and p.deleted_at is null)
+     and not exists (select 1 from public.profiles p where p.role_id = 1 and p.deleted_at is null and p.id <> p_user)
+  then
+    raise exception 'the last superadmin cannot be deleted' using errcode = '42501', hint = 'last_superadmin';
+  end if;
+  -- files: what they uploaded or recorded, and the exports made for them
+  insert into app_private.storage_deletions (key, reason)
+  select m.storage_key, 'erasure' from public.media_assets m
+   where m.owner_id = p_user and m.storage_key not like 'erased/%'
+  union
+  select r.export_key, 'erasure' from public.data_requests r
+   where r.user_id = p_user and r.export_key is not null and r.export_deleted_at is null
+  on conflict (key) do nothing;
+  get diagnostics n = row_count;
+  update public.media_assets set storage_key = 'erased/' || id, removed_at = coalesce(removed_at, now()), meta = '{}'
+   where owner_id = p_user and storage_key not like 'erased/%';
+  update public.data_requests
+     set export_deleted_at = case when export_key is not null then coalesce(export_deleted_at, now()) end, note = null
+   where user_id = p_user;
+  -- the account: sign-in, sessions, phone codes, the profile's personal fields
+  delete from app_auth.refresh_tokens t using app_auth.sessions s where t.session_id = s.id and s.user_id = p_user;
+  delete from app_auth.sessions where user_id = p_user;
+  delete from app_auth.credentials where user_id = p_user;
+  delete from public.phone_verifications where profile_id = p_user;
+  update public.profiles
+     set email = null, phone = null, first_name = null, last_name = null, dob = null, country = null,
+         birth_place = null, birth_time = null, birth_lat = null, birth_lon = null, birth_tz = null,
+         email_verified = false, phone_verified = false, deleted_at = coalesce(deleted_at, now())
+   where id = p_user;
+  -- what they wrote or gave inside records others keep
+  update public.orders set question_text = null, inputs = '{}', chart = null
+   where user_id = p_user and (question_text is not null or inputs <> '{}' or chart is not null);
+  update public.bookings set cancel_reason = null where p_user in (client_id, reader_id) and cancel_reason is not null;
+  update public.reviews set body = null where client_id = p_user and body is not null;
+  update public.reviews set reply = null, replied_at = null where reader_id = p_user and reply is not null;
+  update public.call_consent_logs set client_ip = '0.0.0.0', user_agent = null where client_id = p_user;
+  update public.emergency_requests set client_ip = '0.0.0.0', user_agent = null, note = null where client_id = p_user;
+  update public.legal_acceptances set ip = null, user_agent = null where user_id = p_user;
+  update public.moderation_cases set summary = null, evidence = '[]' where reporter_id = p_user and source = 'report';
+  update public.appeals set statement = '[erased]' where appellant_id = p_user;
+  -- redacted call transcripts, except those held by an open safety incident (as retention does)
+  delete from public.call_transcripts t using public.calls c
+   where c.id = t.call_id and p_user in (c.client_id, c.reader_id)
+     and not exists (select 1 from public.safety_incidents i where i.call_id = t.call_id and i.status = 'open');
+  delete from public.reading_drafts where author_id = p_user;
+  delete from public.cookie_consents where user_id = p_user;
+  delete from public.notification_outbox where recipient_id = p_user;
+  delete from public.idempotency_keys where user_id = p_user;
+  delete from public.favourites where p_user in (client_id, reader_id);
+  delete from public.reader_profiles where reader_id = p_user;
+  delete from public.reader_status where reader_id = p_user;
+  delete from public.availability_rules where reader_id = p_user;
+  delete from public.availability_exceptions where reader_id = p_user;
+  update public.reader_services set active = false where reader_id = p_user;
+  delete from public.quiet_hours where user_id = p_user;
+  delete from public.oncall_rota where user_id = p_user;
+  perform app.audit('privacy.erased', 'profile', p_user::text, jsonb_build_object('why', p_why, 'objects', n));
+  return n;
+end
+$$;
+
+create or replace function app.dsr_finish_delete(p_request bigint) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.data_requests;
+  n integer;
+begin
+  select * into r from public.data_requests where id = p_request and status = 'processing' and kind = 'delete'
+     for update;
+  if r.id is null then
+    raise exception 'request % is not being deleted', p_request using errcode = '55000', hint = 'conflict';
+  end if;
+  n := app.erase_user(r.user_id, 'data_request');
+  update public.data_requests set status = 'completed', completed_at = now(), failure = null where id = r.id;
+  perform app.audit('dsr.delete_completed', 'data_request', r.id::text, jsonb_build_object('objects', n));
+  return n;
+end
+$$;
+
+-- Deadlines (an incident before a request's deadline and another when it has passed, each
+-- once) and exports past their lifetime (their objects queued for deletion).
+create or replace function app.dsr_sweep(p_now timestamptz default now()) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r record;
+  warned integer := 0;
+  overdue integer := 0;
+  expired integer;
+begin
+  for r in select * from public.data_requests x
+            where x.status in ('pending', 'approved', 'processing', 'failed') and x.overdue_at is null
+              and x.due_at - make_interval(days => app.privacy_setting('dsr_warn_days')) <= p_now
+            order by x.due_at for update skip locked loop
+    if r.due_at <= p_now then
+      perform app.incident_open('Data request ' || r.id || ' (' || r.kind || ') is past its deadline', 'SEV2', 'alert',
+                                'dsr:' || r.id || ':overdue', array['/admin/runbooks/data-requests'],
+                                'due ' || to_char(r.due_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC');
+      update public.data_requests set overdue_at = p_now, warned_at = coalesce(warned_at, p_now) where id = r.id;
+      perform app.audit('dsr.deadline_passed', 'data_request', r.id::text, jsonb_build_object('kind', r.kind));
+      overdue := overdue + 1;
+    elsif r.warned_at is null then
+      perform app.incident_open('Data request ' || r.id || ' (' || r.kind || ') is due soon', 'SEV3', 'alert',
+                                'dsr:' || r.id || ':due', array['/admin/runbooks/data-requests'],
+                                'due ' || to_char(r.due_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC');
+      update public.data_requests set warned_at = p_now where id = r.id;
+      perform app.audit('dsr.deadline_near', 'data_request', r.id::text, jsonb_build_object('kind', r.kind));
+      warned := warned + 1;
+    end if;
+  end loop;
+  with gone as (update public.data_requests set export_deleted_at = p_now
+                 where export_key is not null and export_deleted_at is null and export_expires_at <= p_now
+                returning export_key),
+       queued as (insert into app_private.storage_deletions (key, reason)
+                  select export_key, 'export_expired' from gone on conflict (key) do nothing returning 1)
+  select count(*) into expired from gone;
+  if warned + overdue + expired > 0 then
+    perform app.audit('dsr.sweep', null, null,
+                      jsonb_build_object('warned', warned, 'overdue', overdue, 'exports_expired', expired));
+  end if;
+  return jsonb_build_object('warned', warned, 'overdue', overdue, 'exports_expired', expired);
+end
+$$;
+
+-- The object behind a signed download link: only while the export exists and has not expired.
+create or replace function app.dsr_export_object(p_request bigint, p_sha text) returns text
+language sql stable security definer set search_path = '' as $$
+  select r.export_key from public.data_requests r
+   where r.id = p_request and r.export_sha256 = p_sha and r.status = 'completed'
+     and r.export_deleted_at is null and r.export_expires_at > now()
+$$;
+
+-- Storage objects waiting to be removed, and their removal confirmed (or another attempt counted).
+create or replace function app.storage_deletions_due(p_limit integer default 500) returns setof text
+language sql stable security definer set search_path = '' as $$
+  select d.key from app_private.storage_deletions d order by d.created_at, d.key limit p_limit
+$$;
+
+create or replace function app.storage_deletion_done(p_done text[], p_failed text[]) returns void
+language sql volatile security definer set search_path = '' as $$
+  delete from app_private.storage_deletions where key = any(p_done);
+  update app_private.storage_deletions set attempts = attempts + 1 where key = any(p_failed);
+$$;
+
+revoke all on function app.privacy_setting(text), app.dsr_file(text, text), app.dsr_decide(bigint, text, text),
+  app.dsr_claim(), app.dsr_fail(bigint, text), app.dsr_finish_export(bigint, text, text, bigint, jsonb),
+  app.erase_user(uuid, text), app.dsr_finish_delete(bigint), app.dsr_sweep(timestamptz),
+  app.dsr_export_object(bigint, text), app.storage_deletions_due(integer),
+  app.storage_deletion_done(text[], text[]) from public;
+grant execute on function app.privacy_setting(text), app.dsr_file(text, text), app.dsr_decide(bigint, text, text)
+  to authenticated;
+grant execute on function app.dsr_export_object(bigint, text) to anon, authenticated;
+grant execute on function app.privacy_setting(text), app.dsr_claim(), app.dsr_fail(bigint, text),
+  app.dsr_finish_export(bigint, text, text, bigint, jsonb), app.erase_user(uuid, text), app.dsr_finish_delete(bigint),
+  app.dsr_sweep(timestamptz), app.storage_deletions_due(integer), app.storage_deletion_done(text[], text[])
+  to service_role;
+
+select app.lock_down('data_requests', 'privacy_settings');
+
+-- Requests: the requester and admins read; every change goes through the functions above.
+grant select on public.data_requests to authenticated;
+
+drop policy if exists data_requests_read on public.data_requests;
+create policy data_requests_read on public.data_requests for select to authenticated
+  using (user_id = (select auth.uid()) or (select app.is_admin()));
+
+grant select, update (value) on public.privacy_settings to authenticated;
+
+drop policy if exists privacy_settings_admin on public.privacy_settings;
+create policy privacy_settings_admin on public.privacy_settings for select to authenticated
+  using ((select app.is_admin()));
+
+drop policy if exists privacy_settings_admin_update on public.privacy_settings;
+create policy privacy_settings_admin_update on public.privacy_settings for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
