@@ -47,7 +47,6 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
     """Create an account directly as the database owner (bootstrap of the first superadmin).
     The operator accepts the current terms and privacy policy on the person's behalf unless
     `accept_terms` is false (then the person accepts them before ordering, booking or paying)."""
-
     from samia.auth.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
@@ -239,6 +238,38 @@ def cmd_parity(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_freeze(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import freeze
+
+    settings = load_settings()
+    ok, lines = freeze(settings, db.resolve(settings), args.by)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_data_qa(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import data_qa
+
+    ok, lines = data_qa(db.resolve(load_settings()).owner)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_purge_test_users(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import purge_test_users
+
+    settings = load_settings()
+    users, objects = purge_test_users(settings, db.resolve(settings))
+    print(f"purged {users} test users; {objects} stored objects removed")
+
+
+def cmd_archive(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import archive_now
+
+    settings = load_settings()
+    print(json.dumps(archive_now(settings, db.resolve(settings))))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="samia", description="Samia Tarot back end")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +335,19 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("parity", help="route guards vs database permissions report")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("freeze", help="record the schema-lock sign-off (migrations, parity, data QA) in the audit log")
+    p.add_argument("--by", required=True, help="email of the admin signing off")
+    p.set_defaults(func=cmd_freeze)
+
+    p = sub.add_parser("data-qa", help="profiles without role, orders without service, orphan media (exit 1 if any)")
+    p.set_defaults(func=cmd_data_qa)
+
+    p = sub.add_parser("purge-test-users", help="erase every test user (is_test) and their stored files")
+    p.set_defaults(func=cmd_purge_test_users)
+
+    p = sub.add_parser("archive", help="move logs and audit exports past their retention to the storage archive")
+    p.set_defaults(func=cmd_archive)
 
     args = parser.parse_args(argv)
     args.func(args)

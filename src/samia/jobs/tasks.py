@@ -310,7 +310,19 @@ async def dsr_sweep(context: JobContext, timestamp: int | None = None, at: str |
     return await sweep(res.pool, make_storage(res.settings), at)
 
 
+@app.periodic(cron="55 3 * * *", periodic_id="archive_logs")
+@app.task(name="archive_logs", pass_context=True, retry=RETRY)
+async def archive_logs(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Logs and audit exports past their retention (log_retention) to the storage archive, each
+    with its retention note; audited."""
+    from samia.privacy.archive import archive
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await archive(res.pool, make_storage(res.settings))
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep")
+              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep", "archive_logs")

@@ -1,7 +1,7 @@
--- Privacy, legal and trust (issue 16; seeds 000 M38, Phase 4.1 item 8): versioned legal
+-- Privacy, legal and trust (issue 16; seeds 000 M38, M43, Phase 4.1 item 8): versioned legal
 -- documents in both languages and who accepted which version, country disclosures, cookie and
--- consent choices, data-subject requests (export, delete) with their deadline, and the storage
--- objects waiting to be erased. Rules: schema/15_privacy.sql
+-- consent choices, data-subject requests (export, delete) with their deadline, the retention
+-- of archived logs, and the storage objects waiting to be erased. Rules: schema/15_privacy.sql
 -- (the 18+ and terms gate itself: schema/01_identity.sql).
 
 -- ─── Legal documents ───────────────────────────────────────────────────────────────────
@@ -206,3 +206,20 @@ insert into app.deferrable_tasks values ('dsr_process'), ('dsr_sweep');
 
 insert into public.rate_limits (name, limit_count, window_seconds, per, description) values
   ('data_requests', 5, 86400, 'user', 'data-subject requests filed per user');
+
+
+-- ─── Freeze and clean-up (M43) ─────────────────────────────────────────────────────────
+-- Logs past their retention are archived to storage (with a retention note) and removed here.
+create table public.log_retention (
+  name         text primary key check (name in ('notification_outbox', 'webhook_events', 'audit_exports')),
+  days         integer not null check (days between 7 and 3650),
+  archive_days integer not null check (archive_days between 30 and 7300),   -- how long the archive is kept
+  note         text not null
+);
+insert into public.log_retention values
+  ('notification_outbox', 180, 730, 'sent and failed notifications: delivery evidence for support'),
+  ('webhook_events', 365, 2555, 'payment provider events: kept with the financial records'),
+  ('audit_exports', 400, 2555,
+   'signed audit exports superseded by newer ones; the newest export and every attestation row stay');
+
+insert into app.deferrable_tasks values ('archive_logs');

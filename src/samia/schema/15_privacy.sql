@@ -1,7 +1,7 @@
--- Privacy, legal and trust (seeds 000 M38, Phase 4.1 item 8): which legal versions a user
+-- Privacy, legal and trust (seeds 000 M38, M43, Phase 4.1 item 8): which legal versions a user
 -- still has to accept, publishing and accepting them, cookie and consent choices (and what
--- analytics may read), data-subject requests from filing to the deadline alerts, erasure, and
--- the storage objects waiting to be removed.
+-- analytics may read), data-subject requests from filing to the deadline alerts, erasure, the
+-- storage objects waiting to be removed, the purge of test users and the data-QA report.
 -- The gate that uses app.legal_outstanding() (adults who accepted the current terms order,
 -- book, pay and call) is app.transact_refusal() in 01_identity.sql.
 
@@ -533,4 +533,61 @@ create policy privacy_settings_admin on public.privacy_settings for select to au
 
 drop policy if exists privacy_settings_admin_update on public.privacy_settings;
 create policy privacy_settings_admin_update on public.privacy_settings for update to authenticated
+  using ((select app.is_admin())) with check ((select app.is_admin()));
+
+
+-- ─── Freeze and clean-up (M43) ─────────────────────────────────────────────────────────
+
+-- M43: test users are erased like anyone who asked; they stay flagged is_test, so their
+-- payments stay refused (pay_tx_block_tests) and they can never sign in again.
+create or replace function app.purge_test_users() returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  u uuid;
+  n integer := 0;
+begin
+  for u in select p.id from public.profiles p where p.is_test and p.deleted_at is null order by p.created_at loop
+    perform app.erase_user(u, 'test_user_purge');
+    n := n + 1;
+  end loop;
+  perform app.audit('privacy.test_users_purged', null, null, jsonb_build_object('users', n));
+  return n;
+end
+$$;
+
+-- Seeds 003 §13C: the data-QA sweep. Orphan media: files nothing refers to (not an order's
+-- input, output or approved audio, a cup photo, a reader's photo, a horoscope's audio or a
+-- payment's proof), not removed, older than a day (an upload may be in flight).
+create or replace function app.data_qa()
+returns table (check_name text, found bigint, sample text[])
+language sql stable security definer set search_path = '' as $$
+  select 'profiles_without_role', count(*), (array_agg(p.id::text order by p.created_at))[1:5]
+    from public.profiles p left join public.roles r on r.id = p.role_id where r.id is null
+  union all
+  select 'orders_without_service', count(*), (array_agg(o.id::text order by o.id))[1:5]
+    from public.orders o left join public.services s on s.id = o.service_id where s.id is null
+  union all
+  select 'media_orphans', count(*), (array_agg(m.id::text order by m.id))[1:5]
+    from public.media_assets m
+   where m.removed_at is null and m.created_at < now() - interval '1 day'
+     and not exists (select 1 from public.orders o where m.id in (o.input_media_id, o.output_media_id, o.approved_media_id))
+     and not exists (select 1 from public.order_attachments a where a.media_id = m.id)
+     and not exists (select 1 from public.reader_profiles rp where rp.photo_media_id = m.id)
+     and not exists (select 1 from public.horoscopes h where h.audio_media_id = m.id)
+     and not exists (select 1 from public.payment_transactions t where (t.metadata ->> 'proof_media_id')::bigint = m.id)
+$$;
+
+revoke all on function app.purge_test_users(), app.data_qa() from public;
+grant execute on function app.purge_test_users(), app.data_qa() to service_role;
+
+-- Retention of archived logs (samia.privacy.archive): admins read and tune it.
+select app.lock_down('log_retention');
+grant select, update (days, archive_days, note) on public.log_retention to authenticated;
+
+drop policy if exists log_retention_admin on public.log_retention;
+create policy log_retention_admin on public.log_retention for select to authenticated
+  using ((select app.is_admin()));
+
+drop policy if exists log_retention_admin_update on public.log_retention;
+create policy log_retention_admin_update on public.log_retention for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
