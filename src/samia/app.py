@@ -16,8 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 from samia import db
 from samia.auth.tokens import Passwords
 from samia.config import Settings
+from samia.core import headers, problems
 from samia.core import logging as app_logging
-from samia.core import problems
 from samia.core.breaker import Breaker
 from samia.core.middleware import RequestContext
 from samia.core.problems import AppError
@@ -182,6 +182,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
+    headers.install(app, settings)  # outermost: CORS allowlist, security headers, HTTPS redirect
     return app
 
 

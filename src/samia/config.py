@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     audit_anchor_bucket: str | None = Field(None, alias="AUDIT_ANCHOR_BUCKET")
     audit_anchor_retention_days: int = Field(2555, alias="AUDIT_ANCHOR_RETENTION_DAYS", ge=1, le=36500)
 
+    # Edge (seeds 004): browsers on these origins may call the API with credentials
+    # (comma-separated scheme://host[:port]); "*" grants any origin without credentials and is
+    # refused in production. HSTS on HTTPS responses; HTTPS_REDIRECT sends plain HTTP to HTTPS.
+    cors_origins: str | None = Field(None, alias="CORS_ORIGINS")
+    hsts_max_age: int = Field(31_536_000, alias="HSTS_MAX_AGE", ge=0, le=63_072_000)
+    https_redirect: bool = Field(False, alias="HTTPS_REDIRECT")
+
     # Readers' assistant: the local deterministic drafter, or an OpenAI-compatible endpoint.
     ai_provider: Literal["local", "openai"] = Field("local", alias="AI_PROVIDER")
     ai_base_url: str = Field("https://api.openai.com/v1", alias="AI_BASE_URL")
@@ -124,6 +131,16 @@ class Settings(BaseSettings):
     runbooks_dir: Path | None = Field(None, alias="RUNBOOKS_DIR")  # default: the repository's RUNBOOKS/
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _no_wildcard_origin_in_production(self) -> Settings:
+        if self.env == "prod" and "*" in self.cors_origin_list:
+            raise ValueError("CORS_ORIGINS may not be '*' in production: list the storefront's origins")
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def anchor_file(self) -> Path:
