@@ -248,7 +248,7 @@ async def reader(reader_id: ReaderId, country: Country = None, ctx: Ctx = allow(
 
 
 @router.get("/readers/{reader_id}/reviews", response_model=list[PublicReview])
-async def reader_reviews(reader_id: ReaderId, before: Annotated[int | None, Query(ge=1)] = None,
+async def reader_reviews(reader_id: ReaderId, before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
                          limit: Annotated[int, Query(ge=1, le=100)] = 20,
                          ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
     return await svc.reader_reviews(ctx.conn, reader_id, limit=limit, before=before)
