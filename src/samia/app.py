@@ -13,8 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from samia import db
 from samia.config import Settings, load_settings
+from samia.core import headers, problems
 from samia.core import logging as app_logging
-from samia.core import problems
 from samia.core.middleware import RequestContext
 from samia.core.platform import Platform
 from samia.core.ports import Mailer, SmsSink
@@ -100,6 +100,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.orders.api import router as orders_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
+    from samia.privacy.api import router as privacy_router
     from samia.profiles.api import router as profiles_router
     from samia.readings.api import router as readings_router
     from samia.users.api import router as users_router
@@ -109,10 +110,11 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
-                   catalogue_router):
+                   catalogue_router, privacy_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
+    headers.install(app, settings)  # outermost: CORS allowlist, security headers, HTTPS redirect
     return app
 
 
