@@ -550,12 +550,21 @@ def test_monitors_see_moderation_figures_and_clients_nothing(api: Api, world: Wo
     assert api.sql_as(world.client.id, "select count(*) from metrics_daily_events") == [(0,)]
 
 
-def test_the_overview_of_one_day_matches_the_ranges(api: Api, world: World) -> None:
+def test_the_overview_of_one_day_agrees_with_the_sections(api: Api, world: World) -> None:
     day = {"from": "2026-10-26", "to": "2026-10-26"}
     o = get(api, "/metrics/overview", world.admin, date="2026-10-26")
     assert o["from"] == o["to"] == "2026-10-26"
-    for section in ("fulfillment", "payments", "calls", "content", "engagement", "operations"):
-        assert o[section] == get(api, f"/metrics/{section}", world.admin, **day), section
+    for section in ("payments", "calls", "content", "engagement", "operations"):
+        full = get(api, f"/metrics/{section}", world.admin, **day)
+        assert o[section] == {k: full[k] for k in o[section]}, section
+    full = get(api, "/metrics/fulfillment", world.admin, **day)
+    f = o["fulfillment"]
+    assert {k: f[k] for k in ("orders_created", "orders_delivered", "approval_rate", "refund_rate")} == \
+        {k: full[k] for k in ("orders_created", "orders_delivered", "approval_rate", "refund_rate")}
+    assert f["clock_breaches"] == full["clock_breaches"]["delivery"]
+    whole = one(api, "select percentile_disc(0.5) within group (order by floor(extract(epoch from delivered_at "
+                     "- created_at))) as p50 from orders where (delivered_at BD = %(d)s", {"d": dt.date(2026, 10, 26)})
+    assert f["delivery_p50_s"] == whole["p50"] and f["orders_delivered"] > 0
 
 
 def test_zz_no_email_phone_or_name_of_any_user_in_events(api: Api, world: World) -> None:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from samia.analytics import personalization, reports, service
+from samia.analytics import overview, personalization, reports, service
 from samia.analytics.catalogue import BEIRUT
 from samia.analytics.service import Span
 from samia.core.access import AUTHENTICATED, Ctx, Probe, allow
@@ -81,12 +81,13 @@ def _figures(body: dict[str, Any]) -> Figures:
 
 
 @router.get("/metrics/overview", response_model=Figures)
-async def overview(date: Day = None, reader_id: ReaderQ = None,
+async def metrics_overview(date: Day = None, reader_id: ReaderQ = None,
                    ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_OVERVIEW)) -> Figures:
-    """One day's figures (default yesterday), each section the caller may see (the rest null):
-    fulfillment, payments, calls, content, engagement, operations."""
+    """One day's headline figures (default yesterday) of each section the caller may see (the
+    rest null): fulfillment, payments, calls, content, engagement, operations. The sections'
+    own routes give the detail over any range."""
     day = date or yesterday()
-    return _figures(await service.overview(ctx.conn, span_of(ctx, day, day, reader_id)))
+    return _figures(await overview.overview(ctx.conn, span_of(ctx, day, day, reader_id)))
 
 
 @router.get("/metrics/fulfillment", response_model=Figures)

@@ -38,7 +38,7 @@ def rate(part: int | None, whole: int | None) -> float | None:
     return round(part / whole, 4) if part is not None and whole else None
 
 
-async def _rows(conn: AsyncConnection, query: sql.Composable | str, params: dict[str, Any]) -> list[dict[str, Any]]:
+async def fetch(conn: AsyncConnection, query: sql.Composable | str, params: dict[str, Any]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(query, params)  # type: ignore[arg-type]  # this module's literal SQL
     return await cur.fetchall()
@@ -81,6 +81,8 @@ GROUPS = {
     "service": sql.SQL("s.code || case when m.is_gold then ':golden' else ':normal' end"),
     "code": sql.SQL("coalesce(m.code, '')"),
     "reason": sql.SQL("coalesce(m.reason, '')"),
+    # one percentile per type, except resolved incidents: restored then (unmitigated) or before
+    "headline": sql.SQL("case when m.type = 'incident.resolved' then coalesce(m.reason, '') else '' end"),
 }
 
 
@@ -104,17 +106,17 @@ class Cells:
 
 
 async def cells(conn: AsyncConnection, span: Span, types: list[str]) -> Cells:
-    return Cells(await _rows(conn, CELLS, {**span.params, "types": types}))
+    return Cells(await fetch(conn, CELLS, {**span.params, "types": types}))
 
 
 async def durations(conn: AsyncConnection, span: Span, types: list[str],
                     group: str = "all") -> dict[tuple[str, str], dict[str, int]]:
     """{(type, group): {n, sum, p50, p90, mean}} over the seconds those events carry."""
-    rows = await _rows(conn, DURATIONS.format(group=GROUPS[group]), {**span.params, "types": types})
+    rows = await fetch(conn, DURATIONS.format(group=GROUPS[group]), {**span.params, "types": types})
     return {(r["type"], r["key"]): {k: int(r[k]) for k in ("n", "sum", "p50", "p90", "mean")} for r in rows}
 
 
-def _stat(d: dict[str, int] | None, key: str) -> int | None:
+def stat(d: dict[str, int] | None, key: str) -> int | None:
     return d[key] if d else None
 
 
@@ -136,10 +138,10 @@ async def fulfillment(conn: AsyncConnection, span: Span) -> dict[str, Any]:
         service, _, tier = key.partition(":")
         first, done = d.get(("order.first_response", key)), d.get(("order.delivered", key))
         by_service.append({"service": service, "golden": tier == "golden",
-                           "first_responses": _stat(first, "n") or 0,
-                           "first_response_p50_s": _stat(first, "p50"), "first_response_p90_s": _stat(first, "p90"),
-                           "deliveries": _stat(done, "n") or 0,
-                           "delivery_p50_s": _stat(done, "p50"), "delivery_p90_s": _stat(done, "p90")})
+                           "first_responses": stat(first, "n") or 0,
+                           "first_response_p50_s": stat(first, "p50"), "first_response_p90_s": stat(first, "p90"),
+                           "deliveries": stat(done, "n") or 0,
+                           "delivery_p50_s": stat(done, "p50"), "delivery_p90_s": stat(done, "p90")})
     return {**await frame(conn, span),
             "orders_created": created, "orders_assigned": c.n("order.assigned"),
             "orders_delivered": c.n("order.delivered"), "orders_cancelled": c.n("order.cancelled"),
@@ -193,8 +195,8 @@ def call_figures(c: Cells, d: dict[tuple[str, str], dict[str, int]], key: str, *
     return {"created": created, "answered": answered, "unanswered": c.n("call.unanswered", **match),
             "ended": ended, "dropped": dropped,
             "answer_rate": rate(answered, created), "drop_rate": rate(dropped, ended),
-            "setup_p50_s": _stat(setup, "p50"), "setup_p90_s": _stat(setup, "p90"),
-            "duration_p50_s": _stat(talk, "p50"), "duration_mean_s": _stat(talk, "mean")}
+            "setup_p50_s": stat(setup, "p50"), "setup_p90_s": stat(setup, "p90"),
+            "duration_p50_s": stat(talk, "p50"), "duration_mean_s": stat(talk, "mean")}
 
 
 async def calls(conn: AsyncConnection, span: Span) -> dict[str, Any]:
@@ -232,8 +234,8 @@ async def content(conn: AsyncConnection, span: Span) -> dict[str, Any]:
             "cases_opened": c.n("case.opened"), "cases_by_source": c.by("case.opened", "code"),
             "cases_by_reason": c.by("case.opened", "reason"),
             "cases_closed": c.n("case.closed"), "cases_by_outcome": c.by("case.closed", "code"),
-            "resolution_p50_s": _stat(closed, "p50"), "resolution_p90_s": _stat(closed, "p90"),
-            "resolution_mean_s": _stat(closed, "mean")}
+            "resolution_p50_s": stat(closed, "p50"), "resolution_p90_s": stat(closed, "p90"),
+            "resolution_mean_s": stat(closed, "mean")}
 
 
 # ---- engagement --------------------------------------------------------------------------
@@ -287,7 +289,7 @@ async def engagement(conn: AsyncConnection, span: Span) -> dict[str, Any]:
     sign-ups, logins, weekly retention cohorts; notification CTR (clicked ÷ delivered, else ÷
     sent) and horoscope listen-through (finished ÷ started) stay null until those events exist."""
     c = await cells(conn, span, ["user.signed_up", "user.logged_in", *LATER])
-    active = (await _rows(conn, ACTIVE, span.params))[0]
+    active = (await fetch(conn, ACTIVE, span.params))[0]
     sent, delivered = c.n("notification.sent"), c.n("notification.delivered")
     started = c.n("horoscope.listen_started")
     notes = {}
@@ -298,10 +300,10 @@ async def engagement(conn: AsyncConnection, span: Span) -> dict[str, Any]:
         notes["listen_through"] = "no horoscope listen events in this range (reserved until the horoscopes " \
                                   "work emits them)"
     return {**await frame(conn, span), **{k: int(v) for k, v in active.items()},
-            "daily_active": await _rows(conn, DAILY_ACTIVE, span.params),
+            "daily_active": await fetch(conn, DAILY_ACTIVE, span.params),
             "signups": c.n("user.signed_up"), "signups_by_role": c.by("user.signed_up", "kind"),
             "logins": c.n("user.logged_in"),
-            "cohorts": cohort_table(await _rows(conn, COHORTS, span.params), span.end),
+            "cohorts": cohort_table(await fetch(conn, COHORTS, span.params), span.end),
             "notifications": {t.split(".")[1]: c.n(t) for t in LATER[:4]},
             "notification_ctr": rate(c.n("notification.clicked"), delivered or sent),
             "listens": {"started": started, "finished": c.n("horoscope.listen_finished")},
@@ -340,7 +342,7 @@ async def operations(conn: AsyncConnection, span: Span) -> dict[str, Any]:
     types = ["incident.opened", "incident.acknowledged", "incident.mitigated", "incident.resolved"]
     c = await cells(conn, span, types)
     d = await durations(conn, span, types, group="reason")
-    books = (await _rows(conn, DOUBLE_BOOKING, span.params))[0]
+    books = (await fetch(conn, DOUBLE_BOOKING, span.params))[0]
     return {**await frame(conn, span),
             "incidents_opened": c.n("incident.opened"), "incidents_by_severity": c.by("incident.opened", "code"),
             "acknowledged": c.n("incident.acknowledged"), "mitigated": c.n("incident.mitigated"),
@@ -354,22 +356,10 @@ async def operations(conn: AsyncConnection, span: Span) -> dict[str, Any]:
             "active_overlaps": int(books["active_overlaps"])}
 
 
-# ---- the overview and the roll-up --------------------------------------------------------
-
-SECTIONS = {"fulfillment": fulfillment, "payments": payments, "calls": calls, "content": content,
-            "engagement": engagement, "operations": operations}
-
-
-async def overview(conn: AsyncConnection, span: Span) -> dict[str, Any]:
-    """Every section the caller may see, for one day (or a span); the others are null."""
-    cur = await conn.execute("select d, app.metrics_visible(d) from unnest(%s::text[]) d", (list(SECTIONS),))
-    visible = dict(await cur.fetchall())
-    return {**await frame(conn, span),
-            **{name: (await fn(conn, span)) if visible.get(name) else None for name, fn in SECTIONS.items()}}
-
+# ---- the roll-up -------------------------------------------------------------------------
 
 async def rollup(conn: AsyncConnection, *, through: dt.date | None = None) -> dict[str, Any]:
     """The nightly job's work (app.analytics_rollup): every day not yet rolled up, the last
     three again, and every day a late event marked; up to `through` (default yesterday)."""
-    rows = await _rows(conn, "select * from app.analytics_rollup(%(t)s)", {"t": through})
+    rows = await fetch(conn, "select * from app.analytics_rollup(%(t)s)", {"t": through})
     return {"days": rows[0]["days"], "changed": rows[0]["changed"], "rolled_through": rows[0]["rolled_through"]}
