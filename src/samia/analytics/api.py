@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from samia.analytics import models as m
 from samia.analytics import overview, personalization, reports, service
 from samia.analytics.catalogue import BEIRUT
 from samia.analytics.service import Span
@@ -45,17 +46,8 @@ To = Annotated[dt.date | None, Query(alias="to", ge=dt.date(2020, 1, 1), le=dt.d
                                      description="last day (Asia/Beirut), inclusive; default: yesterday")]
 ReaderQ = Annotated[uuid.UUID | None, Query(description="one reader's figures (a reader: only their own)")]
 Format = Annotated[Literal["json", "csv"], Query(alias="format", description="csv: a download")]
-CSV = {200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}}
-
-
-class Figures(BaseModel):
-    """Every answer: its business-day zone, its range, and the last day the roll-up covers."""
-    model_config = {"extra": "allow"}
-    timezone: Literal["Asia/Beirut"] = Field(description="the zone of every day in the answer")
-    from_: dt.date = Field(alias="from")
-    to: dt.date
-    reader_id: str | None
-    complete_through: dt.date | None = Field(description="the last Beirut day rolled up; later days read 0")
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}}
 
 
 def yesterday() -> dt.date:
@@ -76,62 +68,58 @@ def span_of(ctx: Ctx, start: dt.date | None, end: dt.date | None, reader: uuid.U
     return Span(start, end, str(reader) if reader else None)
 
 
-def _figures(body: dict[str, Any]) -> Figures:
-    return Figures.model_validate(body)
-
-
-@router.get("/metrics/overview", response_model=Figures)
+@router.get("/metrics/overview", response_model=m.Overview)
 async def metrics_overview(date: Day = None, reader_id: ReaderQ = None,
-                   ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_OVERVIEW)) -> Figures:
+                           ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_OVERVIEW)) -> Any:
     """One day's headline figures (default yesterday) of each section the caller may see (the
     rest null): fulfillment, payments, calls, content, engagement, operations. The sections'
     own routes give the detail over any range."""
     day = date or yesterday()
-    return _figures(await overview.overview(ctx.conn, span_of(ctx, day, day, reader_id)))
+    return await overview.overview(ctx.conn, span_of(ctx, day, day, reader_id))
 
 
-@router.get("/metrics/fulfillment", response_model=Figures)
+@router.get("/metrics/fulfillment", response_model=m.Fulfillment)
 async def fulfillment(start: From = None, end: To = None, reader_id: ReaderQ = None,
-                      ctx: Ctx = allow("reader", *ADMINS, probe=SEES_FULFILLMENT)) -> Figures:
+                      ctx: Ctx = allow("reader", *ADMINS, probe=SEES_FULFILLMENT)) -> Any:
     """Time to first response and to delivery (p50/p90 per service, golden vs normal), approval
     rate, refund rate, clock breaches."""
-    return _figures(await service.fulfillment(ctx.conn, span_of(ctx, start, end, reader_id)))
+    return await service.fulfillment(ctx.conn, span_of(ctx, start, end, reader_id))
 
 
-@router.get("/metrics/payments", response_model=Figures)
+@router.get("/metrics/payments", response_model=m.Payments)
 async def payments(start: From = None, end: To = None,
-                   ctx: Ctx = allow(*ADMINS, probe=SEES_PAYMENTS)) -> Figures:
+                   ctx: Ctx = allow(*ADMINS, probe=SEES_PAYMENTS)) -> Any:
     """Success by provider and country, first-pass success, fallback rate."""
-    return _figures(await service.payments(ctx.conn, span_of(ctx, start, end, None)))
+    return await service.payments(ctx.conn, span_of(ctx, start, end, None))
 
 
-@router.get("/metrics/calls", response_model=Figures)
+@router.get("/metrics/calls", response_model=m.Calls)
 async def calls(start: From = None, end: To = None, reader_id: ReaderQ = None,
-                ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_CALLS)) -> Figures:
+                ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_CALLS)) -> Any:
     """Answer rate, drop rate, setup time and connected time, per call kind."""
-    return _figures(await service.calls(ctx.conn, span_of(ctx, start, end, reader_id)))
+    return await service.calls(ctx.conn, span_of(ctx, start, end, reader_id))
 
 
-@router.get("/metrics/engagement", response_model=Figures)
+@router.get("/metrics/engagement", response_model=m.Engagement)
 async def engagement(start: From = None, end: To = None,
-                     ctx: Ctx = allow(*ADMINS, probe=SEES_ENGAGEMENT)) -> Figures:
+                     ctx: Ctx = allow(*ADMINS, probe=SEES_ENGAGEMENT)) -> Any:
     """DAU/WAU/MAU, weekly retention cohorts, sign-ups, logins; notification CTR and horoscope
     listen-through (null until those events exist)."""
-    return _figures(await service.engagement(ctx.conn, span_of(ctx, start, end, None)))
+    return await service.engagement(ctx.conn, span_of(ctx, start, end, None))
 
 
-@router.get("/metrics/content", response_model=Figures)
+@router.get("/metrics/content", response_model=m.Content)
 async def content(start: From = None, end: To = None, reader_id: ReaderQ = None,
-                  ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_CONTENT)) -> Figures:
+                  ctx: Ctx = allow("reader", "monitor", *ADMINS, probe=SEES_CONTENT)) -> Any:
     """Approval rate, reject reasons, moderation acts, case resolution time."""
-    return _figures(await service.content(ctx.conn, span_of(ctx, start, end, reader_id)))
+    return await service.content(ctx.conn, span_of(ctx, start, end, reader_id))
 
 
-@router.get("/metrics/operations", response_model=Figures)
+@router.get("/metrics/operations", response_model=m.Operations)
 async def operations(start: From = None, end: To = None,
-                     ctx: Ctx = allow(*ADMINS, probe=SEES_OPERATIONS)) -> Figures:
+                     ctx: Ctx = allow(*ADMINS, probe=SEES_OPERATIONS)) -> Any:
     """Incidents (MTTA, MTTR, time to resolve) and the double-booking rate (must read 0)."""
-    return _figures(await service.operations(ctx.conn, span_of(ctx, start, end, None)))
+    return await service.operations(ctx.conn, span_of(ctx, start, end, None))
 
 
 def _maybe_csv(body: dict[str, Any], fmt: str, render: Any, name: str) -> Any:
@@ -139,10 +127,10 @@ def _maybe_csv(body: dict[str, Any], fmt: str, render: Any, name: str) -> Any:
         filename = f"{name}_{body['from']}_{body['to']}.csv"
         return Response(render(body), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-    return _figures(body)
+    return body
 
 
-@router.get("/metrics/reports/payments-funnel", response_model=Figures, responses=CSV)
+@router.get("/metrics/reports/payments-funnel", response_model=m.PaymentsFunnel, responses=CSV)
 async def payments_funnel(start: From = None, end: To = None, fmt: Format = "json",
                           ctx: Ctx = allow(*ADMINS, probe=SEES_PAYMENTS)) -> Any:
     """Per method: chosen → action required → succeeded / failed → refunded (seeds 002)."""
@@ -150,7 +138,7 @@ async def payments_funnel(start: From = None, end: To = None, fmt: Format = "jso
     return _maybe_csv(body, fmt, reports.funnel_csv, "payments_funnel")
 
 
-@router.get("/metrics/reports/reader-utilisation", response_model=Figures, responses=CSV)
+@router.get("/metrics/reports/reader-utilisation", response_model=m.ReaderUtilisation, responses=CSV)
 async def reader_utilisation(start: From = None, end: To = None, reader_id: ReaderQ = None, fmt: Format = "json",
                              ctx: Ctx = allow("reader", *ADMINS, probe=UTILISATION)) -> Any:
     """Booked ÷ available minutes per reader and week (Monday 00:00 Asia/Beirut), DST-correct."""
@@ -197,11 +185,11 @@ async def recommend(body: RecommendIn, ctx: Ctx = allow("monitor", *ADMINS, prob
                                            device=body.device, limit=body.limit)
 
 
-@router.get("/personalization/metrics", response_model=Figures)
+@router.get("/personalization/metrics", response_model=m.PersonalizationMetrics)
 async def personalization_metrics(start: From = None, end: To = None, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "select 1 from personalization_arms limit 1"))) -> Figures:
+        "select 1 from personalization_arms limit 1"))) -> Any:
     """The A/B arms per kind: decisions, users, conversions within 7 days, lift."""
-    return _figures(await personalization.metrics(ctx.conn, span_of(ctx, start, end, None)))
+    return await personalization.metrics(ctx.conn, span_of(ctx, start, end, None))
 
 
 @router.get("/me/personalization", response_model=PersonalisedOut)

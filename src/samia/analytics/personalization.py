@@ -83,7 +83,7 @@ async def metrics(conn: AsyncConnection, span: Span) -> dict[str, Any]:
     rows = [{**r, "mean_confidence": float(r["mean_confidence"]) if r["mean_confidence"] is not None else None,
              "conversion_rate": rate(r["conversions"], r["decisions"])} for r in await cur.fetchall()]
     arms = await conn.execute("select kind, personalised_pct from personalization_arms order by kind")
-    split = dict(await arms.fetchall())
+    split: dict[str, int] = dict(await arms.fetchall())
     lift = {}
     for kind in KINDS:
         by = {r["variant"]: r["conversion_rate"] for r in rows if r["kind"] == kind}
