@@ -158,3 +158,39 @@ def test_request_roles_cannot_write_or_read_raw_events(api: Api, people: dict[st
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             api.sql_as(uid, "select app.analytics_emit('order.created', now())")
     assert api.sql_as(people["admin"].id, "select count(*) from events_raw")[0][0] > 0
+
+
+def test_raw_events_past_their_retention_go_and_their_figures_stay(api: Api, people: dict[str, User]) -> None:
+    c = people["client"].id
+    api.sql("select app.analytics_emit('user.logged_in', now() - interval '36 days', p_user => %s)", (c,))
+    api.sql("select app.analytics_emit('user.logged_in', now() - interval '20 days', p_user => %s)", (c,))
+    old, recent = api.sql("select app.beirut_day(now() - interval '36 days'), "
+                          "app.beirut_day(now() - interval '20 days')")[0]
+    api.sql("select app.analytics_rollup()")
+    cell = "select sum(events) from metrics_daily_events where type = 'user.logged_in' and day = %s"
+    assert api.sql(cell, (old,)) == [(1,)]
+    api.sql("update app_private.analytics_rollup_state set raw_retention_days = 35")
+    try:
+        (purged,) = api.sql("select purged from app.analytics_rollup()")[0]
+        assert purged >= 1
+        assert api.sql("select count(*) from events_raw where day = %s", (old,)) == [(0,)]
+        assert api.sql("select count(*) from events_raw where day = %s", (recent,))[0][0] >= 1
+        assert api.sql(cell, (old,)) == [(1,)]   # the day's figures are final, and kept
+    finally:
+        api.sql("update app_private.analytics_rollup_state set raw_retention_days = 400")
+
+
+def test_forgetting_a_user_keeps_the_counts_and_drops_the_ids(api: Api, people: dict[str, User]) -> None:
+    someone = api.user("client")
+    api.sql("select app.analytics_emit('user.logged_in', now() - interval '3 days', p_user => %s)", (someone.id,))
+    api.sql("select app.analytics_rollup()")
+    day = api.sql("select app.beirut_day(now() - interval '3 days')")[0][0]
+    before = api.sql("select sum(events) from metrics_daily_events where type = 'user.logged_in' and day = %s", (day,))
+    assert api.sql("select count(*) from metrics_daily_users where user_id = %s", (someone.id,)) == [(1,)]
+    n = api.sql("select count(*) from events_raw where user_id = %s", (someone.id,))[0][0]
+    assert api.sql("select app.analytics_forget(%s)", (someone.id,)) == [(n,)] and n >= 3
+    assert api.sql("select count(*) from events_raw where user_id = %s", (someone.id,)) == [(0,)]
+    assert api.sql("select count(*) from metrics_daily_users where user_id = %s", (someone.id,)) == [(0,)]
+    api.sql("select app.analytics_rollup()")   # recomputing the day keeps the count
+    assert api.sql("select sum(events) from metrics_daily_events where type = 'user.logged_in' and day = %s",
+                   (day,)) == before

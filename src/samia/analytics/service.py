@@ -360,6 +360,7 @@ async def operations(conn: AsyncConnection, span: Span) -> dict[str, Any]:
 
 async def rollup(conn: AsyncConnection, *, through: dt.date | None = None) -> dict[str, Any]:
     """The nightly job's work (app.analytics_rollup): every day not yet rolled up, the last
-    three again, and every day a late event marked; up to `through` (default yesterday)."""
+    three again, and every day a late event marked, up to `through` (default yesterday); then
+    raw events past their retention go. {days, changed, rolled_through, purged}."""
     rows = await fetch(conn, "select * from app.analytics_rollup(%(t)s)", {"t": through})
-    return {"days": rows[0]["days"], "changed": rows[0]["changed"], "rolled_through": rows[0]["rolled_through"]}
+    return dict(rows[0])

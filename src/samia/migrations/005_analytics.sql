@@ -192,10 +192,12 @@ create table app_private.analytics_dirty_days (
   marked_at timestamptz not null default now()
 );
 
--- How far the nightly roll-up has got (one row).
+-- How far the nightly roll-up has got (one row), and how long raw events are kept: the roll-ups
+-- are kept for good, raw events (they carry user ids) for raw_retention_days after their day.
 create table app_private.analytics_rollup_state (
-  id             boolean primary key default true check (id),
-  rolled_through date
+  id                 boolean primary key default true check (id),
+  rolled_through     date,
+  raw_retention_days integer not null default 400 check (raw_retention_days >= 35)
 );
 insert into app_private.analytics_rollup_state (id, rolled_through) values (true, null);
 

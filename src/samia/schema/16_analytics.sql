@@ -477,37 +477,63 @@ $$;
 
 -- The nightly job: every day since the last run (and always the last three, which late
 -- events of normal length still reach), plus every day marked dirty by a late event, up to
--- p_through (default: yesterday in Beirut). One run at a time.
+-- p_through (default: yesterday in Beirut); then raw events past their retention are deleted
+-- (their days' roll-ups stay, final). One run at a time.
 create or replace function app.analytics_rollup(p_through date default null)
-returns table (days integer, changed integer, rolled_through date)
+returns table (days integer, changed integer, rolled_through date, purged bigint)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   through date := coalesce(p_through, app.beirut_day(now()) - 1);
-  done date;
+  st app_private.analytics_rollup_state;
+  horizon date;
   mark bigint;
   d date;
   n_days integer := 0;
   n_changed integer := 0;
+  n_purged bigint;
 begin
   perform pg_advisory_xact_lock(hashtextextended('analytics_rollup', 0));
-  select s.rolled_through into done from app_private.analytics_rollup_state s for update;
+  select * into st from app_private.analytics_rollup_state s for update;
+  horizon := app.beirut_day(now()) - st.raw_retention_days;
   select max(x.id) into mark from app_private.analytics_dirty_days x;
   for d in
-    select g::date from generate_series(coalesce(least(done + 1, through - 2),
-                                                 (select min(e.day) from public.events_raw e)),
+    select g::date from generate_series(greatest(coalesce(least(st.rolled_through + 1, through - 2),
+                                                          (select min(e.day) from public.events_raw e)), horizon),
                                         through, interval '1 day') g
     union
-    select x.day from app_private.analytics_dirty_days x where x.day <= through and x.id <= mark
+    select x.day from app_private.analytics_dirty_days x where x.day between horizon and through and x.id <= mark
     order by 1
   loop
     n_changed := n_changed + app.analytics_rollup_day(d);
     n_days := n_days + 1;
   end loop;
   delete from app_private.analytics_dirty_days x where x.day <= through and x.id <= mark;
-  update app_private.analytics_rollup_state set rolled_through = greatest(done, through);
-  return query select n_days, n_changed, greatest(done, through);
+  delete from public.events_raw e where e.day < horizon;
+  get diagnostics n_purged = row_count;
+  update app_private.analytics_rollup_state s set rolled_through = greatest(st.rolled_through, through);
+  return query select n_days, n_changed, greatest(st.rolled_through, through), n_purged;
 end
 $$;
+
+-- Erasure (for the privacy work's data-subject deletion): a user's events keep their counts
+-- and lose every id that leads to the person; their active days, ranking decisions and opt-out
+-- go. Days already rolled up keep their figures (no user id is in metrics_daily_events).
+create or replace function app.analytics_forget(p_user uuid) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n bigint;
+begin
+  update public.events_raw set user_id = null, subject_id = null where user_id = p_user;
+  get diagnostics n = row_count;
+  delete from public.metrics_daily_users where user_id = p_user;
+  delete from public.personalization_decisions where user_id = p_user;
+  delete from public.personalization_opt_outs where user_id = p_user;
+  return n;
+end
+$$;
+
+revoke all on function app.analytics_forget(uuid) from public;
+grant execute on function app.analytics_forget(uuid) to service_role;
 
 create or replace function app.analytics_rolled_through() returns date
 language sql stable security definer set search_path = '' as $$
