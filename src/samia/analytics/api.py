@@ -14,14 +14,12 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 
 from samia.analytics import models as m
 from samia.analytics import overview, personalization, reports, service
 from samia.analytics.catalogue import BEIRUT
 from samia.analytics.service import Span
 from samia.core.access import AUTHENTICATED, Ctx, Probe, allow
-from samia.core.models import Input
 from samia.core.problems import invalid, not_found
 
 router = APIRouter(tags=["analytics"])
@@ -148,36 +146,8 @@ async def reader_utilisation(start: From = None, end: To = None, reader_id: Read
 
 # ---- personalization (internal) ----------------------------------------------------------
 
-class RecommendIn(Input):
-    user_id: uuid.UUID
-    kind: Literal["readers", "services", "horoscopes", "notifications"] = "readers"
-    device: Literal["web", "ios", "android", "api"] | None = None
-    limit: Annotated[int, Field(ge=1, le=50)] = 10
-
-
-class RankedItem(BaseModel):
-    id: str = Field(description="a reader (uuid), service, horoscope id, or a notification campaign code")
-    rank: int
-
-
-class Recommendation(BaseModel):
-    decision_id: int
-    user_id: str
-    kind: str
-    variant: Literal["personalised", "control", "opted_out"]
-    items: list[RankedItem]
-
-
-class PersonalisedIn(Input):
-    personalised: bool
-
-
-class PersonalisedOut(BaseModel):
-    personalised: bool = Field(description="false: rankings use the non-personalised order for you")
-
-
-@router.post("/personalization/recommend", response_model=Recommendation)
-async def recommend(body: RecommendIn, ctx: Ctx = allow("monitor", *ADMINS, probe=Probe(
+@router.post("/personalization/recommend", response_model=m.Recommendation)
+async def recommend(body: m.RecommendIn, ctx: Ctx = allow("monitor", *ADMINS, probe=Probe(
         "select * from app.record_recommendation(:other::uuid, 'services', 'web', 3)"))) -> dict[str, Any]:
     """A user's ranked content ids or notification candidates (staff and services). The
     decision is recorded with its confidence and rationale, which no route returns."""
@@ -192,12 +162,12 @@ async def personalization_metrics(start: From = None, end: To = None, ctx: Ctx =
     return await personalization.metrics(ctx.conn, span_of(ctx, start, end, None))
 
 
-@router.get("/me/personalization", response_model=PersonalisedOut)
+@router.get("/me/personalization", response_model=m.PersonalisedOut)
 async def my_personalization(ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     return await personalization.opt_out_status(ctx.conn)
 
 
-@router.put("/me/personalization", response_model=PersonalisedOut)
-async def set_my_personalization(body: PersonalisedIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+@router.put("/me/personalization", response_model=m.PersonalisedOut)
+async def set_my_personalization(body: m.PersonalisedIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     """Opt out of (false) or back into (true) personalised ordering."""
     return await personalization.set_personalised(ctx.conn, body.personalised)

@@ -6,9 +6,12 @@ divide by; durations are whole seconds (`_s`), percentiles observed values."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import uuid
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from samia.core.models import Input
 
 Rate = float | None
 Secs = int | None
@@ -276,3 +279,33 @@ class PersonalizationMetrics(Figures):
     personalised_pct: dict[str, int] = Field(description="per kind: the share of users in the personalised arm")
     arms: list[Arm]
     lift: dict[str, Rate] = Field(description="personalised conversion rate ÷ control's")
+
+
+# ---- personalization -----------------------------------------------------------------------
+
+class RecommendIn(Input):
+    user_id: uuid.UUID
+    kind: Literal["readers", "services", "horoscopes", "notifications"] = "readers"
+    device: Literal["web", "ios", "android", "api"] | None = None
+    limit: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class RankedItem(BaseModel):
+    id: str = Field(description="a reader (uuid), service, horoscope id, or a notification campaign code")
+    rank: int
+
+
+class Recommendation(BaseModel):
+    decision_id: int
+    user_id: str
+    kind: str
+    variant: Literal["personalised", "control", "opted_out"]
+    items: list[RankedItem]
+
+
+class PersonalisedIn(Input):
+    personalised: bool
+
+
+class PersonalisedOut(BaseModel):
+    personalised: bool = Field(description="false: rankings use the non-personalised order for you")
