@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     app.state.platform = platform
     problems.install(app)
 
+    from samia.analytics.api import router as analytics_router
     from samia.audit.api import router as audit_router
     from samia.auth.api import router as auth_router
     from samia.bookings.api import router as bookings_router
@@ -110,7 +111,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
-                   catalogue_router, privacy_router):
+                   catalogue_router, privacy_router, analytics_router):
         app.include_router(router)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)

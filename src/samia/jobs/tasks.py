@@ -7,6 +7,7 @@ schedulers can queue the same tasks through POST /api/cron/<task> with X-Job-Tok
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from dataclasses import dataclass
@@ -323,7 +324,26 @@ async def archive_logs(context: JobContext, timestamp: int | None = None) -> dic
     return await archive(res.pool, make_storage(res.settings))
 
 
+@app.periodic(cron="20 0 * * *", periodic_id="analytics_rollup")
+@app.task(name="analytics_rollup", pass_context=True, retry=RETRY)
+async def analytics_rollup(context: JobContext, timestamp: int | None = None,
+                           through: str | None = None) -> dict[str, Any]:
+    """Nightly (00:20 UTC: 02:20 or 03:20 in Beirut): roll events up into metrics_daily_* for
+    every Beirut day not yet rolled up, the last three again, and any day a late event marked.
+    Re-running it changes nothing. `through` (ISO date) stops at that day: tests and backfills."""
+    from samia.analytics.service import rollup
+
+    async with resources(context).pool.connection() as conn:
+        await conn.execute("select set_config('role', 'service_role', true), "
+                           "set_config('request.jwt.claims', %s, true)",
+                           (json.dumps({"role": "service_role", "actor": "system:analytics_rollup"}),))
+        out = await rollup(conn, through=dt.date.fromisoformat(through) if through else None)
+        await conn.commit()
+    return {**out, "rolled_through": str(out["rolled_through"])}
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep", "archive_logs")
+              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep", "archive_logs",
+              "analytics_rollup")
