@@ -98,7 +98,7 @@ def run_jobs(settings: Settings, dsns: db.Dsns, *tasks: str, at: Any = None) -> 
     args = json.dumps({"at": at.isoformat()} if at is not None else {})
     for t in tasks:
         with psycopg.connect(dsns.owner) as conn:
-            conn.execute("select app.defer(%s, %s)", (t, args))
+            conn.execute("select app.defer_job(%s, %s)", (t, args))
     asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=MemoryMailer()))
 
 

@@ -124,20 +124,13 @@ def test_a_restart_is_not_a_second_first_response(api: Api, people: dict[str, Us
 
 
 def test_without_consent_an_event_is_a_bare_count(api: Api, people: dict[str, User]) -> None:
-    c = people["client"]
-    # what the privacy work will do with the hook: this user has not consented
-    api.sql("create or replace function app.analytics_allowed(p_user uuid) returns boolean "
-            "language sql stable security definer set search_path = '' as $$ select p_user <> %s::uuid $$"
-            .replace("%s", f"'{c.id}'"))
-    try:
-        ok(api.client.post("/wallet/topups", json={"amount_minor": 2000, "card_token": "tok_visa"}, headers=c.h), 201)
-        last = events(api)[-2:]
-        assert [e["type"] for e in last] == ["payment.attempted", "payment.succeeded"]
-        assert all(e["user_id"] is None and e["subject_id"] is None for e in last)
-        assert all(e["provider"] == "testcard" and e["country"] == "AE" for e in last)   # still counted
-    finally:
-        api.sql("create or replace function app.analytics_allowed(p_user uuid) returns boolean "
-                "language sql stable security definer set search_path = '' as $$ select true $$")
+    c = api.user("client", country="AE")
+    ok(api.client.put("/consent", json={"analytics": False, "marketing": False}, headers=c.h))  # the objection
+    ok(api.client.post("/wallet/topups", json={"amount_minor": 2000, "card_token": "tok_visa"}, headers=c.h), 201)
+    last = events(api)[-2:]
+    assert [e["type"] for e in last] == ["payment.attempted", "payment.succeeded"]
+    assert all(e["user_id"] is None and e["subject_id"] is None for e in last)
+    assert all(e["provider"] == "testcard" and e["country"] == "AE" for e in last)   # still counted
 
 
 def test_only_a_late_event_marks_its_day(api: Api) -> None:

@@ -94,9 +94,11 @@ def test_a_route_that_sets_its_own_policy_keeps_it(dsns) -> None:  # type: ignor
 
 
 def test_plain_http_is_redirected_to_https_behind_a_proxy_when_asked(dsns) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(HTTPS_REDIRECT="true", TRUST_PROXY_HEADERS="true")
+    settings = make_settings(HTTPS_REDIRECT="true", TRUST_PROXY_HEADERS="true",
+                             PUBLIC_BASE_URL="https://api.samia-tarot.example.com")
     with TestClient(create_app(settings, dsns=dsns), raise_server_exceptions=False) as c:
-        r = c.get("/legal/terms?lang=ar", headers={"X-Forwarded-Proto": "http", "Host": "api.samia-tarot.example.com"},
+        # the redirect goes to the configured host, never to one the request names
+        r = c.get("/legal/terms?lang=ar", headers={"X-Forwarded-Proto": "http", "Host": "evil.example"},
                   follow_redirects=False)
         assert r.status_code == 308 and r.headers["location"] == "https://api.samia-tarot.example.com/legal/terms?lang=ar"
         assert c.get("/legal/terms", headers={"X-Forwarded-Proto": "https"}).status_code == 200

@@ -116,9 +116,11 @@ def test_cookie_choices_for_visitors_and_users_and_what_analytics_reads(client, 
     chosen = ok(client.put("/consent", json={"visitor_id": visitor, "analytics": False, "marketing": True}))
     assert (chosen["analytics"], chosen["marketing"], chosen["decided_at"] is not None) == (False, True, True)
     allowed = "select app.analytics_allowed(%s::uuid, %s::uuid, %s)"
-    assert [api.sql_as(None, allowed, (None, visitor, p))[0][0] for p in ("necessary", "analytics", "marketing")] \
+    assert [as_service(api, allowed, (None, visitor, p))[0][0] for p in ("necessary", "analytics", "marketing")] \
         == [True, False, True]
-    assert api.sql_as(None, allowed, (None, str(uuid.uuid4()), "analytics")) == [(False,)]  # no choice: no
+    assert as_service(api, allowed, (None, str(uuid.uuid4()), "analytics")) == [(False,)]  # no choice: no
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # it answers for anyone: not a visitor's to ask
+        api.sql_as(None, allowed, (None, visitor, "analytics"))
     # a signed-in user's own choice wins over the device's, and is theirs alone to read
     user, other = api.user("client"), api.user("client")
     ok(client.put("/consent", json={"visitor_id": visitor, "analytics": True, "marketing": False}, headers=user.h))

@@ -49,6 +49,8 @@ class Evidence:
     anchors: int = 0
     anchored_ids: set[int] = field(default_factory=set)
     where: str = ""
+    root: str | None = None                              # this chain's first row hash
+    elsewhere: set[str] = field(default_factory=set)     # this chain's anchors naming another database
 
 
 def _identity(conn: psycopg.Connection) -> str:
@@ -58,8 +60,12 @@ def _identity(conn: psycopg.Connection) -> str:
 
 
 def _ours(anchor: Anchor, database: str, trusted: str, what: str, ev: Evidence) -> bool:
-    """Whether an anchor speaks for this database's chain; a forged one is a problem."""
+    """Whether an anchor speaks for this database's chain; a forged one is a problem. A valid
+    anchor of THIS chain (same first row) that names another database is remembered: a copy of
+    the database (a new oid) must not shed its anchors."""
     if anchor.database != database:
+        if ev.root is not None and anchor.chain_root == ev.root and anchor.valid(trusted):
+            ev.elsewhere.add(anchor.database)
         return False
     if anchor.public_key != trusted:
         ev.notes.append(f"{what} is signed by another key (rotated?): not used")
@@ -76,7 +82,11 @@ async def _outside(settings: Settings, database: str, ev: Evidence) -> None:
     keys = [*await storage.list(EXPORTS), *await storage.list(ARCHIVED_EXPORTS)]
     for key in (k for k in keys if k.endswith(ANCHOR_SUFFIX)):
         export_key = key.removesuffix(ANCHOR_SUFFIX)
-        anchor = Anchor.from_json(await storage.get(key))
+        try:
+            anchor = Anchor.from_json(await storage.get(key))
+        except (ValueError, KeyError, TypeError):
+            ev.problems.append(f"{key} is not a readable anchor: the evidence was damaged")
+            continue
         if not _ours(anchor, database, trusted, f"the anchor of export {export_key}", ev):
             continue
         ev.exports += 1
@@ -103,6 +113,8 @@ async def _outside(settings: Settings, database: str, ev: Evidence) -> None:
 
 def _gather(conn: psycopg.Connection, settings: Settings | None) -> tuple[Evidence, list[int]]:
     ev = Evidence()
+    first = conn.execute("select row_hash from audit_log where chain_pos = 1").fetchone()
+    ev.root = first[0] if first else None
     attested = conn.execute("select id, head_pos, head_hash from audit_attestations where head_pos > 0 "
                             "order by id").fetchall()
     ev.claims += [Claim(f"attestation {i}", pos, h) for i, pos, h in attested]
@@ -161,6 +173,10 @@ def verify_audit(owner_dsn: str, settings: Settings | None = None) -> tuple[bool
         count, head = conn.execute("select count(*), (select row_hash from audit_log where chain_pos is not null "
                                    "order by chain_pos desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
     if settings is not None:
+        if ev.elsewhere and not ev.anchors and not ev.exports:
+            problems.append(f"this chain's anchors name another database ({', '.join(sorted(ev.elsewhere))}) and "
+                            "none names this one: a copy of the database, or a restore whose anchors must be "
+                            "re-pointed by hand")
         unanchored = [i for i in attestations if i not in ev.anchored_ids]
         if unanchored:
             ev.notes.append(f"attestations without an anchor in {ev.where}: {', '.join(map(str, unanchored))}")

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from samia.config import Settings
-from samia.core.problems import not_found
+from samia.core.problems import invalid, not_found
 from samia.media.store import signed_url
 
 # Active services at the prices of a country: the one asked for, else the signed-in caller's
@@ -73,11 +73,16 @@ async def update_service(conn: AsyncConnection, code: str, changes: dict[str, An
                          country_prices: dict[str, dict[str, int | None]] | None) -> dict[str, Any]:
     """Set a service's fields and, when given, replace its per-country prices (audited by
     trigger, both). RLS admits admins only."""
-    cur = await conn.execute("select id from services where code = %s for update", (code,))
+    cur = await conn.execute("select id, currency::text, exists (select 1 from service_prices p "
+                             "where p.service_id = s.id) from services s where code = %s for update", (code,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("service")
-    service_id = row[0]
+    service_id, currency, has_country_prices = row
+    if changes.get("currency", currency) != currency and has_country_prices and country_prices is None:
+        # country prices are amounts in the service's currency: a new currency needs new amounts
+        raise invalid(["body", "country_prices"], "send the country prices in the new currency with it",
+                      code="country_prices_required")
     if changes:
         sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(ADMIN_FIELDS[k]), sql.Placeholder(k))
                                   for k in changes)

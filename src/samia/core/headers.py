@@ -15,6 +15,7 @@ settings, the security headers on every response, and the redirect to HTTPS.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -44,8 +45,9 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 class EdgeHeaders:
     def __init__(self, app: Any, *, origins: list[str], hsts_max_age: int, https_redirect: bool,
-                 trust_proxy: bool) -> None:
+                 trust_proxy: bool, public_host: str = "") -> None:
         self.app, self.hsts_max_age = app, hsts_max_age
+        self.public_host = public_host  # where a redirect goes: never the request's own Host header
         self.https_redirect, self.trust_proxy = https_redirect, trust_proxy
         self.anyone = "*" in origins
         self.origins = frozenset(o for o in origins if o != "*")
@@ -111,7 +113,7 @@ class EdgeHeaders:
         await send({"type": "http.response.body", "body": b""})
 
     async def _redirect(self, scope: dict[str, Any], send: Any) -> None:
-        host = _header(scope, b"host") or "localhost"
+        host = self.public_host or "localhost"
         query = scope.get("query_string", b"").decode("latin-1")
         location = f"https://{host}{scope.get('raw_path', scope['path'].encode()).decode('latin-1')}"
         location += f"?{query}" if query else ""
@@ -123,4 +125,5 @@ class EdgeHeaders:
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the edge outside every other middleware (call it after the others)."""
     app.add_middleware(EdgeHeaders, origins=settings.cors_origin_list, hsts_max_age=settings.hsts_max_age,
-                       https_redirect=settings.https_redirect, trust_proxy=settings.trust_proxy_headers)
+                       https_redirect=settings.https_redirect, trust_proxy=settings.trust_proxy_headers,
+                       public_host=urlsplit(settings.public_base_url).netloc)

@@ -238,6 +238,13 @@ async def approve(request_id: Id, body: DecideIn, ctx: Ctx = allow(*ADMINS, prob
     return await service.decide_request(ctx.conn, request_id, "approved", body.reason)
 
 
+@router.post("/admin/data-requests/{request_id}/retry", response_model=RequestOut)
+async def retry(request_id: Id, ctx: Ctx = allow(*ADMINS, probe=DSR_PROBE)) -> dict[str, Any]:
+    """Send a request whose five tries failed back to the job (its error is in `failure`)."""
+    await ctx.conn.execute("select app.dsr_retry(%s)", (request_id,))
+    return await service.request(ctx.conn, request_id)
+
+
 @router.post("/admin/data-requests/{request_id}/decline", response_model=RequestOut)
 async def decline(request_id: Id, body: DeclineIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
         "select app.dsr_decide(:data_request, 'declined', 'probe')"))) -> dict[str, Any]:

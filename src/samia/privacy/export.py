@@ -57,6 +57,8 @@ PARTY: dict[str, sql.SQL] = {
     "availability_exceptions": sql.SQL("t.reader_id = %(me)s"),
     "instant_windows": sql.SQL("t.reader_id = %(me)s"),
     "quiet_hours": sql.SQL("t.user_id = %(me)s"),
+    "idempotency_keys": sql.SQL("t.user_id = %(me)s"),
+    "personalization_opt_outs": sql.SQL("t.user_id = %(me)s"),
 }
 
 # How a row is written: to_jsonb of the row, except where the person may not read every column
@@ -69,12 +71,16 @@ ROW: dict[str, sql.Composable] = {
                                    "'verified_at', t.verified_at)"),
     "orders": sql.SQL("case when t.user_id = %(me)s then to_jsonb(t) "
                       "else to_jsonb(t) - 'question_text' - 'inputs' - 'chart' end"),
+    # a review of a reader is about them; who wrote it is not theirs to have
+    "reviews": sql.SQL("case when t.client_id = %(me)s then to_jsonb(t) else to_jsonb(t) - 'client_id' end"),
+    "bookings": sql.SQL("case when t.client_id = %(me)s then to_jsonb(t) else to_jsonb(t) - 'cancel_reason' end"),
 }
 
 ORDER_BY: dict[str, sql.SQL] = {
     "favourites": sql.SQL("t.reader_id"), "order_attachments": sql.SQL("t.order_id, t.media_id"),
     "tarot_v2_card_selections": sql.SQL("t.reading_id, t.card_position"), "quiet_hours": sql.SQL("t.user_id"),
-    "reader_profiles": sql.SQL("t.reader_id"),
+    "reader_profiles": sql.SQL("t.reader_id"), "idempotency_keys": sql.SQL("t.created_at, t.key"),
+    "personalization_opt_outs": sql.SQL("t.user_id"),
 }
 
 

@@ -57,7 +57,7 @@ async def current_legal(conn: AsyncConnection, doc: str, lang: str) -> dict[str,
 
 async def legal_status(conn: AsyncConnection) -> dict[str, Any]:
     """What the caller has accepted and what is outstanding (ordering, booking and paying wait for it)."""
-    cur = await conn.execute("select app.legal_outstanding(auth.uid())")
+    cur = await conn.execute("select app.my_legal_outstanding()")
     outstanding = list((await cur.fetchone())[0])  # type: ignore[index]
     accepted = await _rows(conn, """
         select v.doc, v.version, a.accepted_at from legal_acceptances a join legal_versions v on v.id = a.version_id
@@ -91,7 +91,7 @@ async def disclosures(conn: AsyncConnection, country: str | None, lang: str) -> 
         select d.code, d.country_code::text, case when %(lang)s = 'ar' then d.text_ar else d.text_en end as text
           from legal_disclosures d
          where d.country_code is null
-            or d.country_code = coalesce(%(country)s, (select p.country_code from profiles p where p.id = auth.uid()))
+            or d.country_code = coalesce(%(country)s, app.my_country())
          order by d.country_code nulls first, d.code""", {"country": country, "lang": lang})
 
 

@@ -150,8 +150,27 @@ begin
 end
 $$;
 
-revoke all on function app.transact_refusal(uuid), app.require_may_transact() from public;
-grant execute on function app.transact_refusal(uuid), app.require_may_transact() to authenticated, service_role;
+-- The refusal for the caller alone: what the RESTRICTIVE insert policies ask.
+create or replace function app.my_transact_refusal() returns text
+language sql stable security definer set search_path = '' as $$
+  select app.transact_refusal(auth.uid())
+$$;
+
+-- transact_refusal answers for any user: definer functions call it (as the owner); a request
+-- asks through my_transact_refusal() and require_may_transact(), for itself.
+revoke all on function app.transact_refusal(uuid), app.my_transact_refusal(), app.require_may_transact()
+  from public;
+revoke execute on function app.transact_refusal(uuid) from authenticated;
+grant execute on function app.transact_refusal(uuid) to service_role;
+grant execute on function app.my_transact_refusal(), app.require_may_transact() to authenticated, service_role;
+
+-- The caller's country (null for anonymous visitors): what prices and disclosures follow.
+create or replace function app.my_country() returns char(2)
+language sql stable security definer set search_path = '' as $$
+  select country_code from public.profiles where id = auth.uid()
+$$;
+revoke all on function app.my_country() from public;
+grant execute on function app.my_country() to anon, authenticated, service_role;
 
 -- Accounts: the profile guard (seeds 000 M45 in the database), the role-change
 -- audit trail, and the credential store reached only through definer functions.
@@ -167,7 +186,7 @@ begin
     return new;
   end if;
   -- staff accounts carry a date of birth (adults only, checked in profiles_derive), however made
-  if new.role_id <> 5 and new.dob is null
+  if new.role_id <> 5 and new.dob is null and new.deleted_at is null
      and (tg_op = 'INSERT' or new.role_id is distinct from old.role_id or old.dob is not null) then
     raise exception 'a staff account needs a date of birth'
       using errcode = '23514', hint = 'dob_required', column = 'dob';
@@ -181,6 +200,11 @@ begin
   end if;
 
   if caller is null or caller not in ('admin', 'superadmin') then
+    -- the country decides prices and payment methods: set once (at sign-up), then by an admin
+    if old.country_code is not null and new.country_code is distinct from old.country_code then
+      raise exception 'your country is changed by support, not here'
+        using errcode = '42501', hint = 'protected_field', column = 'country';
+    end if;
     if (new.role_id, new.email, new.email_verified, new.phone, new.phone_verified, new.is_test,
         new.blocked_at, new.blocked_until, new.deleted_at)
        is distinct from

@@ -116,6 +116,24 @@ drop policy if exists audit_attestations_admin on public.audit_attestations;
 create policy audit_attestations_admin on public.audit_attestations for select to authenticated
   using ((select app.is_admin()));
 
+-- An attestation states the sealed chain as it is: its head must be a sealed row with that
+-- hash (else one insert could claim a head that never was and stop the sealer for good).
+create or replace function app.audit_attestation_check() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not (new.head_pos = 0 and new.head_hash = repeat('0', 64))
+     and not exists (select 1 from public.audit_log a where a.chain_pos = new.head_pos
+                        and a.row_hash = new.head_hash) then
+    raise exception 'the attested head is not a sealed row of the chain' using errcode = '23514',
+      hint = 'attestation_mismatch';
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger trg_audit_attestation_check before insert on public.audit_attestations
+  for each row execute function app.audit_attestation_check();
+
 drop policy if exists audit_attestations_insert on public.audit_attestations;
 create policy audit_attestations_insert on public.audit_attestations for insert to authenticated
   with check ((select app.is_admin()) and created_by = (select auth.uid()));

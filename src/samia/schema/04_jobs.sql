@@ -35,23 +35,37 @@ $$;
 revoke all on function app.queue_stats() from public;
 grant execute on function app.queue_stats() to anon, authenticated, service_role;
 
-create or replace function app.defer(p_task text, p_args jsonb default '{}'::jsonb)
+-- Queue a job once: a second call while the same task with the same arguments waits is a no-op
+-- (null). Arguments move a job's clock or scope (a clip to fetch, a test's clock, a backfill):
+-- the owner's rules (definer functions), the job engine's and the owner's business, never a
+-- request's. A request asks for a task by name alone, through app.defer.
+create or replace function app.defer_job(p_task text, p_args jsonb)
 returns bigint
 language plpgsql volatile security definer set search_path = procrastinate, pg_catalog as $$
 declare
   jid bigint;
+  a jsonb := coalesce(p_args, '{}'::jsonb);
 begin
   if not exists (select 1 from app.deferrable_tasks t where t.name = p_task) then
     raise exception 'task % may not be deferred from a request', p_task
       using errcode = '42501', hint = 'forbidden';
   end if;
   insert into procrastinate.procrastinate_jobs (queue_name, task_name, priority, args)
-  select 'default', p_task, 0, coalesce(p_args, '{}'::jsonb)
-   where not exists (select 1 from procrastinate.procrastinate_jobs j where j.task_name = p_task and j.status = 'todo')
+  select 'default', p_task, 0, a
+   where not exists (select 1 from procrastinate.procrastinate_jobs j
+                      where j.task_name = p_task and j.args = a and j.status = 'todo')
   returning id into jid;
   return jid;
 end
 $$;
 
-revoke all on function app.defer(text, jsonb) from public;
-grant execute on function app.defer(text, jsonb) to samia_jobs, samia_auth, authenticated, service_role;
+-- the two-argument form that requests could call once
+drop function if exists app.defer(text, jsonb);
+create or replace function app.defer(p_task text) returns bigint
+language sql volatile security definer set search_path = '' as $$
+  select app.defer_job(p_task, '{}'::jsonb)
+$$;
+
+revoke all on function app.defer_job(text, jsonb), app.defer(text) from public;
+grant execute on function app.defer_job(text, jsonb) to samia_jobs, service_role;
+grant execute on function app.defer(text) to samia_jobs, samia_auth, authenticated, service_role;

@@ -99,18 +99,29 @@ create policy reader_profiles_read on public.reader_profiles for select to authe
   using (reader_id = (select auth.uid()) or (select app.is_staff()));
 
 -- (admins see every profile, so the role check in the subquery reads the row's reader)
+-- The photo is one of the reader's own images (anyone may see it: never another person's file).
+create or replace function app.own_image(p_media bigint, p_owner uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select p_media is null or exists (select 1 from public.media_assets m
+                                     where m.id = p_media and m.owner_id = p_owner and m.kind = 'image')
+$$;
+revoke all on function app.own_image(bigint, uuid) from public;
+grant execute on function app.own_image(bigint, uuid) to authenticated;
+
 drop policy if exists reader_profiles_write on public.reader_profiles;
 create policy reader_profiles_write on public.reader_profiles for insert to authenticated
-  with check ((reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
-              or ((select app.is_admin()) and exists (select 1 from public.profiles p
-                                                       where p.id = reader_profiles.reader_id and p.role_id = 3)));
+  with check (((reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
+               or ((select app.is_admin()) and exists (select 1 from public.profiles p
+                                                        where p.id = reader_profiles.reader_id and p.role_id = 3)))
+              and app.own_image(photo_media_id, reader_id));
 
 drop policy if exists reader_profiles_update on public.reader_profiles;
 create policy reader_profiles_update on public.reader_profiles for update to authenticated
   using ((reader_id = (select auth.uid()) and (select app.user_role()) = 'reader') or (select app.is_admin()))
-  with check ((reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
-              or ((select app.is_admin()) and exists (select 1 from public.profiles p
-                                                       where p.id = reader_profiles.reader_id and p.role_id = 3)));
+  with check (((reader_id = (select auth.uid()) and (select app.user_role()) = 'reader')
+               or ((select app.is_admin()) and exists (select 1 from public.profiles p
+                                                        where p.id = reader_profiles.reader_id and p.role_id = 3)))
+              and app.own_image(photo_media_id, reader_id));
 
 create or replace function app.reader_profiles_touch() returns trigger
 language plpgsql set search_path = '' as $$
@@ -144,6 +155,7 @@ begin
     join public.profiles p on p.id = rp.reader_id and p.role_id = 3 and p.deleted_at is null
                           and (p.blocked_at is null or p.blocked_until <= now())
     left join public.media_assets m on m.id = rp.photo_media_id and m.removed_at is null
+                                     and m.owner_id = rp.reader_id and m.kind = 'image'
     left join public.reader_status st on st.reader_id = rp.reader_id
     left join lateral (select avg(r.rating)::numeric as avg, count(*) as n from public.reviews r
                         where r.reader_id = rp.reader_id and r.status = 'published') rv on true
@@ -171,13 +183,16 @@ grant select on public.reviews to authenticated;
 
 drop policy if exists reviews_read on public.reviews;
 create policy reviews_read on public.reviews for select to authenticated
-  using (client_id = (select auth.uid()) or reader_id = (select auth.uid()) or (select app.is_staff()));
+  using (client_id = (select auth.uid()) or (select app.is_staff())
+         or (reader_id = (select auth.uid()) and status <> 'held'));
 
 create or replace function app.reader_reviews(p_reader uuid, p_limit integer default 20, p_before bigint default null)
 returns table (id bigint, rating smallint, body text, reply text, replied_at timestamptz, created_at timestamptz)
 language sql stable security definer set search_path = '' as $$
   select r.id, r.rating, r.body, r.reply, r.replied_at, r.created_at from public.reviews r
    where r.reader_id = p_reader and r.status = 'published' and (p_before is null or r.id < p_before)
+     and exists (select 1 from public.profiles p where p.id = p_reader and p.role_id = 3 and p.deleted_at is null
+                   and (p.blocked_at is null or p.blocked_until <= now()))
    order by r.id desc limit least(greatest(p_limit, 1), 100)
 $$;
 revoke all on function app.reader_reviews(uuid, integer, bigint) from public;
@@ -232,7 +247,8 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   r public.reviews;
 begin
-  select * into r from public.reviews where id = p_review and reader_id = auth.uid() for update;
+  select * into r from public.reviews where id = p_review and reader_id = auth.uid() and status = 'published'
+     for update;
   if r.id is null or app.user_role() is distinct from 'reader' then
     raise exception 'no such review of yours' using errcode = 'P0002', hint = 'not_found';
   end if;

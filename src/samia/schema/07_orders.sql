@@ -313,7 +313,7 @@ create policy orders_insert on public.orders for insert to authenticated
 -- and only adults who accepted the current terms, whatever the trigger above does
 drop policy if exists orders_insert_gate on public.orders;
 create policy orders_insert_gate on public.orders as restrictive for insert to authenticated
-  with check ((select app.transact_refusal(auth.uid())) is null);
+  with check ((select app.my_transact_refusal()) is null);
 
 -- Clients may also cancel and archive their own; monitors review.
 drop policy if exists orders_update on public.orders;

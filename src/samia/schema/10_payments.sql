@@ -140,7 +140,7 @@ create or replace trigger trg_payment_transactions_gate before insert on public.
 
 drop policy if exists pay_tx_gate on public.payment_transactions;
 create policy pay_tx_gate on public.payment_transactions as restrictive for insert to authenticated
-  with check ((select app.transact_refusal(auth.uid())) is null);
+  with check ((select app.my_transact_refusal()) is null);
 
 -- seeds 002: test accounts cannot create live transactions, whatever the API does
 drop policy if exists pay_tx_block_tests on public.payment_transactions;

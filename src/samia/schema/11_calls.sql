@@ -45,7 +45,7 @@ $$;
 
 -- feature.readerInstant gates instant windows: off, a reader cannot ask for one.
 create or replace function app.instant_windows_flag() returns trigger
-language plpgsql set search_path = '' as $$
+language plpgsql security definer set search_path = '' as $$
 begin
   if not app.flag_on_for('feature.readerInstant', new.reader_id) then
     raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
@@ -551,8 +551,10 @@ create policy call_events_monitor on public.call_events for insert to authentica
 
 drop policy if exists call_events_read on public.call_events;
 create policy call_events_read on public.call_events for select to authenticated
-  using ((select app.is_staff()) or exists (select 1 from public.calls c where c.id = call_id
-                                             and (select auth.uid()) in (c.client_id, c.reader_id)));
+  using ((select app.is_staff())
+         or (event not in ('monitor_joined', 'flagged')  -- silent monitoring stays silent
+             and exists (select 1 from public.calls c where c.id = call_id
+                          and (select auth.uid()) in (c.client_id, c.reader_id))));
 
 -- Availability: everyone signed in sees who is available; a reader sets their own.
 grant select, insert, update (available) on public.reader_status to authenticated;

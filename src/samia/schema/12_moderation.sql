@@ -394,7 +394,7 @@ $$;
 revoke all on function app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
   app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
   app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),
-  app.recompute_lineage(bigint), app.require_claim(bigint) from public;
+  app.recompute_lineage(bigint), app.require_claim(bigint), app.appeal_subject_user(text, bigint) from public;
 grant execute on function app.claim_case(bigint, integer), app.block_user(uuid, text, text, jsonb, integer, bigint),
   app.unblock_user(uuid, text), app.moderate_order(bigint, text, text, text, jsonb, bigint),
   app.resolve_case(bigint, text, text), app.open_appeal(bigint), app.decide_appeal(bigint, text, text),

@@ -46,7 +46,8 @@ $$;
 
 grant execute on function app.flag_on(text), app.flag_bucket(text, uuid) to anon, authenticated, service_role;
 revoke all on function app.flag_on_for(text, uuid) from public;
-grant execute on function app.flag_on_for(text, uuid) to authenticated, service_role;
+revoke execute on function app.flag_on_for(text, uuid) from authenticated;  -- it answers for any user
+grant execute on function app.flag_on_for(text, uuid) to service_role;
 
 create or replace function app.feature_flags_audit() returns trigger
 language plpgsql set search_path = '' as $$
@@ -393,7 +394,13 @@ grant execute on function app.incident_declare(text, text, text[], text), app.in
   app.incident_status(bigint, text, text) to authenticated;
 grant execute on function app.incident_alert(text, text, text, text, text[], text) to samia_alerts, service_role;
 grant execute on function app.incident_escalate(timestamptz) to service_role;
-grant execute on function app.provider_use(text, boolean), app.provider_within_budget(text)
+-- Counting a call is the platform's own step (Platform.guarded, as service_role): a request
+-- role that could count would spend a provider's budget and push it into degraded mode.
+revoke all on function app.provider_use(text, boolean), app.provider_within_budget(text) from public;
+revoke execute on function app.provider_use(text, boolean)
+  from anon, authenticated, samia_auth, samia_payments, samia_calls, samia_readings;
+grant execute on function app.provider_use(text, boolean) to service_role;
+grant execute on function app.provider_within_budget(text)
   to anon, authenticated, samia_auth, samia_payments, samia_calls, samia_readings, service_role;
 
 select app.lock_down('incidents', 'incident_events', 'oncall_rota', 'quiet_hours', 'incident_policy', 'incident_pages', 'provider_usage', 'provider_budgets');

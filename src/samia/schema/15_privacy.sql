@@ -21,8 +21,17 @@ language sql stable security definer set search_path = '' as $$
                       where a.user_id = p_user and av.doc = d.code and av.version >= m.need)
 $$;
 
+-- (it answers for any user: requests ask through app.my_legal_outstanding())
 revoke all on function app.legal_outstanding(uuid) from public;
-grant execute on function app.legal_outstanding(uuid) to authenticated, service_role;
+revoke execute on function app.legal_outstanding(uuid) from authenticated;
+grant execute on function app.legal_outstanding(uuid) to service_role;
+
+create or replace function app.my_legal_outstanding() returns text[]
+language sql stable security definer set search_path = '' as $$
+  select app.legal_outstanding(auth.uid())
+$$;
+revoke all on function app.my_legal_outstanding() from public;
+grant execute on function app.my_legal_outstanding() to authenticated, service_role;
 
 -- An admin publishes the next version of a document; a material one has to be accepted again
 -- before anyone orders, books or pays.
@@ -169,6 +178,9 @@ begin
   values (auth.uid(), p_visitor, p_analytics, p_marketing,
           (select v.id from public.legal_versions v where v.doc = 'privacy' order by v.version desc limit 1))
   returning id into cid;
+  if auth.uid() is not null and not p_analytics then
+    perform app.analytics_unlink(auth.uid());  -- the objection reaches back (schema/16_analytics.sql)
+  end if;
   return cid;
 end
 $$;
@@ -187,22 +199,36 @@ language sql stable security definer set search_path = '' as $$
    limit 1
 $$;
 
--- What analytics reads before it records anything about someone: necessary always; analytics
--- and marketing only when chosen (no choice is a no).
+-- THE rule for what may be done with a person's data, per purpose (one place; analytics and
+-- personalization read it):
+--   necessary   — always;
+--   operational — the server's own records of what they do here (orders, payments, calls,
+--                 logins: the business's figures) linked to them, unless they objected with an
+--                 explicit analytics "no" (the right to object, GDPR art. 21);
+--   analytics, marketing — only when they said yes (tracking, campaigns).
+-- It reads the choices itself, so the person's own choice decides whoever's action causes the
+-- event (a reader's, a webhook's). Not granted to request roles: it answers for any user.
 create or replace function app.analytics_allowed(p_user uuid, p_visitor uuid, p_purpose text) returns boolean
 language sql stable security definer set search_path = '' as $$
+  with choice as (
+    select c.analytics, c.marketing from public.cookie_consents c
+     where (p_user is not null and c.user_id = p_user) or (p_visitor is not null and c.visitor_id = p_visitor)
+     order by (c.user_id is not distinct from p_user) desc, c.id desc
+     limit 1)
   select case p_purpose
     when 'necessary' then true
-    when 'analytics' then coalesce((select c.analytics from app.consent_for(p_user, p_visitor) c), false)
-    when 'marketing' then coalesce((select c.marketing from app.consent_for(p_user, p_visitor) c), false)
+    when 'operational' then coalesce((select analytics from choice), true)
+    when 'analytics' then coalesce((select analytics from choice), false)
+    when 'marketing' then coalesce((select marketing from choice), false)
     else false
   end
 $$;
 
 revoke all on function app.record_consent(uuid, boolean, boolean), app.consent_for(uuid, uuid),
   app.analytics_allowed(uuid, uuid, text) from public;
-grant execute on function app.record_consent(uuid, boolean, boolean), app.consent_for(uuid, uuid),
-  app.analytics_allowed(uuid, uuid, text) to anon, authenticated, service_role;
+grant execute on function app.record_consent(uuid, boolean, boolean), app.consent_for(uuid, uuid)
+  to anon, authenticated, service_role;
+grant execute on function app.analytics_allowed(uuid, uuid, text) to service_role;
 
 select app.lock_down('cookie_consents');
 grant select on public.cookie_consents to authenticated;
@@ -299,7 +325,10 @@ begin
   update public.data_requests x set status = 'processing', started_at = now(), attempts = x.attempts + 1
    where x.id = (select y.id from public.data_requests y
                   where (y.status = 'approved'
-                         or (y.status = 'failed' and y.attempts < 5)
+                         -- a failed run is tried again after 2, 4, 8, 16 minutes; after the fifth,
+                         -- it waits for an admin (app.dsr_retry) and the deadline alerts
+                         or (y.status = 'failed' and y.attempts < 5
+                             and y.started_at < now() - make_interval(mins => power(2, y.attempts)::integer))
                          or (y.status = 'processing' and y.started_at < now() - interval '15 minutes'))
                   order by y.decided_at, y.id
                   limit 1 for update skip locked)
@@ -311,6 +340,25 @@ begin
   end if;
 end
 $$;
+
+-- An admin sends a request that failed its five tries back to the job.
+create or replace function app.dsr_retry(p_request bigint) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if not coalesce(app.is_admin(), false) then
+    raise exception 'admin only' using errcode = '42501', hint = 'forbidden';
+  end if;
+  update public.data_requests set status = 'approved', attempts = 0, failure = null
+   where id = p_request and status = 'failed';
+  if not found then
+    raise exception 'only a failed request is retried' using errcode = '55000', hint = 'conflict';
+  end if;
+  perform app.audit('dsr.retried', 'data_request', p_request::text, '{}'::jsonb);
+  perform app.defer('dsr_process');
+end
+$$;
+revoke all on function app.dsr_retry(bigint) from public;
+grant execute on function app.dsr_retry(bigint) to authenticated;
 
 create or replace function app.dsr_fail(p_request bigint, p_error text) returns void
 language plpgsql volatile security definer set search_path = '' as $$
@@ -404,7 +452,10 @@ begin
   delete from public.call_transcripts t using public.calls c
    where c.id = t.call_id and p_user in (c.client_id, c.reader_id)
      and not exists (select 1 from public.safety_incidents i where i.call_id = t.call_id and i.status = 'open');
+  -- drafts quote the client's question: theirs go with the question; a reader's own drafts too
+  delete from public.reading_drafts d using public.orders o where o.id = d.order_id and o.user_id = p_user;
   delete from public.reading_drafts where author_id = p_user;
+  perform app.analytics_forget(p_user);
   delete from public.cookie_consents where user_id = p_user;
   delete from public.notification_outbox where recipient_id = p_user;
   delete from public.idempotency_keys where user_id = p_user;
@@ -420,6 +471,26 @@ begin
   return n;
 end
 $$;
+
+-- The superadmin deletes an account (DELETE /admin/users/{id}): the same erasure as a data
+-- request's, never their own account here.
+create or replace function app.admin_erase_user(p_user uuid) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if app.user_role() is distinct from 'superadmin' then
+    raise exception 'only the superadmin may delete users' using errcode = '42501', hint = 'delete_reserved';
+  end if;
+  if p_user = auth.uid() then
+    raise exception 'you cannot delete your own account here' using errcode = '55000', hint = 'conflict';
+  end if;
+  if not exists (select 1 from public.profiles where id = p_user and deleted_at is null) then
+    raise exception 'no such user' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  return app.erase_user(p_user, 'admin_delete');
+end
+$$;
+revoke all on function app.admin_erase_user(uuid) from public;
+grant execute on function app.admin_erase_user(uuid) to authenticated;
 
 create or replace function app.dsr_finish_delete(p_request bigint) returns integer
 language plpgsql volatile security definer set search_path = '' as $$

@@ -4,20 +4,14 @@
 -- utilisation report. Personalization (M25) is at the end of the file.
 --
 -- The business day is the date in Asia/Beirut (events_raw.day, a generated column).
+--
+-- Whether an event carries a person's ids is the privacy rule's answer for the purpose
+-- 'operational' (app.analytics_allowed in schema/15_privacy.sql): only an explicit analytics
+-- "no" unlinks them; such an event is still counted, linked to nobody. Personalization reads
+-- the same answer (app.personalization_allowed).
 
--- ─── Consent, codes, durations ─────────────────────────────────────────────────────────
--- Whether a user's events may carry their id: the analytics choice they recorded with the
--- privacy consent (schema/15_privacy.sql). Server-side events are first-party operational
--- figures, so only an explicit "no" unlinks them (no choice recorded: linked); the choice
--- applies from the next event. Without consent an event is still counted, with its user and
--- subject ids removed (a bare count, linked to nobody). Personalization reads it too
--- (app.personalization_allowed).
-create or replace function app.analytics_allowed(p_user uuid) returns boolean
-language plpgsql stable security definer set search_path = '' as $$
-begin
-  return p_user is null or coalesce((select c.analytics from app.consent_for(p_user, null) c), true);
-end
-$$;
+-- This file's own one-argument consent hook gave way to the privacy rule.
+drop function if exists app.analytics_allowed(uuid);
 
 -- A value for a code-valued column: from the closed vocabulary, else 'other'.
 create or replace function app.analytics_code(p_value text) returns text
@@ -74,7 +68,7 @@ begin
          case when 'currency' = any (t.dims) then upper(p_currency) end,
          case when 'device' = any (t.dims) and p_device in ('web', 'ios', 'android', 'api') then p_device end
     from public.event_types t
-   cross join (select app.analytics_allowed(p_user) as linked) c
+   cross join (select app.analytics_allowed(p_user, null, 'operational') as linked) c
     left join public.profiles pr on pr.id = p_user
     left join public.event_codes cp on cp.code = lower(p_provider)
     left join public.event_codes ck on ck.code = lower(p_kind)
@@ -92,8 +86,6 @@ $$;
 
 revoke all on function app.analytics_emit(text, timestamptz, uuid, uuid, bigint, bigint, text, text, text, text,
                                           boolean, integer, integer, bigint, text, text) from public;
-revoke all on function app.analytics_allowed(uuid) from public;
-grant execute on function app.analytics_allowed(uuid) to authenticated, service_role;
 
 -- ─── The triggers on the base tables ───────────────────────────────────────────────────
 -- Orders: placed, assigned, first response, submitted, approved/rejected, delivered,
@@ -181,6 +173,8 @@ language sql stable security definer set search_path = '' as $$
      and p.updated_at >= p_txn.created_at - interval '30 minutes'
      and (p.updated_at, p.id) < (p_txn.created_at, p_txn.id)
 $$;
+
+revoke all on function app.payment_attempt(public.payment_transactions) from public;  -- the emitter's own
 
 create or replace function app.analytics_payments() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -521,7 +515,9 @@ $$;
 -- Erasure (for the privacy work's data-subject deletion): a user's events keep their counts
 -- and lose every id that leads to the person; their active days, ranking decisions and opt-out
 -- go. Days already rolled up keep their figures (no user id is in metrics_daily_events).
-create or replace function app.analytics_forget(p_user uuid) returns bigint
+-- An explicit analytics "no" (app.record_consent): what was recorded under their id before is
+-- unlinked as well, and the per-user roll-ups and personalization guesses go.
+create or replace function app.analytics_unlink(p_user uuid) returns bigint
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   n bigint;
@@ -530,13 +526,26 @@ begin
   get diagnostics n = row_count;
   delete from public.metrics_daily_users where user_id = p_user;
   delete from public.personalization_decisions where user_id = p_user;
+  return n;
+end
+$$;
+
+create or replace function app.analytics_forget(p_user uuid) returns bigint
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n bigint := app.analytics_unlink(p_user);
+begin
+  update public.events_raw set reader_id = null where reader_id = p_user;
+  update public.metrics_daily_events set reader_id = null where reader_id = p_user;
+  delete from public.metrics_daily_users where user_id = p_user;
+  delete from public.personalization_decisions where user_id = p_user;
   delete from public.personalization_opt_outs where user_id = p_user;
   return n;
 end
 $$;
 
-revoke all on function app.analytics_forget(uuid) from public;
-grant execute on function app.analytics_forget(uuid) to service_role;
+revoke all on function app.analytics_unlink(uuid), app.analytics_forget(uuid) from public;
+grant execute on function app.analytics_unlink(uuid), app.analytics_forget(uuid) to service_role;
 
 create or replace function app.analytics_rolled_through() returns date
 language sql stable security definer set search_path = '' as $$
@@ -664,7 +673,7 @@ grant execute on function app.reader_utilisation(date, date, uuid), app.multiran
 -- confidence are stored in personalization_decisions and returned to no client.
 create or replace function app.personalization_allowed(p_user uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
-  select app.analytics_allowed(p_user)
+  select app.analytics_allowed(p_user, null, 'operational')
      and not exists (select 1 from public.personalization_opt_outs o where o.user_id = p_user)
 $$;
 
@@ -947,8 +956,12 @@ create policy personalization_arms_update on public.personalization_arms for upd
 
 drop policy if exists personalization_opt_outs_own on public.personalization_opt_outs;
 create policy personalization_opt_outs_own on public.personalization_opt_outs for all to authenticated
-  using (user_id = (select auth.uid()) or (select app.is_admin()))
+  using (user_id = (select auth.uid()))
   with check (user_id = (select auth.uid()));
+
+drop policy if exists personalization_opt_outs_admin on public.personalization_opt_outs;
+create policy personalization_opt_outs_admin on public.personalization_opt_outs for select to authenticated
+  using ((select app.is_admin()));
 
 drop policy if exists personalization_decisions_admin on public.personalization_decisions;
 create policy personalization_decisions_admin on public.personalization_decisions for select to authenticated

@@ -15,7 +15,7 @@ from pydantic import BaseModel, EmailStr, Field
 
 from samia.core.access import Ctx, Probe, allow
 from samia.core.models import Input
-from samia.core.problems import AppError, invalid, not_found
+from samia.core.problems import invalid
 from samia.profiles.service import COLUMNS, ProfileOut, get_profile, update_profile
 
 router = APIRouter(tags=["admin"])
@@ -108,15 +108,9 @@ async def delete_user(
     ctx: Ctx = allow("superadmin",
                      probe=Probe("update profiles set deleted_at = now() where id = :other")),
 ) -> Response:
-    """Closes the account and erases its personal data; orders and the audit trail keep
-    the (now anonymous) id. The database refuses anyone but the superadmin."""
-    if str(user_id) == ctx.user_id:
-        raise AppError(409, "conflict", "you cannot delete your own account here")
-    cur = await ctx.conn.execute(
-        """update profiles set deleted_at = now(), email = null, phone = null, first_name = null,
-                  last_name = null, dob = null, birth_place = null, birth_time = null,
-                  birth_lat = null, birth_lon = null, birth_tz = null, phone_verified = false
-            where id = %s and deleted_at is null returning id""", (str(user_id),))
-    if await cur.fetchone() is None:
-        raise not_found("user")
+    """Closes the account and erases its personal data everywhere, as a data-subject erasure
+    does (files, sessions, transcripts, analytics ids); payments and the audit trail keep the
+    (now anonymous) id. The database refuses anyone but the superadmin, and their own account."""
+    await ctx.conn.execute("select app.admin_erase_user(%s)", (str(user_id),))
+    await ctx.conn.execute("select app.defer('dsr_sweep')")  # the erased files leave storage
     return Response(status_code=204)
