@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, model_validator
 from twilio.request_validator import RequestValidator
 
+from samia.calls import service
 from samia.calls.redact import redact
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, acting_as, allow, client_ip
 from samia.core.models import Id, Input
@@ -104,19 +105,6 @@ class SegmentIn(Input):
     text: Annotated[str, Field(min_length=1, max_length=8000)]
 
 
-CALL_COLS = ("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
-             "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
-
-
-async def _call(ctx: Ctx, call_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {CALL_COLS} from calls where id = %s", (call_id,))  # noqa: S608
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("call")
-    return row
-
-
 async def _provider_ref(ctx: Ctx, call_id: int) -> str | None:
     cur = await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))
     row = await cur.fetchone()
@@ -164,30 +152,19 @@ async def _connect(ctx: Ctx, call_id: int) -> dict[str, Any]:
     else:
         ref = await voice.connect(call_id, legs)
     await _event(ctx, call_id, "ringing", None, None, None, ref)
-    return await _call(ctx, call_id)
+    return await service.get_call(ctx.conn, call_id)
 
 
 # ---- scheduled and instant calls ---------------------------------------------------------
 
 @router.post("/calls/{booking_id}/consent", status_code=status.HTTP_201_CREATED)
-async def consent(booking_id: Id, body: ConsentIn, request: Request, ctx: Ctx = allow("client", probe=Probe(
-        "insert into call_consent_logs (booking_id, client_id, client_ip, consent_given) "
-        "values (:booking, auth.uid(), '127.0.0.1', true)"))) -> dict[str, Any]:
+async def consent(booking_id: Id, body: ConsentIn, request: Request,
+        ctx: Ctx = allow("client", probe=service.CONSENT_PROBE)) -> dict[str, Any]:
     """The client's consent to the call (and, separately, to recording), kept with their IP
     address and the time. A call cannot start without it."""
     ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("insert into call_consent_logs (booking_id, client_id, client_ip, user_agent, consent_given, "
-                      "recording_consent) select %s, auth.uid(), %s, %s, true, %s where exists (select 1 "
-                      "from bookings where id = %s and client_id = auth.uid()) "
-                      "returning id, booking_id, recording_consent, consented_at",
-                      (booking_id, ip, (request.headers.get("user-agent") or "")[:300], body.recording, booking_id))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("booking")
-    await ctx.conn.execute("select app.audit('call.consent', 'booking', %s, %s)",
-                           (str(booking_id), json.dumps({"recording": body.recording})))
-    return row
+    return await service.record_consent(ctx.conn, booking_id, ip=ip, user_agent=request.headers.get("user-agent"),
+                                        recording=body.recording)
 
 
 @router.post("/calls/{booking_id}/start", status_code=status.HTTP_201_CREATED, response_model=CallOut)
@@ -215,21 +192,21 @@ async def start_instant(body: InstantIn, request: Request, ctx: Ctx = allow("cli
 
 @router.get("/calls/{call_id}", response_model=CallOut)
 async def get_call(call_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await _call(ctx, call_id)
+    return await service.get_call(ctx.conn, call_id)
 
 
 @router.post("/calls/{call_id}/hangup", response_model=CallOut)
 async def hangup(call_id: Id, ctx: Ctx = allow("client", "reader", probe=Probe(
         "select 1 from bookings where id = :booking and auth.uid() in (client_id, reader_id)"))) -> dict[str, Any]:
     """End your call; you are billed only for the connected time."""
-    call = await _call(ctx, call_id)
+    call = await service.get_call(ctx.conn, call_id)
     if ctx.user_id not in (call["client_id"], call["reader_id"]):
         raise not_found("call")
     ref = await _provider_ref(ctx, call_id)
     await make_voice(ctx.platform.settings).hangup(ref)
     reason = "dropped_by_client" if ctx.user_id == call["client_id"] else "dropped_by_reader"
     await _event(ctx, call_id, "ended", None, reason if call["status"] == "started" else "failed", None)
-    return await _call(ctx, call_id)
+    return await service.get_call(ctx.conn, call_id)
 
 
 @router.post("/calls/{call_id}/simulate", response_model=CallOut)
@@ -240,9 +217,9 @@ async def simulate(call_id: Id, body: SimulateIn, ctx: Ctx = allow("client", "re
     would send (ringing, started, ended), through the same state machine."""
     if ctx.platform.settings.env == "prod" or ctx.platform.settings.voice_provider != "local":
         raise not_found("route")
-    await _call(ctx, call_id)  # visible to the caller, or 404
+    await service.get_call(ctx.conn, call_id)  # visible to the caller, or 404
     await _event(ctx, call_id, body.event, body.at, body.reason, None)
-    return await _call(ctx, call_id)
+    return await service.get_call(ctx.conn, call_id)
 
 
 # ---- the voice provider's webhooks (Twilio) ---------------------------------------------------
@@ -376,37 +353,20 @@ async def decide_window(window_id: Id, decision: Literal["approve", "reject"], b
 
 # ---- the emergency siren ----------------------------------------------------------------------
 
-EMERGENCY_COLS = ("id, client_id::text, status, level, next_step_at, answered_by::text, acknowledged_by::text, "
-                  "call_id, created_at, closed_at")
-
-
-async def _emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {EMERGENCY_COLS}, status = 'ringing' as siren from emergency_requests "  # noqa: S608
-                      "where id = %s", (request_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("emergency call")
-    return row
-
-
 @router.post("/calls/emergency", status_code=status.HTTP_201_CREATED)
 async def raise_emergency(body: EmergencyIn, request: Request, ctx: Ctx = allow("client", probe=Probe(
         "select 1 from profiles where id = auth.uid() and role_id = 5"))) -> dict[str, Any]:
     """The siren: it rings every available reader now, then climbs Monitor → Admin → Super
     Admin on its timers until answered or acknowledged (feature.emergencyExtension)."""
-    cur = await ctx.conn.execute("select app.flag_on('feature.emergencyExtension')")
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        raise AppError(403, "feature_disabled", "emergency calls are switched off")
-    cur = await ctx.conn.execute("select app.raise_emergency(%s, %s, %s, %s)",
-                                 (body.note, client_ip(request, ctx.platform.settings.trust_proxy_headers),
-                                  request.headers.get("user-agent"), body.recording))
-    return await _emergency(ctx, (await cur.fetchone())[0])  # type: ignore[index]
+    ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
+    request_id = await service.raise_emergency(ctx.conn, ip=ip, user_agent=request.headers.get("user-agent"),
+                                               note=body.note, recording=body.recording)
+    return await service.emergency(ctx.conn, request_id)
 
 
 @router.get("/calls/emergency/{request_id}")
 async def get_emergency(request_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await _emergency(ctx, request_id)
+    return await service.emergency(ctx.conn, request_id)
 
 
 @router.post("/calls/emergency/{request_id}/answer", status_code=status.HTTP_201_CREATED, response_model=CallOut)
@@ -423,15 +383,16 @@ async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=Prob
 async def cancel_emergency(request_id: Id, ctx: Ctx = allow("client", probe=Probe(
         "select 1 from profiles where id = auth.uid() and role_id = 5"))) -> dict[str, Any]:
     await ctx.conn.execute("select app.close_emergency(%s, 'cancelled')", (request_id,))
-    return await _emergency(ctx, request_id)
+    return await service.emergency(ctx.conn, request_id)
 
 
 @router.get("/monitor/emergency")
 async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Sirens still sounding, oldest first, with their escalation trace."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"""select {EMERGENCY_COLS}, array(select e.event || '@' || e.level from emergency_events e
-                                  where e.request_id = r.id order by e.id) as trace
+    await cur.execute(f"""select {service.EMERGENCY_COLS},
+                                  array(select e.event || '@' || e.level from emergency_events e
+                                         where e.request_id = r.id order by e.id) as trace
                             from emergency_requests r where status = 'ringing' order by created_at""")  # noqa: S608
     return await cur.fetchall()
 
@@ -442,7 +403,7 @@ async def acknowledge(request_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE
     raised = await _siren_raised_at(ctx, request_id)
     await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
     _siren_answered(ctx, raised)
-    return await _emergency(ctx, request_id)
+    return await service.emergency(ctx.conn, request_id)
 
 
 # ---- monitor powers -------------------------------------------------------------------------------
@@ -458,7 +419,7 @@ async def _moderation(ctx: Ctx, call_id: int, action: str, reason: str | None, n
 @router.post("/monitor/calls/{call_id}/join")
 async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Join a live call listen-only (muted, no announcement)."""
-    call = await _call(ctx, call_id)
+    call = await service.get_call(ctx.conn, call_id)
     if call["status"] not in ("ringing", "started"):
         raise AppError(409, "not_live", f"the call is {call['status']}")
     phone = (await (await ctx.conn.execute("select phone from profiles where id = auth.uid()")).fetchone())[0]  # type: ignore[index]
@@ -472,7 +433,7 @@ async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) 
 
 @router.post("/monitor/calls/{call_id}/flag", status_code=status.HTTP_201_CREATED)
 async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await _call(ctx, call_id)
+    await service.get_call(ctx.conn, call_id)
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute("select app.monitor_flag(%s, %s, %s) as id", (call_id, body.category, body.note))
     await _moderation(ctx, call_id, "flag", body.category, body.note)
@@ -482,7 +443,7 @@ async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=ST
 @router.post("/monitor/calls/{call_id}/drop", response_model=CallOut)
 async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
-    call = await _call(ctx, call_id)
+    call = await service.get_call(ctx.conn, call_id)
     if call["status"] == "ended":
         raise AppError(409, "not_live", "the call has already ended")
     ref = await _provider_ref(ctx, call_id)
@@ -491,7 +452,7 @@ async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=ST
     await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",
                            (call_id,))
     await _moderation(ctx, call_id, "drop_call", None, body.note)
-    return await _call(ctx, call_id)
+    return await service.get_call(ctx.conn, call_id)
 
 
 # ---- live safety (M41) --------------------------------------------------------------------------------

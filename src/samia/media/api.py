@@ -9,7 +9,6 @@ after approval is never delivered."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -20,10 +19,11 @@ import structlog
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from samia.config import Settings
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
 from samia.core.models import Id
 from samia.core.problems import AppError, not_found
+from samia.media import service
+from samia.media.service import signed_url  # noqa: F401  (the tests mint expired URLs with it)
 
 router = APIRouter(tags=["media"])
 log = structlog.get_logger("samia.media")
@@ -35,36 +35,10 @@ class MediaUrl(BaseModel):
     sha256: str
 
 
-def _sig(settings: Settings, media_id: int, sha: str, exp: int) -> str:
-    mac = hmac.new(settings.subkey("media-url-v1"), f"{media_id}:{sha}:{exp}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
-def signed_url(settings: Settings, media_id: int, sha: str, now: float | None = None) -> tuple[str, int]:
-    exp = int(now if now is not None else time.time()) + settings.media_url_ttl_seconds
-    return f"/media/{media_id}/content?sha={sha}&exp={exp}&sig={_sig(settings, media_id, sha, exp)}", exp
-
-
-async def _grantable_sha(ctx: Ctx, media_id: int) -> str | None:
-    if ctx.role == "client":
-        cur = await ctx.conn.execute(
-            "select approved_sha256 from orders where approved_media_id = %s and status in ('delivered', 'archived') "
-            "union all select sha256 from media_assets where id = %s and owner_id = auth.uid() limit 1",
-            (media_id, media_id))
-    else:
-        cur = await ctx.conn.execute("select sha256 from media_assets where id = %s", (media_id,))
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
 @router.get("/media/{media_id}/url", response_model=MediaUrl)
 async def media_url(media_id: Id, ctx: Ctx = allow(AUTHENTICATED, readonly=False)) -> dict[str, Any]:
     """A URL valid for MEDIA_URL_TTL_SECONDS for a file you may have; 404 otherwise."""
-    sha = await _grantable_sha(ctx, media_id)
-    if sha is None:
-        raise not_found("media")
-    url, exp = signed_url(ctx.platform.settings, media_id, sha)
-    await ctx.conn.execute("select app.audit('media.url_issued', 'media', %s, '{}'::jsonb)", (str(media_id),))
+    url, exp, sha = await service.issue_url(ctx.conn, ctx.platform.settings, ctx.role, media_id)
     return {"url": url, "expires_at": dt.datetime.fromtimestamp(exp, dt.UTC), "sha256": sha}
 
 
@@ -79,7 +53,7 @@ async def media_content(media_id: Id, sha: Sha, exp: Annotated[int, Query(ge=0, 
                         ctx: Ctx = allow(PUBLIC)) -> Response:
     """The bytes behind a signed URL. Expired or tampered URLs answer 403."""
     settings = ctx.platform.settings
-    if not hmac.compare_digest(sig.encode(), _sig(settings, media_id, sha, exp).encode()):
+    if not hmac.compare_digest(sig.encode(), service.sign(settings, media_id, sha, exp).encode()):
         raise AppError(403, "invalid_signature", "this media URL is not valid")
     if exp < time.time():
         raise AppError(403, "url_expired", "this media URL has expired; ask for a new one")
