@@ -177,6 +177,9 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, incidents_router, secrets_router):
         app.include_router(router)
+    from samia.web import install as install_web
+
+    install_web(app)  # the client's pages, static files, page-aware errors, security headers
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
     return app

@@ -354,8 +354,8 @@ async def decide_window(window_id: Id, decision: Literal["approve", "reject"], b
 # ---- the emergency siren ----------------------------------------------------------------------
 
 @router.post("/calls/emergency", status_code=status.HTTP_201_CREATED)
-async def raise_emergency(body: EmergencyIn, request: Request, ctx: Ctx = allow("client", probe=Probe(
-        "select 1 from profiles where id = auth.uid() and role_id = 5"))) -> dict[str, Any]:
+async def raise_emergency(body: EmergencyIn, request: Request,
+                          ctx: Ctx = allow("client", probe=service.EMERGENCY_PROBE)) -> dict[str, Any]:
     """The siren: it rings every available reader now, then climbs Monitor → Admin → Super
     Admin on its timers until answered or acknowledged (feature.emergencyExtension)."""
     ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)

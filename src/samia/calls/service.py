@@ -17,6 +17,10 @@ CONSENT_PROBE = Probe(
     "insert into call_consent_logs (booking_id, client_id, client_ip, consent_given) "
     "values (:booking, auth.uid(), '127.0.0.1', true)")
 
+# what raising the siren rests on (API and the emergency button)
+EMERGENCY_PROBE = Probe(
+        "select 1 from profiles where id = auth.uid() and role_id = 5")
+
 CALL_COLS = ("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
              "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
 
@@ -83,3 +87,11 @@ async def raise_emergency(conn: AsyncConnection, *, ip: str, user_agent: str | N
         raise AppError(403, "feature_disabled", "emergency calls are switched off")
     cur = await conn.execute("select app.raise_emergency(%s, %s, %s, %s)", (note, ip, user_agent, recording))
     return int((await cur.fetchone())[0])  # type: ignore[index]
+
+
+async def consent_given(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
+    """The caller's latest consent for a booking (clients read their own), or None."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, recording_consent, consented_at from call_consent_logs where booking_id = %s "
+                      "and consent_given order by id desc limit 1", (booking_id,))
+    return await cur.fetchone()

@@ -1,0 +1,84 @@
+"""Public pages: home, the service catalogue, a reader's profile, the offline page, the
+PWA's manifest and service worker, and the place search of the astrology form."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from samia.calls import service as calls
+from samia.catalogue import service as catalogue
+from samia.core.access import PUBLIC, Ctx, allow
+from samia.core.problems import not_found
+from samia.web import gazetteer
+from samia.web.render import HERE, Translator, lang_of, render
+from samia.web.session import pages
+
+router = pages("web")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
+    lang = lang_of(request)
+    services = await catalogue.list_services(ctx.conn, lang)
+    online = await catalogue.readers_online(ctx.conn) if ctx.user_id else []
+    emergency = ctx.role == "client" and await calls.emergency_enabled(ctx.conn)
+    return render(request, "home.html", role=ctx.role, services=services, online=online, emergency=emergency)
+
+
+@router.get("/catalogue", response_class=HTMLResponse)
+async def catalogue_page(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
+    services = await catalogue.list_services(ctx.conn, lang_of(request))
+    return render(request, "catalogue.html", role=ctx.role, services=services)
+
+
+@router.get("/catalogue/readers/{reader_id}", response_class=HTMLResponse)
+async def reader_page(reader_id: uuid.UUID, request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
+    """What exists of a reader today (their services and whether they are online); the
+    catalogue API's public profile (name, photo, bio, reviews) lands with the storefront issue."""
+    found = await catalogue.reader(ctx.conn, str(reader_id)) if ctx.user_id else None
+    if ctx.user_id and found is None:
+        raise not_found("reader")
+    services = await catalogue.list_services(ctx.conn, lang_of(request))
+    offered = [s for s in services if found and s["code"] in found["services"]]
+    return render(request, "reader.html", role=ctx.role, reader=found, reader_id=str(reader_id), offered=offered)
+
+
+@router.get("/offline", response_class=HTMLResponse)
+async def offline(request: Request, ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
+    return render(request, "offline.html")
+
+
+@router.get("/places", response_class=HTMLResponse)
+async def places(request: Request, place_q: Annotated[str, Query(max_length=80)] = "",
+                 ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
+    """Places matching `q` from the offline gazetteer, as the astrology form's choices."""
+    return render(request, "partials/places.html", places=gazetteer.search(place_q, lang_of(request)), q=place_q,
+                  chosen=None)
+
+
+@router.get("/manifest.webmanifest")
+async def manifest(request: Request, ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
+    t = Translator(lang_of(request))
+    body = {
+        "name": t("app.name"), "short_name": t("app.short_name"), "description": t("app.description"),
+        "lang": t.lang, "dir": "rtl" if t.lang == "ar" else "ltr", "start_url": "/", "scope": "/",
+        "display": "standalone", "background_color": "#0b0820", "theme_color": "#0b0820",
+        "icons": [{"src": f"/static/icons/icon-{s}.png", "sizes": f"{s}x{s}", "type": "image/png", "purpose": "any"}
+                  for s in (192, 512)]
+                 + [{"src": "/static/icons/maskable-512.png", "sizes": "512x512", "type": "image/png",
+                     "purpose": "maskable"}],
+    }
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/manifest+json",
+                    headers={"Cache-Control": "no-cache", "Vary": "Accept-Language, Cookie"})
+
+
+@router.get("/sw.js")
+async def service_worker(ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
+    """Served from the root so that it controls every page."""
+    return Response((HERE / "static" / "sw.js").read_bytes(), media_type="text/javascript",
+                    headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})

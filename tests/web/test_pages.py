@@ -1,0 +1,191 @@
+"""The web layer without a browser: catalogues complete, every template string through them,
+page routes guarded like the API (and listed by parity), security headers, CSRF, the session
+cookie's flags, cookies refused by the JSON API, escaping, and page-shaped errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from samia.core.access import registry
+from samia.web.render import HERE, LANGS, catalogue
+
+from ..helpers import PASSWORD, Api, ok
+
+TEMPLATES = HERE / "templates"
+
+
+def test_both_catalogues_have_every_key_with_the_same_placeholders() -> None:
+    en, ar = catalogue("en"), catalogue("ar")
+    assert sorted(set(en) ^ set(ar)) == []
+    for key in en:
+        assert set(re.findall(r"\{(\w+)\}", en[key])) == set(re.findall(r"\{(\w+)\}", ar[key])), key
+        assert en[key].strip() and ar[key].strip(), key
+
+
+def _templates() -> list[Path]:
+    return sorted(p for p in TEMPLATES.rglob("*.html"))
+
+
+def test_every_key_a_template_names_exists() -> None:
+    keys = set(catalogue("en"))
+    for path in _templates():
+        for key in re.findall(r"""\bt\(\s*["']([a-z_][a-z0-9_.]*)["']""", path.read_text()):
+            # a key built from data ("status." ~ status) must have entries under its prefix
+            assert key in keys or (key.endswith(".") and any(k.startswith(key) for k in keys)), f"{path.name}: {key}"
+
+
+@pytest.mark.parametrize("path", _templates(), ids=lambda p: p.name)
+def test_no_template_text_bypasses_the_catalogue(path: Path) -> None:
+    """Visible text and text attributes come from t(…): strip the Jinja code, the tags and the
+    SVG drawing, and no letter may remain."""
+    src = path.read_text()
+    src = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", src, flags=re.S)
+    for attr in ("aria-label", "title", "placeholder", "alt", "data-expired"):
+        found = re.findall(rf'{attr}="([^"]*[A-Za-z\u0600-\u06FF][^"]*)"', src)
+        assert not found, f"{path.name}: {attr} {found}"
+    text = re.sub(r"<!--.*?-->", " ", src, flags=re.S)
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S)
+    text = re.sub(r"<[^>]*>", " ", text)
+    leftovers = re.findall(r"[A-Za-z\u0600-\u06FF]{2,}", text)
+    assert leftovers == [], f"{path.name}: {leftovers}"
+
+
+def test_page_routes_are_guarded_with_cookies_and_listed_by_parity(app: Any) -> None:
+    pages = [(m, p, g) for m, p, g in registry(app) if g is not None and g.cookie]
+    paths = {p for _, p, _ in pages}
+    assert {"/", "/signup", "/login", "/my/orders/{order_id}", "/account/wallet", "/my/calls/book"} <= paths
+    api = [(m, p, g) for m, p, g in registry(app) if g is not None and not g.cookie]
+    assert not {p for _, p, _ in api} & paths
+    openapi = app.openapi()["paths"]
+    assert not set(openapi) & paths, "pages stay out of the API's OpenAPI document"
+
+
+@pytest.fixture(scope="module")
+def web(client: TestClient) -> TestClient:
+    """The module's test client (one app, one pool); the API ignores its cookies."""
+    return client
+
+
+def sign_in(web: TestClient, email: str) -> None:
+    web.cookies.clear()
+    page = web.get("/login")
+    token = re.search(r'name="_csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = web.post("/login", data={"_csrf": token, "email": email, "password": PASSWORD, "next": "/"},
+                 follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def csrf(web: TestClient, path: str) -> str:
+    return re.search(r'name="_csrf" value="([0-9a-f]+)"', web.get(path).text).group(1)  # type: ignore[union-attr]
+
+
+def test_security_headers_on_pages_and_api(web: TestClient) -> None:
+    for r in (web.get("/"), web.get("/api/ops/live"), web.get("/static/theme.css")):
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+        assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "<script>" not in web.get("/").text.replace('<script src="/static/', "")
+
+
+def test_session_cookie_flags_and_the_api_ignores_it(web: TestClient, api: Api) -> None:
+    user = api.user("client")
+    web.cookies.clear()
+    page = web.get("/login")
+    token = re.search(r'name="_csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = web.post("/login", data={"_csrf": token, "email": user.email, "password": PASSWORD}, follow_redirects=False)
+    cookies = r.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("samia_session="))
+    assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/" in session
+    assert "Secure" not in session  # SAMIA_ENV=test; outside dev/test it carries Secure
+    assert web.get("/account").status_code == 200
+    # the JSON API never reads the cookie: without a bearer token it answers 401
+    me = web.get("/me")
+    assert me.status_code == 401 and me.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web: TestClient, api: Api) -> None:
+    user = api.user("client")
+    sign_in(web, user.email)
+    before = api.sql("select count(*) from payment_transactions where user_id = %s", (user.id,))
+    for data in ({"amount": "2500", "card_token": "tok_visa"},
+                 {"amount": "2500", "card_token": "tok_visa", "_csrf": "0" * 64}):
+        r = web.post("/account/wallet", data=data)
+        assert r.status_code == 403 and "text/html" in r.headers["content-type"]
+        assert 'lang="en"' in r.text and "Reference" in r.text
+    assert api.sql("select count(*) from payment_transactions where user_id = %s", (user.id,)) == before
+    # the same form with its token goes through
+    r = web.post("/account/wallet", data={"amount": "2500", "card_token": "tok_visa",
+                                          "_csrf": csrf(web, "/account/wallet")}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_another_clients_order_page_is_404_and_text_is_inert(web: TestClient, api: Api, client: TestClient) -> None:
+    owner, other = api.user("client"), api.user("client")
+    order = ok(client.post("/orders", json={"service": "tarot", "question": "<script>alert(1)</script> & me?"},
+                           headers=owner.h), 201)
+    sign_in(web, owner.email)
+    page = web.get(f"/my/orders/{order['id']}")
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; me?" in page.text
+    sign_in(web, other.email)
+    r = web.get(f"/my/orders/{order['id']}")
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    assert "Traceback" not in r.text and re.search(r"<code dir=\"ltr\">[0-9a-f]{32}</code>", r.text)
+
+
+def test_errors_are_pages_for_browsers_and_problems_for_the_api(web: TestClient) -> None:
+    web.cookies.clear()
+    r = web.get("/no/such/page", headers={"Accept": "text/html", "Accept-Language": "ar"})
+    assert r.status_code == 404 and 'dir="rtl"' in r.text and "الصفحة غير موجودة" in r.text
+    r = web.get("/no/such/page", headers={"Accept": "application/json"})
+    assert r.headers["content-type"].startswith("application/problem+json")
+    r = web.get("/my/orders", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fmy%2Forders"
+
+
+def test_the_language_switch_keeps_what_was_typed(web: TestClient) -> None:
+    web.cookies.clear()
+    token = csrf(web, "/signup")
+    r = web.post("/signup", data={"_csrf": token, "_lang": "ar", "first_name": "Layla", "email": "l@example.com",
+                                  "password": "secret-not-echoed"})
+    assert r.status_code == 200 and 'lang="ar"' in r.text and 'value="Layla"' in r.text
+    assert 'value="l@example.com"' in r.text and "secret-not-echoed" not in r.text
+    assert "samia_lang=ar" in r.headers.get("set-cookie", "")
+
+
+def test_manifest_and_service_worker(web: TestClient) -> None:
+    web.cookies.clear()
+    m = web.get("/manifest.webmanifest", headers={"Accept-Language": "ar"})
+    body = json.loads(m.text)
+    assert m.headers["content-type"].startswith("application/manifest+json")
+    assert body["name"] == "سامية تاروت" and body["dir"] == "rtl"
+    assert {i["sizes"] for i in body["icons"]} == {"192x192", "512x512"}
+    assert any(i["purpose"] == "maskable" for i in body["icons"])
+    for icon in body["icons"]:
+        assert web.get(icon["src"]).status_code == 200
+    sw = web.get("/sw.js")
+    assert sw.headers["content-type"].startswith("text/javascript") and "/offline" in sw.text
+    assert web.get("/offline").status_code == 200
+
+
+def test_place_search_is_offline(web: TestClient) -> None:
+    web.cookies.clear()
+    r = web.get("/places", params={"place_q": "beir"})
+    assert "Beirut, Lebanon" in r.text and "Asia/Beirut" in r.text
+    assert "بيروت" in web.get("/places", params={"place_q": "بيروت"}, headers={"Accept-Language": "ar"}).text
+
+
+def test_every_language_is_served(web: TestClient) -> None:
+    web.cookies.clear()
+    for lang in LANGS:
+        r = web.get("/catalogue", headers={"Accept-Language": lang})
+        assert f'lang="{lang}"' in r.text
