@@ -11,10 +11,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import uvicorn
@@ -27,6 +28,7 @@ from samia.providers.email import MailboxMailer
 
 from ..conftest import make_settings
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -70,10 +72,17 @@ def site(settings: Settings, dsns: db.Dsns, port: int) -> Iterator[str]:
     thread.join(10)
 
 
+def off_loop(fn: Callable[[], T]) -> T:
+    """Run `fn` in a thread of its own: Playwright's sync API keeps an event loop running in the
+    test's thread, and the helpers that create users or run jobs start one with asyncio.run."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
 def deliver_mail(settings: Settings, dsns: db.Dsns) -> None:
     """Run the job worker over what is queued: the outbox's emails land in the local mailbox."""
-    asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False,
-                           mailer=MailboxMailer(settings.data_dir / "mail")))
+    off_loop(lambda: asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False,
+                                            mailer=MailboxMailer(settings.data_dir / "mail"))))
 
 
 def mailbox_link(settings: Settings, to: str, path: str) -> str:
@@ -88,8 +97,9 @@ def mailbox_link(settings: Settings, to: str, path: str) -> str:
     raise AssertionError(f"no message for {to} with a {path} link")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module that holds every browser test (its contexts are cheap)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -127,5 +137,6 @@ class Page:
             size = page.viewport_size
             for label, (w, h) in (("mobile", (390, 844)), ("desktop", (1280, 900))):
                 page.set_viewport_size({"width": w, "height": h})
-                page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+                page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True, timeout=90_000,
+                                animations="disabled", caret="hide")
             page.set_viewport_size(size)
