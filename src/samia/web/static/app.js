@@ -1,13 +1,17 @@
 /* Samia Tarot: the little the pages need beyond HTML and htmx. No inline script anywhere (CSP). */
 (function () {
   "use strict";
-  // the client's time zone, so that the server shows times in it (a preference, not a secret)
-  try {
-    var zone = encodeURIComponent(Intl.DateTimeFormat().resolvedOptions().timeZone || "");
-    if (zone && document.cookie.indexOf("samia_tz=" + zone) < 0) {
-      document.cookie = "samia_tz=" + zone + "; path=/; max-age=31536000; samesite=lax";
-    }
-  } catch (e) { /* an old browser: times stay in UTC, and the page says so */ }
+  // the client's time zone, so that the server shows times in it (a preference, not a secret);
+  // Intl's first use is slow on a phone, so it waits until the page is idle
+  function rememberZone() {
+    try {
+      var zone = encodeURIComponent(Intl.DateTimeFormat().resolvedOptions().timeZone || "");
+      if (zone && document.cookie.indexOf("samia_tz=" + zone) < 0) {
+        document.cookie = "samia_tz=" + zone + "; path=/; max-age=31536000; samesite=lax";
+      }
+    } catch (e) { /* an old browser: times stay in UTC, and the page says so */ }
+  }
+  function whenIdle(fn) { (window.requestIdleCallback || function (f) { setTimeout(f, 200); })(fn); }
 
   // a form's error summary takes the focus, so keyboard and screen-reader users hear it first
   function focusSummary(root) {
@@ -23,7 +27,8 @@
       if (!clock || isNaN(end)) return;
       function tick() {
         var left = Math.max(0, Math.round((end - Date.now()) / 1000));
-        clock.textContent = " " + String(Math.floor(left / 60)).padStart(2, "0") + ":" + String(left % 60).padStart(2, "0");
+        clock.textContent = (el.getAttribute("data-left") || "") + " " + String(Math.floor(left / 60)).padStart(2, "0") + ":" +
+          String(left % 60).padStart(2, "0");
         if (left === 0) { el.textContent = el.getAttribute("data-expired"); el.classList.add("expired"); return; }
         setTimeout(tick, 1000);
       }
@@ -34,7 +39,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     focusSummary();
     countdowns();
-    if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(function () {});
+  });
+  window.addEventListener("load", function () {
+    whenIdle(function () {
+      rememberZone();
+      if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(function () {});
+    });
   });
   document.addEventListener("htmx:afterSwap", function (ev) { focusSummary(ev.target); countdowns(ev.target); });
 })();
