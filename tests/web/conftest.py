@@ -135,6 +135,7 @@ class Page:
             folder = SHOTS / self.lang
             folder.mkdir(parents=True, exist_ok=True)
             size = page.viewport_size
+            page.evaluate("window.scrollTo(0, 0)")
             for label, (w, h) in (("mobile", (390, 844)), ("desktop", (1280, 900))):
                 page.set_viewport_size({"width": w, "height": h})
                 page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True, timeout=90_000,

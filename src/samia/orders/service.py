@@ -162,7 +162,7 @@ async def _profile_birth(ctx: Ctx) -> BirthIn:
     try:
         return BirthIn(date=dob, time=time if tz else None, lat=lat, lon=lon, tz=tz)
     except ValueError:
-        return BirthIn(date=dob)
+        return BirthIn(date=dob, time=None, lat=None, lon=None, tz=None)
 
 
 async def _pay_from_wallet(ctx: Ctx, order_id: int, price: int, currency: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Query, Request
@@ -15,7 +15,7 @@ from samia.auth import service as auth
 from samia.auth.tokens import decode_access
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow
 from samia.profiles.service import get_profile, list_countries, update_profile
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, posted, required
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required
 from samia.web.render import LANG_COOKIE, LANGS, Translator, lang_of, render
 from samia.web.session import end, pages, set_cookie, start
 
@@ -40,8 +40,8 @@ def remember_lang(request: Request, lang: str) -> None:
 
 
 def _form_page(request: Request, template: str, form: dict[str, str], refusal: Refusal | None,
-               **context: object) -> Response:
-    lang = form.get(LANG_SWITCH) if form.get(LANG_SWITCH) in LANGS else lang_of(request)
+               **context: Any) -> Response:
+    lang = form_lang(request, form)
     if form.get(LANG_SWITCH) in LANGS:
         remember_lang(request, lang)
     errors = refusal.messages(Translator(lang)) if refusal else {}

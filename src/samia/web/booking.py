@@ -18,13 +18,14 @@ from samia.catalogue import service as catalogue
 from samia.core.access import AUTHENTICATED, Ctx, allow, client_ip
 from samia.core.models import Id
 from samia.payments import service as payments
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, posted
-from samia.web.render import LANGS, Translator, lang_of, render, zone_of
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
+from samia.web.render import Translator, lang_of, render, zone_of
 from samia.web.session import pages
 from samia.web.wallet import TEST_CARDS
 
 router = pages("web")
 DAYS = 14
+METHOD_ORDER = ("wallet", "card", "square", "bank_transfer", "usdt")
 
 
 @router.get("/my/calls", response_class=HTMLResponse)
@@ -86,25 +87,28 @@ async def hold(request: Request, ctx: Ctx = allow("client", cookie=True, probe=b
 async def _booking(request: Request, ctx: Ctx, booking_id: int, form: dict[str, str] | None = None,
                    refusal: Refusal | None = None) -> Response:
     form = form or {}
-    lang = form.get(LANG_SWITCH) if form.get(LANG_SWITCH) in LANGS else lang_of(request)
+    lang = form_lang(request, form)
     booking = await bookings.get_booking(ctx.conn, booking_id)  # RLS: someone else's is a 404
-    _, methods = await payments.allowed_methods(ctx.conn)
+    _, offered = await payments.allowed_methods(ctx.conn)
+    methods = sorted(offered, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
     services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang)}
     wallet = await payments.wallet(ctx.conn)
     consent = await calls.consent_given(ctx.conn, booking_id)
     call = await calls.booking_call(ctx.conn, booking_id)
+    default_method = "wallet" if "wallet" in methods and wallet["balance_minor"] >= booking["price_minor"] else (
+        methods[0] if methods else "")
     lapsed = booking["status"] == "held" and booking["hold_expires_at"] is not None and \
         booking["hold_expires_at"] <= dt.datetime.now(dt.UTC)
     errors = refusal.messages(Translator(lang)) if refusal else {}
     return render(request, "booking.html", status=refusal.status if refusal else 200, lang=lang, role=ctx.role,
                   booking=booking, service=services.get(booking["service"]), methods=methods, wallet=wallet,
-                  consent=consent, call=call, lapsed=lapsed, form=form, errors=errors,
+                  consent=consent, call=call, lapsed=lapsed, form=form, errors=errors, default_method=default_method,
                   test_cards=TEST_CARDS if ctx.platform.settings.card_provider == "testcard" else ())
 
 
 @router.get("/my/calls/{booking_id}", response_class=HTMLResponse)
 async def booking_page(booking_id: Id, request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)) -> Response:
-    return await _booking(request, ctx, booking_id, {"method": "card", "card_token": TEST_CARDS[0]})
+    return await _booking(request, ctx, booking_id, {"card_token": TEST_CARDS[0]})
 
 
 @router.post("/my/calls/{booking_id}/pay", response_class=HTMLResponse)

@@ -72,4 +72,4 @@ def install(app: FastAPI) -> None:
         (Exception, lambda e: (500, "internal_error")),
     ]
     for exc_type, status_code in mapping:
-        app.add_exception_handler(exc_type, _wrap(handlers[exc_type], status_code))
+        app.add_exception_handler(exc_type, _wrap(handlers[exc_type], status_code))  # type: ignore[arg-type]

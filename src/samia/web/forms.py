@@ -13,10 +13,16 @@ from fastapi import Request
 from psycopg import AsyncConnection
 
 from samia.core.problems import AppError, from_db_error
-from samia.web.render import Translator
+from samia.web.render import LANGS, Translator, lang_of
 
 T = TypeVar("T")
 LANG_SWITCH = "_lang"   # a form's language button: re-render the same form, values kept
+
+
+def form_lang(request: Request, form: dict[str, str]) -> str:
+    """The language a posted form is shown in: its language button's, else the request's."""
+    chosen = form.get(LANG_SWITCH, "")
+    return chosen if chosen in LANGS else lang_of(request)
 
 
 @dataclass

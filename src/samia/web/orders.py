@@ -18,11 +18,12 @@ from samia.core.problems import AppError
 from samia.media import service as media
 from samia.orders import service as orders
 from samia.orders.service import BirthIn
+from samia.profiles.service import get_profile
 from samia.readings import service as readings
 from samia.web import gazetteer
 from samia.web.cards import face
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, posted
-from samia.web.render import LANGS, Translator, lang_of, render
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
+from samia.web.render import Translator, lang_of, render
 from samia.web.session import pages
 
 router = pages("web")
@@ -48,7 +49,7 @@ async def choose(request: Request, ctx: Ctx = allow("client", cookie=True, probe
 
 async def _form(request: Request, ctx: Ctx, kind: str, form: dict[str, str], refusal: Refusal | None = None
                 ) -> Response:
-    lang = form.get(LANG_SWITCH) if form.get(LANG_SWITCH) in LANGS else lang_of(request)
+    lang = form_lang(request, form)
     services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang)}
     if kind not in services:
         raise AppError(404, "not_found")
@@ -64,7 +65,11 @@ async def _form(request: Request, ctx: Ctx, kind: str, form: dict[str, str], ref
 @router.get("/my/orders/new/{kind}", response_class=HTMLResponse)
 async def order_form(kind: Kind, request: Request, ctx: Ctx = allow("client", cookie=True, probe=orders.PLACE_PROBE)
                      ) -> Response:
-    return await _form(request, ctx, kind, {"spread": "three_card"})
+    form = {"spread": "three_card"}
+    if kind == "astro":  # the date of birth the account already has
+        dob = (await get_profile(ctx.conn, ctx.user_id))["dob"]  # type: ignore[arg-type]
+        form["birth_date"] = dob.isoformat() if dob else ""
+    return await _form(request, ctx, kind, form)
 
 
 @router.post("/my/orders/new/{kind}", response_class=HTMLResponse)
@@ -100,7 +105,10 @@ def _birth(form: dict[str, str]) -> tuple[BirthIn | None, Refusal | None]:
         date = dt.date.fromisoformat(form.get("birth_date", ""))
     except ValueError:
         return None, Refusal("invalid_date", 422, {"birth_date": "invalid_date"})
-    time = form.get("birth_time") or None
+    try:
+        time = dt.time.fromisoformat(form["birth_time"]) if form.get("birth_time") else None
+    except ValueError:
+        return None, Refusal("invalid_time", 422, {"birth_time": "invalid_time"})
     if time and place is None:
         return None, Refusal("place_required", 422, {"place_q": "place_required"})
     try:

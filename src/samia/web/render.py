@@ -97,7 +97,7 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
         local = value.astimezone(zone)
         return local.strftime({"date": "%Y-%m-%d", "time": "%H:%M"}.get(fmt, "%Y-%m-%d %H:%M"))
 
-    base = {
+    base: dict[str, Any] = {
         "request": request, "t": t, "lang": lang, "dir": "rtl" if lang == "ar" else "ltr",
         "csrf": csrf_token(request), "signed_in": signed_in(request), "role": role,
         "path": request.url.path, "request_id": getattr(request.state, "request_id", ""),

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.core.access import Ctx, allow
 from samia.payments import service as payments
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, posted
-from samia.web.render import LANGS, Translator, lang_of, render
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
+from samia.web.render import Translator, render
 from samia.web.session import pages
 
 router = pages("web")
@@ -23,7 +23,7 @@ AMOUNTS = (1000, 2500, 5000, 10000)
 
 async def _page(request: Request, ctx: Ctx, form: dict[str, str], refusal: Refusal | None = None,
                 status: int = 200) -> Response:
-    lang = form.get(LANG_SWITCH) if form.get(LANG_SWITCH) in LANGS else lang_of(request)
+    lang = form_lang(request, form)
     wallet = await payments.wallet(ctx.conn)
     for entry in wallet["entries"]:
         entry["at"] = dt.datetime.fromisoformat(entry["created_at"])
