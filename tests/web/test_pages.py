@@ -189,3 +189,17 @@ def test_every_language_is_served(web: TestClient) -> None:
     for lang in LANGS:
         r = web.get("/catalogue", headers={"Accept-Language": lang})
         assert f'lang="{lang}"' in r.text
+
+
+def test_phone_verification_in_two_steps(web: TestClient, api: Api, sms: Any) -> None:
+    user = api.user("client")
+    sign_in(web, user.email)
+    r = web.post("/verify-phone", data={"_csrf": csrf(web, "/verify-phone"), "phone": "+961 3 123 457"})
+    assert r.status_code == 200 and 'id="f-code"' in r.text
+    code = re.search(r"\b(\d{6})\b", [t for p, t in sms.messages if p == "+9613123457"][-1]).group(1)  # type: ignore[union-attr]
+    r = web.post("/verify-phone", data={"_csrf": csrf(web, "/verify-phone"), "phone": "+961 3 123 457",
+                                        "code": "000000" if code != "000000" else "111111"})
+    assert r.status_code == 400 and "The code is not right" in r.text
+    r = web.post("/verify-phone", data={"_csrf": csrf(web, "/verify-phone"), "phone": "+961 3 123 457", "code": code})
+    assert r.status_code == 200 and "Your phone number is confirmed" in r.text
+    assert api.sql("select phone, phone_verified from profiles where id = %s", (user.id,)) == [("+9613123457", True)]

@@ -27,6 +27,11 @@ PIPS: dict[int, list[tuple[int, int]]] = {
 }
 
 
+# the emblem in the middle of each major arcanum (symbols in templates/partials/card.html)
+MAJOR_EMBLEM = ("star", "infinity", "moon", "crown", "crown", "eye", "heart", "wheel", "infinity", "star", "wheel",
+                "scales", "eye", "moon", "scales", "eye", "lightning", "star", "moon", "sun", "sun", "wheel")
+
+
 @dataclass(frozen=True)
 class Face:
     numeral: str
@@ -36,13 +41,14 @@ class Face:
     court: str | None          # the court card's letter
     major: bool
     number: int | None
+    emblem: str = "star"
 
 
 def face(card: dict[str, Any], lang: str) -> Face:
     name = card["name_ar"] if lang == "ar" else card["name_en"]
     if card.get("arcana") == "major":
         n = int(card["code"].rsplit("_", 1)[1])
-        return Face(ROMAN[n], name, None, [], None, True, n)
+        return Face(ROMAN[n], name, None, [], None, True, n, MAJOR_EMBLEM[n])
     rank = card["code"].split("_", 1)[1]
     value = RANKS.get(rank, 1)
     if rank in COURT:
