@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,13 @@ def test_page_routes_are_guarded_with_cookies_and_listed_by_parity(app: Any) -> 
     assert not {p for _, p, _ in api} & paths
     openapi = app.openapi()["paths"]
     assert not set(openapi) & paths, "pages stay out of the API's OpenAPI document"
+
+
+@pytest.fixture(scope="module")
+def client(app: Any) -> Iterator[TestClient]:
+    """Requests from a real address (the emergency call and consent keep it as inet)."""
+    with TestClient(app, raise_server_exceptions=False, client=("203.0.113.9", 50000)) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +211,31 @@ def test_phone_verification_in_two_steps(web: TestClient, api: Api, sms: Any) ->
     r = web.post("/verify-phone", data={"_csrf": csrf(web, "/verify-phone"), "phone": "+961 3 123 457", "code": code})
     assert r.status_code == 200 and "Your phone number is confirmed" in r.text
     assert api.sql("select phone, phone_verified from profiles where id = %s", (user.id,)) == [("+9613123457", True)]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+
+
+def test_coffee_order_with_its_photo_and_the_emergency_button(web: TestClient, api: Api) -> None:
+    user = api.user("client")
+    sign_in(web, user.email)
+    form = web.get("/my/orders/new/coffee")
+    assert 'enctype="multipart/form-data"' in form.text and 'type="file"' in form.text
+    token = csrf(web, "/my/orders/new/coffee")
+    r = web.post("/my/orders/new/coffee", data={"_csrf": token})   # no photo: the field says so
+    assert r.status_code == 422 and "Add a photo of your cup" in r.text
+    assert api.sql("select count(*) from orders where user_id = %s", (user.id,)) == [(0,)]
+    r = web.post("/my/orders/new/coffee", data={"_csrf": token, "question": "Love?"},
+                 files={"photo": ("cup.png", PNG, "image/png")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    order_id = int(r.headers["location"].rsplit("/", 1)[1])
+    assert api.sql("select count(*) from order_attachments where order_id = %s", (order_id,)) == [(1,)]
+    # the emergency call (feature.emergencyExtension is on by default): consent first
+    page = web.get("/")
+    assert 'action="/my/emergency"' in page.text
+    r = web.post("/my/emergency", data={"_csrf": csrf(web, "/")})
+    assert r.status_code == 422
+    r = web.post("/my/emergency", data={"_csrf": csrf(web, "/"), "consent": "yes"}, follow_redirects=False)
+    assert r.status_code == 303, re.findall(r'<li>(.*?)</li>', r.text)
+    assert web.get(r.headers["location"]).status_code == 200
+    assert api.sql("select status from emergency_requests where client_id = %s", (user.id,)) == [("ringing",)]

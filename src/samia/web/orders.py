@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from fastapi import Request, UploadFile
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
 
 from samia.catalogue import service as catalogue
 from samia.core.access import AUTHENTICATED, Ctx, allow

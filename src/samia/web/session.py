@@ -15,6 +15,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
@@ -83,9 +84,10 @@ def csrf_token(request: Request) -> str:
     return hmac.new(_csrf_key(request), f"{seed}:{sid}".encode(), hashlib.sha256).hexdigest()
 
 
-async def page_session(request: Request) -> None:
+async def page_session(request: Request) -> AsyncIterator[None]:
     """The dependency every page router runs first: mark the request as a page (errors render
-    as HTML), load (and if needed refresh) the session, and check CSRF on unsafe methods."""
+    as HTML), load (and if needed refresh) the session, and check CSRF on unsafe methods.
+    Afterwards it closes a posted form's uploaded files."""
     request.state.page = True
     platform: Platform = request.app.state.platform
     seed = request.cookies.get(CSRF_COOKIE)
@@ -101,7 +103,12 @@ async def page_session(request: Request) -> None:
             given = str((await request.form()).get(CSRF_FIELD) or "")
         given = given or request.headers.get("x-csrf-token", "")
         if not (request.cookies.get(CSRF_COOKIE) and hmac.compare_digest(given, csrf_token(request))):
+            await request.close()
             raise AppError(403, "csrf_failed", "the form's security token is missing or wrong; reload the page")
+    try:
+        yield
+    finally:
+        await request.close()  # the spooled files of a multipart form
 
 
 async def _load(request: Request, platform: Platform) -> None:
@@ -151,4 +158,5 @@ async def _refresh(platform: Platform, refresh_token: str) -> Tokens | None:
 
 def pages(*tags: str) -> APIRouter:
     """A router of pages: out of the OpenAPI document, and every route runs `page_session` first."""
-    return APIRouter(include_in_schema=False, dependencies=[Depends(page_session)], tags=list(tags))
+    return APIRouter(include_in_schema=False, dependencies=[Depends(page_session, scope="function")],
+                     tags=list(tags))
