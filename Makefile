@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
-.PHONY: run test lint bench setup
+.PHONY: run test check lint bench setup
 
 setup:
 	@scripts/setup.sh
@@ -7,7 +7,12 @@ setup:
 run: setup
 	.venv/bin/samia serve --demo
 
-test: setup
+# The house checks, quickest first; make stops at the first that fails.
+check: lint
+	.venv/bin/mypy
+	.venv/bin/lint-imports --no-logo
+
+test: check
 	.venv/bin/pytest
 
 lint: setup

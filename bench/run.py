@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -101,16 +102,17 @@ def pgbench(dsn: str, script: str, seconds: int, clients: int) -> dict[str, floa
 
 def sql_scripts(user_id: str, role: str) -> dict[str, str]:
     """The statements the service sends for each request, literally."""
-    claims = json.dumps({"sub": user_id, "role": "authenticated", "aud": "authenticated"}).replace("'", "''")
-    prelude = (f"select set_config('role', '{role}', true), set_config('request.jwt.claims', '{claims}', true), "
-               f"set_config('request.id', 'bench', true), app.request_identity();")
-    cols = COLUMNS.as_string(None).replace("\n", " ")
-    # script text for pgbench (a file, not a driver call); the id is our own uuid
-    read = (f"select {cols} from profiles p join roles r on r.id = p.role_id "  # noqa: S608
-            f"where p.id = '{user_id}' and p.deleted_at is null;")
-    write = (f"\\set n random(1, 1000000)\nBEGIN;\n{prelude}\n"
-             f"update profiles set first_name = 'Bench' || :n where id = '{user_id}' and deleted_at is null "
-             f"returning id;\n{read}\nCOMMIT;\n")
+    claims = json.dumps({"sub": user_id, "role": "authenticated", "aud": "authenticated"})
+    # script text for pgbench (a file, not a driver call): values quoted as SQL literals
+    prelude = sql.SQL("select set_config('role', {}, true), set_config('request.jwt.claims', {}, true), "
+                      "set_config('request.id', 'bench', true), app.request_identity();").format(
+        sql.Literal(role), sql.Literal(claims)).as_string(None)
+    read = sql.SQL("select {} from profiles p join roles r on r.id = p.role_id "
+                   "where p.id = {} and p.deleted_at is null;").format(
+        COLUMNS, sql.Literal(user_id)).as_string(None).replace("\n", " ")
+    update = sql.SQL("update profiles set first_name = 'Bench' || :n where id = {} and deleted_at is null "
+                     "returning id;").format(sql.Literal(user_id)).as_string(None)
+    write = f"\\set n random(1, 1000000)\nBEGIN;\n{prelude}\n{update}\n{read}\nCOMMIT;\n"
     return {"read": f"BEGIN READ ONLY;\n{prelude}\n{read}\nCOMMIT;\n", "write": write}
 
 
@@ -133,11 +135,13 @@ def hold_script(client_id: str, reader: str, base: dt.datetime) -> str:
     """The same claim in pgbench, through the same function; a lost race is caught so that
     pgbench keeps going (the API answers it 409): the savepoint costs pgbench, not us."""
     claims = json.dumps({"sub": client_id, "role": "authenticated", "aud": "authenticated"})
-    return (f"\\set n random(0, {SLOTS - 1})\nBEGIN;\n"  # noqa: S608 (pgbench script text, our own values)
-            f"select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{claims}', true), "
-            f"set_config('request.id', 'bench', true), app.request_identity();\n"
-            f"select bench.try_hold('{reader}', (select id from services where code = 'tarot'), "
-            f"'{base.isoformat()}'::timestamptz + :n * interval '30 minutes');\nCOMMIT;\n")
+    statements = sql.SQL(
+        "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', {}, true), "
+        "set_config('request.id', 'bench', true), app.request_identity();\n"
+        "select bench.try_hold({}, (select id from services where code = 'tarot'), "
+        "{}::timestamptz + :n * interval '30 minutes');").format(
+        sql.Literal(claims), sql.Literal(reader), sql.Literal(base.isoformat())).as_string(None)
+    return f"\\set n random(0, {SLOTS - 1})\nBEGIN;\n{statements}\nCOMMIT;\n"
 
 
 TRY_HOLD = """

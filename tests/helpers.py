@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
+from psycopg.abc import Query
 
 from samia import db
 from samia.cli import create_user
@@ -54,7 +55,7 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    def sql(self, query: Query, params: Any = None) -> list[tuple[Any, ...]]:
         conn = psycopg.connect(self.owner_dsn)
         try:  # explicit commit: a deferred constraint may fail there, and the connection must still close
             cur = conn.execute(query, params)
@@ -64,7 +65,7 @@ class Api:
         finally:
             conn.close()
 
-    def sql_as(self, user_id: str | None, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    def sql_as(self, user_id: str | None, query: Query, params: Any = None) -> list[tuple[Any, ...]]:
         """Run SQL through the API's own login, switched to the user's role and claims."""
         role = "authenticated" if user_id else "anon"
         claims = json.dumps({"sub": user_id, "role": role} if user_id else {"role": "anon"})

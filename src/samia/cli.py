@@ -10,41 +10,27 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from samia import db
-from samia.config import Settings
+from samia.config import Settings, load_settings
 from samia.db import migrate
+from samia.db.cluster import Cluster
+
+if TYPE_CHECKING:
+    from samia.ops.backup import Backups
 
 DEMO_ROLES = ("superadmin", "admin", "monitor", "reader", "client")
 CLI_CLAIMS = json.dumps({"actor": "cli"})
-
-
-def load_settings() -> Settings:
-    """Settings from the environment. On the embedded default a development SECRET_KEY is
-    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
-    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
-        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
-        path = data_dir / "secrets.env"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
-            path.chmod(0o600)
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            os.environ.setdefault(key.strip(), value.strip())
-    try:
-        return Settings()  # type: ignore[call-arg]
-    except Exception as e:
-        sys.exit(f"samia: configuration error: {e}")
 
 
 def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
                 country: str | None = None, first_name: str = "", last_name: str = "",
                 settings: Settings) -> str:
     """Create an account directly as the database owner (bootstrap of the first superadmin)."""
-    from samia.auth.tokens import Passwords
+    from samia.core.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
     with psycopg.connect(owner_dsn) as conn:
@@ -57,7 +43,7 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
             (email, first_name or None, last_name or None, dob, country, role)).fetchone()
         assert row is not None
         conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
-    return row[0]
+    return str(row[0])
 
 
 def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
@@ -73,18 +59,55 @@ def seed_demo(settings: Settings, owner_dsn: str) -> list[tuple[str, str, str]]:
         out.append((role, email, password))
     path.write_text(json.dumps(creds, indent=1))
     path.chmod(0o600)
-    with psycopg.connect(owner_dsn) as conn:  # the demo reader takes every kind of reading
-        conn.execute("insert into reader_services (reader_id, service_id) select p.id, s.id "
-                     "from profiles p, services s where p.email = 'reader@demo.samia-tarot.example.com' "
-                     "and s.kind = 'reading' "
-                     "on conflict do nothing")
+    with psycopg.connect(owner_dsn) as conn:
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (CLI_CLAIMS,))
+        conn.execute(DEMO_MARKET)
     return out
+
+
+# The demo marketplace: prices a client can pay (set once, while still the baseline's 0, so an
+# admin's later change survives a restart), a lower price in Lebanon and Egypt, and a demo reader
+# who offers everything, with a public profile and a week of availability in Beirut.
+DEMO_MARKET = """
+    update services s set price_minor = v.price, gold_surcharge_minor = v.gold, per_minute_minor = v.per_minute,
+           duration_minutes = v.minutes
+      from (values ('tarot', 2500, 1000, 0, 30), ('coffee', 2000, 1000, 0, 30), ('astro', 3500, 1500, 0, 30),
+                   ('healing', 4500, 0, 0, 45), ('direct_call', 6000, 0, 250, 30))
+           as v (code, price, gold, per_minute, minutes)
+     where s.code = v.code and s.price_minor = 0;
+    insert into service_prices (service_id, country_code, price_minor, per_minute_minor)
+    select s.id, v.country, v.price, v.per_minute from services s
+      join (values ('tarot', 'LB', 1500, null), ('coffee', 'LB', 1200, null), ('astro', 'LB', 2500, null),
+                   ('tarot', 'EG', 900, null), ('direct_call', 'LB', 4000, 150))
+           as v (code, country, price, per_minute) on v.code = s.code
+    on conflict do nothing;
+    insert into reader_services (reader_id, service_id)
+    select p.id, s.id from profiles p, services s where p.email = 'reader@demo.samia-tarot.example.com'
+    on conflict do nothing;
+    insert into reader_profiles (reader_id, display_name, bio_en, bio_ar, specialties, languages)
+    select p.id, 'Layla', 'Tarot and coffee-cup reader for fifteen years; calm, direct, kind.',
+           'قارئة تاروت وفنجان منذ خمسة عشر عامًا؛ هادئة وصريحة ولطيفة.', '{love,career,family}', '{ar,en}'
+      from profiles p where p.email = 'reader@demo.samia-tarot.example.com'
+    on conflict do nothing;
+    insert into availability_rules (reader_id, weekday, start_time, end_time, tz)
+    select p.id, d, '10:00', '20:00', 'Asia/Beirut' from profiles p, generate_series(1, 7) d
+     where p.email = 'reader@demo.samia-tarot.example.com'
+       and not exists (select 1 from availability_rules r where r.reader_id = p.id);
+"""
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from samia.jobs.worker import STOP_GRACE
+
+    # links in emails point at this server unless PUBLIC_BASE_URL says otherwise
+    if "PUBLIC_BASE_URL" not in os.environ:
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        os.environ["PUBLIC_BASE_URL"] = f"http://{host}:{args.port}"
     settings = load_settings()
+    cluster = None if settings.database_url else Cluster(settings.data_dir)
+    started_cluster = cluster is not None and not cluster.running()
     dsns = db.resolve(settings)
     migrate.up(dsns.owner)
     if args.demo:
@@ -101,10 +124,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     try:
         uvicorn.run("samia.app:from_env", factory=True, host=args.host, port=args.port,
                     workers=args.workers, access_log=False, log_config=None, proxy_headers=False)
-    finally:
+    finally:  # Ctrl-C stops everything serve started, within seconds
         if worker:
             worker.terminate()
-            worker.wait(15)
+            try:
+                worker.wait(STOP_GRACE + 1)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        if started_cluster and cluster is not None:
+            cluster.stop()
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -167,7 +196,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _embedded(settings: Settings):  # type: ignore[no-untyped-def]
+def _embedded(settings: Settings) -> Backups:
     from samia.db.cluster import Cluster
     from samia.ops.backup import Backups
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -49,6 +52,55 @@ class Settings(BaseSettings):
     # Live calls: the local simulator (default) or Twilio Voice conferences from TWILIO_CALLER_ID.
     voice_provider: Literal["local", "twilio"] = Field("local", alias="VOICE_PROVIDER")
     twilio_caller_id: str | None = Field(None, alias="TWILIO_CALLER_ID")
+
+    # ---- messaging channels (providers/{email,push,sms}.py): each is the local default
+    # (files under the data dir) or its real provider; a real one missing a setting answers 503.
+    email_provider: Literal["local", "smtp"] = Field("local", alias="EMAIL_PROVIDER")
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_from: str | None = Field(None, alias="SMTP_FROM")  # "Samia Tarot <no-reply@example.com>"
+    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")  # required, not opportunistic, when on
+    smtp_ca_file: Path | None = Field(None, alias="SMTP_CA_FILE")  # extra CA to trust (tests, private relays)
+    smtp_timeout: float = Field(30, alias="SMTP_TIMEOUT", gt=0, le=300)
+    # Bounces and complaints: Amazon SES notifications delivered by SNS. Only these topics are
+    # accepted (anyone can make an SNS topic whose messages AWS signs).
+    sns_topic_arns: str | None = Field(None, alias="SNS_TOPIC_ARNS")  # comma-separated
+    # host of SigningCertURL; override only in tests (plain http is then accepted for loopback hosts)
+    sns_cert_host_pattern: str = Field(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$",
+                                       alias="SNS_CERT_HOST_PATTERN")
+
+    webpush_provider: Literal["local", "vapid"] = Field("local", alias="WEBPUSH_PROVIDER")
+    vapid_private_key: SecretStr | None = Field(None, alias="VAPID_PRIVATE_KEY")  # base64url raw key or PEM
+    vapid_public_key: str | None = Field(None, alias="VAPID_PUBLIC_KEY")  # derived from the private key if unset
+    vapid_subject: str | None = Field(None, alias="VAPID_SUBJECT")  # mailto: or https: contact
+    # hosts a subscription endpoint may point at (the browsers' push services); widened in tests
+    webpush_endpoint_host_pattern: str = Field(
+        r"^(fcm\.googleapis\.com|updates\.push\.services\.mozilla\.com|[a-z0-9.-]+\.notify\.windows\.com"
+        r"|web\.push\.apple\.com|[a-z0-9-]+\.push\.apple\.com)$", alias="WEBPUSH_ENDPOINT_HOST_PATTERN")
+
+    fcm_provider: Literal["local", "fcm"] = Field("local", alias="FCM_PROVIDER")
+    fcm_project_id: str | None = Field(None, alias="FCM_PROJECT_ID")  # default: the service account's project
+    fcm_service_account_json: SecretStr | None = Field(None, alias="FCM_SERVICE_ACCOUNT_JSON")  # path or JSON
+    fcm_base_url: str = Field("https://fcm.googleapis.com", alias="FCM_BASE_URL")
+
+    apns_provider: Literal["local", "apns"] = Field("local", alias="APNS_PROVIDER")
+    apns_key_id: str | None = Field(None, alias="APNS_KEY_ID")
+    apns_team_id: str | None = Field(None, alias="APNS_TEAM_ID")
+    apns_private_key: SecretStr | None = Field(None, alias="APNS_PRIVATE_KEY")  # .p8 PEM text or its path
+    apns_topic: str | None = Field(None, alias="APNS_TOPIC")  # the app's bundle id
+    apns_base_url: str = Field("https://api.push.apple.com", alias="APNS_BASE_URL")
+    apns_ca_file: Path | None = Field(None, alias="APNS_CA_FILE")  # extra CA to trust (tests only)
+
+    sms_provider: Literal["local", "twilio"] = Field("local", alias="SMS_PROVIDER")
+    whatsapp_provider: Literal["local", "twilio"] = Field("local", alias="WHATSAPP_PROVIDER")
+    # a Messaging Service (sender pool, Advanced Opt-Out) or fixed senders per channel
+    twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
+    twilio_messaging_from: str | None = Field(None, alias="TWILIO_MESSAGING_FROM")  # E.164
+    twilio_whatsapp_from: str | None = Field(None, alias="TWILIO_WHATSAPP_FROM")  # E.164, no "whatsapp:" prefix
+
+    provider_timeout: float = Field(10, alias="PROVIDER_TIMEOUT", gt=0, le=120)  # push and SMS calls, seconds
 
     card_provider: Literal["testcard", "stripe"] = Field("testcard", alias="CARD_PROVIDER")
     stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
@@ -130,3 +182,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=64)
 def _derive(secret: str, purpose: str) -> bytes:
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment. On the embedded default a development SECRET_KEY is
+    generated once and kept in $SAMIA_DATA_DIR/secrets.env (mode 0600)."""
+    if not os.environ.get("SECRET_KEY") and not os.environ.get("DATABASE_URL"):
+        data_dir = Path(os.environ.get("SAMIA_DATA_DIR", "var"))
+        path = data_dir / "secrets.env"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
+            path.chmod(0o600)
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+    try:
+        return Settings()
+    except Exception as e:
+        sys.exit(f"samia: configuration error: {e}")

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from twilio.request_validator import RequestValidator
 
 from samia.app import create_app
@@ -235,6 +236,35 @@ def test_inside_an_approved_window_a_reader_stays_available_unless_on_a_call(cli
     ok(client.post(f"/calls/{call['id']}/hangup", headers=c.h))
 
 
+def test_with_reader_instant_off_there_are_no_instant_calls_or_windows(client, api) -> None:
+    """feature.readerInstant gates instant windows and instant calls, in the database as in the API."""
+    r, admin = api.user("reader"), api.user("admin")
+    api.sql("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'healing'",
+            (r.id,))
+    now = dt.datetime.now(UTC)
+    window = {"starts_at": (now - dt.timedelta(minutes=5)).isoformat(),
+              "ends_at": (now + dt.timedelta(hours=1)).isoformat()}
+    w = ok(client.post("/readers/me/instant-windows", json=window, headers=r.h), 201)
+    ok(client.post(f"/admin/instant-windows/{w['id']}/approve", json={}, headers=admin.h))
+    ok(client.put("/readers/me/status", json={"available": True}, headers=r.h))
+    c = funded_client(api, client)
+    ok(client.patch("/admin/flags/feature.readerInstant", json={"enabled": False}, headers=admin.h))
+    try:
+        problem(client.post("/calls/instant", json={"reader_id": r.id, "service": "healing", "consent_given": True},
+                            headers=c.h), 403, "feature_disabled")
+        problem(client.post("/readers/me/instant-windows", json=window, headers=r.h), 403, "feature_disabled")
+        assert api.sql("select count(*) from instant_windows where reader_id = %s", (r.id,)) == [(1,)]
+        # the approved window binds nobody while the feature is off
+        ok(client.put("/readers/me/status", json={"available": False}, headers=r.h))
+        with pytest.raises(psycopg.Error, match="switched off"):
+            api.sql_as(c.id, "select app.start_instant_call(%s, (select id from services where code = 'healing'), "
+                             "'203.0.113.7', 'x', false)", (r.id,))
+    finally:
+        ok(client.patch("/admin/flags/feature.readerInstant", json={"enabled": True}, headers=admin.h))
+    ok(client.put("/readers/me/status", json={"available": True}, headers=r.h))
+    problem(client.put("/readers/me/status", json={"available": False}, headers=r.h), 409, "in_instant_window")
+
+
 def run_escalation(settings, dsns, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
     """One worker process run at a controlled time (each call is a fresh worker: a restart)."""
     run_jobs(settings, dsns, "emergency_escalate", at=at)
@@ -353,7 +383,7 @@ def test_transcripts_are_stored_redacted_flagged_and_kept_from_clients(client, a
     problem(client.get(f"/monitor/calls/{cid}/safety", headers=c.h), 403)
     problem(client.post(f"/calls/{cid}/transcript", json={"text": "hello"}, headers=c.h), 403)
     for table in ("call_transcripts", "call_flags", "safety_incidents"):
-        assert api.sql_as(c.id, f"select count(*) from {table}") == [(0,)]
+        assert api.sql_as(c.id, sql.SQL("select count(*) from {}").format(sql.Identifier(table))) == [(0,)]
     assert "Call me" not in json.dumps(ok(client.get(f"/calls/{cid}", headers=c.h)))
 
 

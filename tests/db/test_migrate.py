@@ -73,14 +73,15 @@ def test_a_changed_schema_file_is_reapplied_alone(empty_db: str, layout: migrate
 def test_a_run_lands_whole_or_not_at_all(empty_db: str, layout: migrate.Layout) -> None:
     migrate.up(empty_db, echo=quiet, layout=layout)
     root = Path(str(layout.migrations))
-    (root / "002_reviews.sql").write_text("create table public.reviews (id bigint primary key);\n")
-    (Path(str(layout.schema)) / "99_reviews.sql").write_text(
-        "select app.lock_down('reviews');\ncreate policy reviews_read on public.reviews for select using (nonsense);\n")
+    (root / "999_notes.sql").write_text("create table public.test_notes (id bigint primary key);\n")
+    (Path(str(layout.schema)) / "99_notes.sql").write_text(
+        "select app.lock_down('test_notes');\n"
+        "create policy test_notes_read on public.test_notes for select using (nonsense);\n")
     with pytest.raises(psycopg.errors.UndefinedColumn):
         migrate.up(empty_db, echo=quiet, layout=layout)
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("select to_regclass('public.reviews')").fetchone() == (None,)
-        assert conn.execute("select count(*) from _migrations where name like '%reviews%'").fetchone() == (0,)
+        assert conn.execute("select to_regclass('public.test_notes')").fetchone() == (None,)
+        assert conn.execute("select count(*) from _migrations where name like '%notes%'").fetchone() == (0,)
 
 
 def test_a_locked_table_makes_the_run_fail_fast_and_change_nothing(empty_db: str, layout: migrate.Layout,
@@ -136,23 +137,23 @@ FINGERPRINT = """
 
 
 def test_down_then_up_restores_the_last_migration_and_its_rules(empty_db: str, layout: migrate.Layout) -> None:
-    (Path(str(layout.migrations)) / "002_reviews.sql").write_text(
-        "create table public.reviews (id bigint primary key, body text);\n"
-        "-- migrate:down\ndrop table public.reviews;\n")
-    (Path(str(layout.schema)) / "99_reviews.sql").write_text(
-        "select app.lock_down('reviews');\ngrant select on public.reviews to authenticated;\n"
-        "drop policy if exists reviews_read on public.reviews;\n"
-        "create policy reviews_read on public.reviews for select to authenticated using (true);\n")
+    (Path(str(layout.migrations)) / "999_notes.sql").write_text(
+        "create table public.test_notes (id bigint primary key, body text);\n"
+        "-- migrate:down\ndrop table public.test_notes;\n")
+    (Path(str(layout.schema)) / "99_notes.sql").write_text(
+        "select app.lock_down('test_notes');\ngrant select on public.test_notes to authenticated;\n"
+        "drop policy if exists test_notes_read on public.test_notes;\n"
+        "create policy test_notes_read on public.test_notes for select to authenticated using (true);\n")
     migrate.up(empty_db, echo=quiet, layout=layout)
     with psycopg.connect(empty_db) as conn:
         before = conn.execute(FINGERPRINT).fetchone()
-    assert migrate.down(empty_db, echo=quiet, layout=layout) == "002_reviews.sql"
+    assert migrate.down(empty_db, echo=quiet, layout=layout) == "999_notes.sql"
     with psycopg.connect(empty_db) as conn:
         assert conn.execute(FINGERPRINT).fetchone() != before, "down changed nothing"
         assert conn.execute("select count(*) from _migrations where name like 'schema/%'").fetchone() == (0,)
     assert not migrate.audit(empty_db, echo=quiet, layout=layout)
     applied = migrate.up(empty_db, echo=quiet, layout=layout)
-    assert applied[0] == "002_reviews.sql" and "schema/99_reviews.sql" in applied
+    assert applied[0] == "999_notes.sql" and "schema/99_notes.sql" in applied
     with psycopg.connect(empty_db) as conn:
         assert conn.execute(FINGERPRINT).fetchone() == before, "up did not restore the same schema"
     assert migrate.audit(empty_db, echo=quiet, layout=layout)

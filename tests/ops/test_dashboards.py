@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+from samia.core.metrics import Metrics
 from samia.ops import slo
-from samia.ops.metrics import Metrics
 
 
 def exported_names() -> set[str]:

@@ -14,7 +14,7 @@ def test_a_25_percent_rollout_is_25_percent_and_stable() -> None:
     on = [is_on(flag, user_id=u, role="client", country="LB") for u in ids]
     assert 0.22 <= sum(on) / len(on) <= 0.28
     assert on == [is_on(flag, user_id=u, role="client", country="LB") for u in ids], "deterministic"
-    other = Flag("calls.video", True, 25, None, None)
+    other = Flag("feature.readerInstant", True, 25, None, None)
     assert on != [is_on(other, user_id=u, role="client", country="LB") for u in ids], "independent per flag"
 
 
@@ -47,6 +47,8 @@ def test_targeting_and_the_kill_switch_through_the_api(client, api) -> None:
 
 
 def test_seed_flags_have_their_defaults(api) -> None:
+    """The go-live flags of seeds 002 that switch something, with their defaults; the ones that
+    switched nothing (backend.flatTables, calls.video, ui.rtlRefine) are gone."""
     flags = dict(api.sql("select key, enabled from feature_flags"))
-    assert flags["backend.flatTables"] and flags["feature.tarotV2"] and flags["feature.dailyZodiac"]
-    assert not flags["calls.video"] and not flags["billing.emergencyProgressivePricing"]
+    assert flags == {"feature.tarotV2": True, "feature.readerInstant": True, "feature.emergencyExtension": True,
+                     "feature.dailyZodiac": True, "billing.emergencyProgressivePricing": False}

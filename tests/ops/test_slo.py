@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from samia.core.metrics import Metrics
 from samia.ops import slo
-from samia.ops.metrics import Metrics
 
 
 def test_committed_rules_are_what_the_generator_makes() -> None:

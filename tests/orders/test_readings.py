@@ -64,6 +64,24 @@ def test_cards_are_drawn_server_side_and_revealed_strictly_in_order(client, api,
                    (o["id"],))
 
 
+def test_with_tarot_v2_off_the_whole_spread_is_shown_at_once(client, api) -> None:
+    """feature.tarotV2 gates in-order reveals: off (for this client), every card of a new reading is
+    face up from the start and there is nothing to turn; on again, the next reading hides them."""
+    c = api.user("client")
+    api.sql("update feature_flags set enabled = false where key = 'feature.tarotV2'")
+    try:
+        rid = order(client, c, spread="three_card")["reading_id"]
+    finally:
+        api.sql("update feature_flags set enabled = true where key = 'feature.tarotV2'")
+    view = ok(client.get(f"/readings/{rid}", headers=c.h))
+    assert [p["revealed"] for p in view["positions"]] == [True] * 3
+    assert all(p["card"]["name_en"] for p in view["positions"])
+    assert api.sql_as(c.id, "select count(*) from tarot_v2_card_selections where reading_id = %s", (rid,)) == [(3,)]
+    problem(client.post(f"/readings/{rid}/reveals", json={"card_position": 1}, headers=c.h), 409, "already_revealed")
+    hidden = order(client, c, spread="three_card")["reading_id"]
+    assert [p["card"] for p in ok(client.get(f"/readings/{hidden}", headers=c.h))["positions"]] == [None] * 3
+
+
 def test_draws_vary_and_come_from_the_whole_deck(client, api) -> None:
     c = api.user("client")
     api.sql("update rate_limits set limit_count = 1000 where name = 'orders'")

@@ -62,7 +62,7 @@ def test_happy_path_real_audio_from_question_to_the_clients_ears(client, api, re
     problem(client.get(f"{base}&exp={int(q['exp'][0]) + 60}&sig={q['sig'][0]}"), 403, "invalid_signature")
     problem(client.get(f"{base}&exp={q['exp'][0]}&sig={q['sig'][0][:-2]}AA"), 403, "invalid_signature")
     problem(client.get(f"/media/{media + 1}/content?sha={q['sha'][0]}&exp={q['exp'][0]}&sig={q['sig'][0]}"), 403)
-    from samia.media.api import signed_url
+    from samia.media.store import signed_url
     expired, _ = signed_url(api.settings, media, q["sha"][0], now=time.time() - 3600)
     problem(client.get(expired), 403, "url_expired")
 
@@ -304,10 +304,28 @@ def test_idempotent_order_creation_and_the_hourly_limit(client, api) -> None:
     c = api.user("client")
     h = {**c.h, "Idempotency-Key": "order-1"}
     a = client.post("/orders", json={"service": "tarot"}, headers=h)
-    b = client.post("/orders", json={"service": "tarot"}, headers=h)
-    assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"]
-    assert b.headers["idempotent-replayed"] == "true"
+    assert a.status_code == 201 and a.headers["ratelimit-remaining"] == "9"
+    # replays (ten of them) do not count against the limit, and carry its headers too
+    for _ in range(10):
+        b = client.post("/orders", json={"service": "tarot"}, headers=h)
+        assert b.status_code == 201 and a.json()["id"] == b.json()["id"]
+        assert b.headers["idempotent-replayed"] == "true" and b.headers["ratelimit-remaining"] == "9"
+        assert b.headers["ratelimit-limit"] == "10" and "ratelimit-reset" in b.headers
     problem(client.post("/orders", json={"service": "coffee"}, headers=h), 422, "idempotency_key_reused")
     codes = [client.post("/orders", json={"service": "tarot"}, headers=c.h).status_code for _ in range(10)]
-    assert codes.count(201) == 7 and codes[-1] == 429  # 10 per hour: the three above counted
-    assert api.sql("select count(*) from orders where user_id = %s", (c.id,)) == [(8,)]
+    assert codes.count(201) == 9 and codes[-1] == 429  # 10 per hour: only the first keyed request counted
+    assert api.sql("select count(*) from orders where user_id = %s", (c.id,)) == [(10,)]
+
+
+def test_a_duplicate_in_flight_is_not_counted(api) -> None:
+    """While the first request with a key holds its lock, a duplicate (which answers 409) does not
+    use up the limit; an unknown key does."""
+    c = api.user("client")
+    key = "order-in-flight"
+    hit = ("select remaining from app.rate_limit_hit('orders', %s, %s::uuid, %s)")
+    with psycopg.connect(api.owner_dsn) as first:
+        first.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"idem:{c.id}:{key}",))
+        assert api.sql(hit, (c.id, c.id, key)) == [(10,)]
+        assert api.sql(hit, (c.id, c.id, key)) == [(10,)]
+        assert api.sql(hit, (c.id, c.id, "another-key")) == [(9,)]
+    assert api.sql(hit, (c.id, c.id, key)) == [(8,)], "once the lock is gone the key is new: it counts"

@@ -277,3 +277,20 @@ def test_same_key_with_a_different_amount_is_422(client, api) -> None:
     problem(client.post("/wallet/topups", json={"amount_minor": 2000, "card_token": "tok_visa"},
                         headers={**c.h, "Idempotency-Key": key}), 422, "idempotency_key_reused")
     assert client.get("/wallet", headers=c.h).json()["balance_minor"] == 1000
+
+
+@pytest.mark.parametrize(("token", "status"), [("pm_card_visa", 201), ("pm_card_mastercard_debit", 201),
+                                               ("tok_amex", 201), ("pm_card_chargeDeclined", 402),
+                                               ("pm_card_chargeDeclinedExpiredCard", 402)])
+def test_the_test_processor_takes_stripes_documented_test_cards(client, api, token, status) -> None:
+    c = api.user("client")
+    r = client.post("/wallet/topups", json={"amount_minor": 500, "card_token": token}, headers=c.h)
+    assert r.status_code == status, r.text
+    assert client.get("/wallet", headers=c.h).json()["balance_minor"] == (500 if status == 201 else 0)
+
+
+def test_an_unknown_test_card_names_the_ones_that_work(client, api) -> None:
+    c = api.user("client")
+    body = problem(client.post("/wallet/topups", json={"amount_minor": 500, "card_token": "tok_unknown"},
+                               headers=c.h), 422)
+    assert "pm_card_visa" in body["detail"] and "tok_chargeDeclined" in body["detail"]

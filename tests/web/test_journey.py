@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,19 +24,32 @@ from ..helpers import Api, User, ok
 from ..orders.conftest import tone
 from .conftest import Page, deliver_mail, mailbox_link, off_loop
 
-TAROT_PRICE, CALL_PRICE = 1500, 3000
+TAROT_PRICE, CALL_PRICE, HEALING_PRICE = 1500, 3000, 3000
 ZONE = "Asia/Beirut"
+
+
+def photo_png() -> bytes:
+    """A reader's profile photo: a small violet PNG made by ffmpeg."""
+    return subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "gradients=s=144x144:c0=0x7137e6:c1=0x67e8f9",
+                           "-frames:v", "1", "-f", "image2", "-c:v", "png", "-"],
+                          capture_output=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
 def staff(api: Api, client: TestClient) -> dict[str, User]:
-    """An admin, a monitor, and a reader who reads tarot and takes direct calls around the clock
-    (Beirut time); prices set as an admin would (the catalogue API sets them once it lands)."""
-    api.sql("update services set price_minor = %s where code = 'tarot'", (TAROT_PRICE,))
-    api.sql("update services set price_minor = %s where code = 'direct_call'", (CALL_PRICE,))
+    """An admin, a monitor, and a reader with a public profile and photo who reads tarot and takes
+    direct calls and Healing Energy sessions around the clock (Beirut time); prices set by the
+    admin through the catalogue API."""
     admin, monitor, reader = (off_loop(lambda r=r: api.user(r)) for r in ("admin", "monitor", "reader"))
-    ok(client.put(f"/admin/readers/{reader.id}/services", json={"services": ["tarot", "direct_call"]},
+    for code, price in (("tarot", TAROT_PRICE), ("direct_call", CALL_PRICE), ("healing", HEALING_PRICE)):
+        ok(client.put(f"/admin/services/{code}", json={"price_minor": price, "currency": "USD"}, headers=admin.h))
+    ok(client.put(f"/admin/readers/{reader.id}/services", json={"services": ["tarot", "direct_call", "healing"]},
                   headers=admin.h))
+    ok(client.put("/readers/me/profile", headers=reader.h, json={
+        "display_name": "Layla", "specialties": ["love", "career", "family"], "languages": ["ar", "en"],
+        "bio_en": "Tarot and coffee-cup reader for fifteen years; calm, direct, kind.",
+        "bio_ar": "قارئة تاروت وفنجان منذ خمسة عشر عامًا؛ هادئة وصريحة ولطيفة."}))
+    ok(client.post("/readers/me/photo", content=photo_png(), headers={**reader.h, "Content-Type": "image/png"}))
     ok(client.put("/readers/me/availability", headers=reader.h, json={
         "tz": ZONE, "rules": [{"weekday": d, "start": "00:00", "end": "23:30"} for d in range(1, 8)]}))
     ok(client.put("/readers/me/status", json={"available": True}, headers=reader.h))
@@ -73,7 +87,9 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     page.goto("/catalogue")
     p.check("catalogue")
     page.goto(f"/catalogue/readers/{staff['reader'].id}")
-    p.check("reader-anonymous", shots=False)
+    assert page.locator("h1").inner_text() == "Layla"
+    assert page.locator("img.avatar").count() == 1
+    p.check("reader-anonymous")
     page.goto("/signup")
     p.check("signup")
     page.fill("#f-first_name", "Layla" if lang == "en" else "ليلى")
@@ -103,6 +119,9 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     assert api.sql("select count(*) from audit_log where event = 'auth.terms_accepted' and entity_id = "
                    "(select id::text from profiles where email = %s)", (email,)) == [(1,)]
     page.goto("/")
+    assert page.locator(".reader-card h3").first.inner_text() == "Layla"      # online now, from the directory
+    price = "$15.00" if lang == "en" else "15.00 USD"
+    assert price in page.locator("#svc-tarot").locator("xpath=..").locator("..").inner_text()
     p.check("home")
 
     # 3. top up with the test card (a declined card first)
@@ -167,7 +186,7 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
         await new Promise(r => setTimeout(r, 300)); return !a.paused && a.currentTime > 0; }""")
     p.check("order-delivered")
 
-    # 8. leave a review: waits for the catalogue API's reviews (issue 13, catalogue side); the page says so
+    # 8. leave a review: the page says where reviews go (the review form comes next)
     assert page.locator("#review-title").is_visible()
 
     page.goto("/my/orders")
@@ -175,6 +194,7 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
 
     # 9. book and pay a call, give consent, see it confirmed
     page.goto("/my/calls/book?service=direct_call")
+    assert page.locator("#f-reader option:checked").inner_text().startswith("Layla")
     p.check("book")
     tomorrow = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=1)
     page.locator(f".days a[href$='day={tomorrow.isoformat()}']").click()

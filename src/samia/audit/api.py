@@ -10,14 +10,13 @@ from fastapi import APIRouter, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from samia.audit.trail import export, public_key_b64
-from samia.core.access import Ctx, Probe, allow
+from samia.audit.trail import record_attestation
+from samia.core.access import ADMINS, Ctx, Probe, allow
 from samia.core.models import Id
 from samia.core.problems import not_found
 
 router = APIRouter(tags=["audit"])
 
-ADMINS = ("admin", "superadmin")
 READ = Probe("select 1 from audit_log")
 
 
@@ -74,25 +73,6 @@ async def audit_log(ctx: Ctx = allow(*ADMINS, probe=READ),
                       {"event": prefix, "entity": entity, "entity_id": entity_id, "actor": actor, "since": since,
                        "until": until, "before": before, "limit": limit})
     return await cur.fetchall()
-
-
-async def record_attestation(ctx_conn: Any, storage: Any, settings: Any, undo: list[Any]) -> dict[str, Any]:
-    """Export, store privately, and record the attestation (request or job); `undo` gets
-    the step that removes the stored file if the transaction does not commit."""
-    exp = await export(ctx_conn, settings)
-    key = await storage.put(exp.data, prefix="audit/attestations", content_type="application/x-ndjson")
-    undo.append(lambda: storage.delete(key))
-    cur = ctx_conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
-        "storage_key, created_by) values (%s, %s, %s, %s, %s, %s, %s, auth.uid()) "
-        "returning id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, storage_key",
-        (exp.head_pos, exp.head_hash, exp.rows, exp.sha256, exp.signature, public_key_b64(settings), key))
-    row = await cur.fetchone()
-    assert row is not None
-    await ctx_conn.execute("select app.audit('audit.attested', 'audit', %s, jsonb_build_object('head_pos', %s::bigint, "
-                           "'rows', %s::bigint))", (str(row["id"]), exp.head_pos, exp.rows))
-    return {**row, "export_url": f"/admin/audit/attestations/{row['id']}/export"}
 
 
 @router.post("/admin/audit/attest", status_code=status.HTTP_201_CREATED, response_model=Attestation)

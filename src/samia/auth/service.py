@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import phonenumbers
 from psycopg import AsyncConnection
 
-from samia.auth.tokens import Passwords, decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.config import Settings
 from samia.core.problems import AppError, invalid
+from samia.core.tokens import Passwords, decode_email_token, hash_token, issue_access, new_refresh_token
 from samia.providers.phone import CODE_TTL_SECONDS
 
 if TYPE_CHECKING:
-    from samia.app import Platform
+    from samia.core.platform import Platform
 
 TERMS_VERSION = "2026-12"  # the terms a sign-up accepts; the privacy issue adds proper terms records
 

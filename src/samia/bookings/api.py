@@ -13,10 +13,10 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from samia.bookings import service
 from samia.bookings.policy import may_reschedule
+from samia.bookings.refunds import refund_for_cancellation
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, invalid, not_found
-from samia.payments.refunds import refund_for_cancellation
 
 router = APIRouter(tags=["bookings"])
 
@@ -98,6 +98,8 @@ class BookingOut(BaseModel):
     currency: str
     hold_expires_at: dt.datetime | None
     created_at: dt.datetime
+    pre_ritual: bool = Field(description="the service asks the client to confirm a preparation before the call")
+    pre_ritual_confirmed_at: dt.datetime | None
 
 
 @router.put("/readers/me/availability", response_model=list[RuleOut])
@@ -114,8 +116,8 @@ async def set_availability(
                        extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
                                           "type": "value_error"} for i in bad]})
     await ctx.conn.execute("delete from availability_rules where reader_id = auth.uid()")
-    async with ctx.conn.cursor() as cur:
-        await cur.executemany(
+    async with ctx.conn.cursor() as batch:
+        await batch.executemany(
             "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
             "values (auth.uid(), %s, %s, %s, %s)", [(r.weekday, r.start, r.end, body.tz) for r in body.rules])
     await ctx.conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",
@@ -205,6 +207,15 @@ async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut)
 async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    return await service.get_booking(ctx.conn, booking_id)
+
+
+@router.post("/bookings/{booking_id}/pre-ritual", response_model=BookingOut)
+async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=Probe(
+        "select 1 from bookings where id = :booking and client_id = auth.uid()"))) -> dict[str, Any]:
+    """Confirm you have done the preparation the service asks for (Healing Energy's pre-ritual);
+    its call cannot start before. The reader sees when you confirmed."""
+    await service.confirm_pre_ritual(ctx.conn, booking_id)
     return await service.get_booking(ctx.conn, booking_id)
 
 

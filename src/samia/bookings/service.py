@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from samia.core.access import Ctx, Probe
@@ -19,10 +19,11 @@ HOLD_PROBE = Probe(
     "select app.hold_slot(:reader, (select id from services where code = 'tarot'), "
     "date_trunc('hour', now()) + interval '50 hours', interval '10 minutes')")
 
-BOOKING_SQL = """
+BOOKING_SQL = sql.SQL("""
     select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
-           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at
-      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id"""
+           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at,
+           s.pre_ritual_en is not null as pre_ritual, b.pre_ritual_confirmed_at
+      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id""")
 
 
 async def free_slots(conn: AsyncConnection, reader: uuid.UUID | str, service: str, start: dt.datetime,
@@ -55,14 +56,20 @@ async def hold(ctx: Ctx, reader: uuid.UUID | str, service: str, starts_at: dt.da
 async def list_bookings(conn: AsyncConnection, limit: int = 50) -> list[dict[str, Any]]:
     """The caller's bookings (as client or reader; staff see all), newest first."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " order by b.starts_at desc limit %s", (limit,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" order by b.starts_at desc limit %s"), (limit,))
     return await cur.fetchall()
 
 
 async def get_booking(conn: AsyncConnection, booking_id: int) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + " where b.id = %s", (booking_id,))
+    await cur.execute(BOOKING_SQL + sql.SQL(" where b.id = %s"), (booking_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("booking")
     return row
+
+
+async def confirm_pre_ritual(conn: AsyncConnection, booking_id: int) -> None:
+    """The client confirms the preparation the service asks for (Healing Energy's pre-ritual);
+    the call cannot start before (app.confirm_pre_ritual, schema/09_bookings.sql)."""
+    await conn.execute("select app.confirm_pre_ritual(%s)", (booking_id,))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 import phonenumbers
 
@@ -36,12 +37,12 @@ def iban_valid(text: str) -> bool:
 def redact(text: str) -> tuple[str, dict[str, int]]:
     counts: Counter[str] = Counter()
 
-    def sub(pattern: re.Pattern[str], label: str, check: object = None) -> None:
+    def sub(pattern: re.Pattern[str], label: str, check: Callable[[str], bool] | None = None) -> None:
         nonlocal text
 
         def one(m: re.Match[str]) -> str:
             raw = m.group(0)
-            if check is not None and not check(raw):  # type: ignore[operator]
+            if check is not None and not check(raw):
                 return raw
             counts[label] += 1
             return f"[{label}]"

@@ -1,16 +1,40 @@
-"""Calls: the client's consent (kept with their address) and reading a call, shared by the
-API and the web pages. The call state machine is SQL in schema/11_calls.sql."""
+"""What the call routes and the web pages share: a call's row, its state machine's events
+(with the call-setup metric), dialling both parties through the voice provider, the client's
+consent (kept with their address) and the emergency siren's request. The state machine itself
+is in the database (schema/11_calls.sql)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
-from samia.core.access import Probe
+from samia.core.access import Ctx, Probe, acting_as
 from samia.core.problems import AppError, not_found
+from samia.providers.voice import Leg, make_voice
+
+
+class CallOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    booking_id: int | None
+    client_id: str | None
+    reader_id: str | None
+    record: bool
+    per_minute_minor: int
+    currency: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    end_reason: str | None
+    connected_seconds: int | None
+    billed_minor: int | None
+    created_at: dt.datetime
+
 
 # what recording consent rests on (API and booking page)
 CONSENT_PROBE = Probe(
@@ -18,16 +42,19 @@ CONSENT_PROBE = Probe(
     "values (:booking, auth.uid(), '127.0.0.1', true)")
 
 # what raising the siren rests on (API and the emergency button)
-EMERGENCY_PROBE = Probe(
-        "select 1 from profiles where id = auth.uid() and role_id = 5")
+EMERGENCY_PROBE = Probe("select 1 from profiles where id = auth.uid() and role_id = 5")
 
-CALL_COLS = ("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
-             "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
+CALL_COLS = sql.SQL("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
+                    "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
+
+EMERGENCY_COLS = sql.SQL("id, client_id::text, status, level, next_step_at, answered_by::text, "
+                         "acknowledged_by::text, call_id, created_at, closed_at")
 
 
-async def get_call(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
+async def fetch_call(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
+    """A call the caller may see (RLS), or 404."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {CALL_COLS} from calls where id = %s", (call_id,))  # noqa: S608
+    await cur.execute(sql.SQL("select {} from calls where id = %s").format(CALL_COLS), (call_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("call")
@@ -37,8 +64,8 @@ async def get_call(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
 async def booking_call(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
     """The latest call of a booking the caller may see, or None before it starts."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {CALL_COLS} from calls where booking_id = %s order by id desc limit 1",  # noqa: S608
-                      (booking_id,))
+    await cur.execute(sql.SQL("select {} from calls where booking_id = %s order by id desc limit 1"
+                              ).format(CALL_COLS), (booking_id,))
     return await cur.fetchone()
 
 
@@ -60,14 +87,18 @@ async def record_consent(conn: AsyncConnection, booking_id: int, *, ip: str, use
     return row
 
 
-EMERGENCY_COLS = ("id, client_id::text, status, level, next_step_at, answered_by::text, acknowledged_by::text, "
-                  "call_id, created_at, closed_at")
-
-
-async def emergency(conn: AsyncConnection, request_id: int) -> dict[str, Any]:
+async def consent_given(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
+    """The caller's latest consent for a booking (clients read their own), or None."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {EMERGENCY_COLS}, status = 'ringing' as siren from emergency_requests "  # noqa: S608
-                      "where id = %s", (request_id,))
+    await cur.execute("select id, recording_consent, consented_at from call_consent_logs where booking_id = %s "
+                      "and consent_given order by id desc limit 1", (booking_id,))
+    return await cur.fetchone()
+
+
+async def fetch_emergency(conn: AsyncConnection, request_id: int) -> dict[str, Any]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {}, status = 'ringing' as siren from emergency_requests where id = %s"
+                              ).format(EMERGENCY_COLS), (request_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("emergency call")
@@ -89,9 +120,42 @@ async def raise_emergency(conn: AsyncConnection, *, ip: str, user_agent: str | N
     return int((await cur.fetchone())[0])  # type: ignore[index]
 
 
-async def consent_given(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
-    """The caller's latest consent for a booking (clients read their own), or None."""
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, recording_consent, consented_at from call_consent_logs where booking_id = %s "
-                      "and consent_given order by id desc limit 1", (booking_id,))
-    return await cur.fetchone()
+async def provider_ref(ctx: Ctx, call_id: int) -> str | None:
+    cur = await ctx.conn.execute("select provider_ref from calls where id = %s", (call_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def record_event(ctx: Ctx, call_id: int, event: str, at: dt.datetime | None, reason: str | None,
+                       provider_event: str | None, ref: str | None = None) -> str:
+    """Feed the call's state machine one event (applied once per provider event); returns the
+    state it reached."""
+    async with acting_as(ctx, "samia_calls"):
+        cur = await ctx.conn.execute("select app.call_event(%s, %s, coalesce(%s, now()), %s, %s, %s)",
+                                     (call_id, event, at, reason, provider_event, ref))
+        applied = str((await cur.fetchone())[0])  # type: ignore[index]
+        if applied == "started":
+            cur = await ctx.conn.execute("select app.call_setup_seconds(%s)", (call_id,))
+            row = await cur.fetchone()
+            if row and row[0] is not None and row[0] >= 0:
+                ctx.platform.metrics.call_setup.observe(float(row[0]))
+    return applied
+
+
+async def _legs(ctx: Ctx, call_id: int) -> list[Leg]:
+    async with acting_as(ctx, "samia_calls"):
+        cur = await ctx.conn.execute("select app.call_phones(%s)", (call_id,))
+        phones = (await cur.fetchone())[0] or []  # type: ignore[index]
+    return [Leg(p) for p in phones]
+
+
+async def connect(ctx: Ctx, call_id: int) -> dict[str, Any]:
+    """Dial both parties through the provider; the call rings."""
+    voice = make_voice(ctx.platform.settings)
+    legs = await _legs(ctx, call_id)
+    if voice.name == "twilio":
+        ref = await ctx.platform.guarded(ctx.conn, "twilio", lambda: voice.connect(call_id, legs))
+    else:
+        ref = await voice.connect(call_id, legs)
+    await record_event(ctx, call_id, "ringing", None, None, None, ref)
+    return await fetch_call(ctx.conn, call_id)

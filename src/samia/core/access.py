@@ -28,19 +28,20 @@ from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
 from pydantic import SecretStr
 
-from samia.auth.tokens import Claims, decode_access
+from samia.core.platform import Platform
 from samia.core.problems import AppError, from_db_error
+from samia.core.tokens import Claims, decode_access
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from samia.app import Platform
 
 log = structlog.get_logger("samia.access")
 
 PUBLIC = "public"                 # anyone, signed in or not
 AUTHENTICATED = "authenticated"   # any signed-in, active user
 APP_ROLES = ("superadmin", "admin", "reader", "monitor", "client")
+ADMINS = ("admin", "superadmin")
+STAFF = ("monitor", *ADMINS)
 
 PRELUDE = ("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true), "
            "set_config('request.id', %s, true), app.request_identity()")
@@ -56,11 +57,18 @@ class Probe:
     who offers tarot around the clock, `:booking` for a confirmed booking of the client
     with that reader; `:order_new`, `:order_assigned`, `:order_wip` (in progress, audio
     uploaded), `:order_review`, `:order_approved`, `:order_delivered` for the client's tarot
-    orders with that reader at each step, `:reading` for the new one's tarot reading, and
-    `:call` for the booking's live call, `:window` for the reader's requested instant window.
+    orders with that reader at each step, `:reading` for the new one's tarot reading,
+    `:call` for the booking's live call, `:window` for the reader's requested instant window,
+    and `:review` for the client's review of another delivered order (the reader has a public
+    profile).
     """
     sql: str
     note: str = ""
+
+
+# Probes that routes of several features share (one owner, so they cannot drift apart).
+STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
+ADMIN_PROBE = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Ctx:
     db_role: str = "authenticated"
     after_commit: list[Any] = field(default_factory=list)
     on_rollback: list[Any] = field(default_factory=list)   # undo outside effects (a stored file)
+    response: Response | None = None                        # headers the guard set (RateLimit-*)
 
     @property
     def user_id(self) -> str | None:
@@ -141,9 +150,13 @@ def session_claims(request: Request, platform: Platform) -> Claims | None:
     return decode_access(platform.settings, token) if token else None
 
 
-async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response) -> None:
+async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response,
+                           idempotency: tuple[str, str] | None = None) -> None:
+    """Count one hit (a replay of, or a duplicate in flight with, a known Idempotency-Key of the
+    caller's does not count) and set the RateLimit-* headers; 429 over the limit."""
     await conn.set_read_only(False)
-    cur = await conn.execute("select * from app.rate_limit_hit(%s, %s)", (name, subject))
+    user, key = idempotency or (None, None)
+    cur = await conn.execute("select * from app.rate_limit_hit(%s, %s, %s, %s)", (name, subject, user, key))
     allowed, limit, remaining, reset, retry_after, window = await cur.fetchone()  # type: ignore[misc]
     await conn.commit()
     if limit is None:
@@ -204,7 +217,9 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None, r
                     per_user = await _rate_scope(conn, guard.rate, platform)
                     subject = claims.sub if (per_user and claims) else client_ip(
                         request, platform.settings.trust_proxy_headers)
-                    await apply_rate_limit(conn, guard.rate, subject, response)
+                    key = request.headers.get("idempotency-key")
+                    await apply_rate_limit(conn, guard.rate, subject, response,
+                                           (claims.sub, key) if claims and key else None)
                 ro = guard.readonly if guard.readonly is not None else request.method in ("GET", "HEAD")
                 await conn.set_read_only(ro)
                 cur = await conn.execute(PRELUDE, (db, claims_json, rid))
@@ -215,7 +230,8 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None, r
                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
                 if not guard.open and role not in roles:
                     raise AppError(403, "forbidden", audit={"event": "access.denied"})
-                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db)
+                ctx = Ctx(conn=conn, request=request, claims=claims, role=role, platform=platform, db_role=db,
+                          response=response)
                 request.state.user_id = ctx.user_id
                 opened = time.perf_counter()
                 yield ctx
@@ -229,12 +245,12 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None, r
             except psycopg.Error as exc:
                 await conn.rollback()
                 await _undo(ctx)
-                err = from_db_error(exc)
-                if err.status >= 500:
+                mapped = from_db_error(exc)
+                if mapped.status >= 500:
                     log.error("database_error", sqlstate=exc.diag.sqlstate, error_class=type(exc).__name__)
-                if err.audit and claims is not None:
-                    await audit_refusal(conn, db, claims_json, rid, err, request)
-                raise err from exc
+                if mapped.audit and claims is not None:
+                    await audit_refusal(conn, db, claims_json, rid, mapped, request)
+                raise mapped from exc
             except BaseException:
                 await conn.rollback()
                 await _undo(ctx)
@@ -280,9 +296,9 @@ def guard_of(route: APIRoute) -> Guard | None:
     stack = list(route.dependant.dependencies)
     while stack:
         dep = stack.pop()
-        guard = getattr(dep.call, "__samia_guard__", None)
+        guard: Guard | None = getattr(dep.call, "__samia_guard__", None)
         if guard is not None:
-            return guard  # type: ignore[no-any-return]
+            return guard
         stack.extend(dep.dependencies)
     return None
 
@@ -301,6 +317,6 @@ def api_routes(routes: list[Any]) -> list[APIRoute]:
 def registry(app: FastAPI) -> list[tuple[str, str, Guard | None]]:
     """(method, path, guard) for every API route; a route without a guard is a finding."""
     rows = [(method, route.path, guard_of(route))
-            for route in api_routes(app.routes) for method in sorted(route.methods - {"HEAD"})]
+            for route in api_routes(app.routes) for method in sorted((route.methods or set()) - {"HEAD"})]
     return sorted(rows, key=lambda r: (r[1], r[0]))
 

@@ -53,7 +53,10 @@ class Idempotency:
         if digest != self.digest:
             raise AppError(422, "idempotency_key_reused",
                            "this Idempotency-Key was already used with a different request")
-        return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"},
+        # the rate limit's headers too (a replay was not counted against it)
+        limits = {k: v for k, v in (self.ctx.response.headers.items() if self.ctx.response else [])
+                  if k.lower().startswith("ratelimit-")}
+        return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true", **limits},
                             media_type="application/problem+json" if status >= 400 else None)
 
     async def remember(self, status: int, body: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(SINK)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(SINK)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -94,6 +94,8 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
         lg.handlers[:] = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log has no query strings
-    # HTTP clients and SDKs log full URLs, headers and form bodies at INFO/DEBUG
-    for name in ("httpx", "httpx2", "httpcore", "twilio", "twilio.http_client", "urllib3"):
+    # HTTP clients and SDKs log full URLs, headers and form bodies at INFO/DEBUG (the HTTP/2
+    # libraries log an APNs device token in the request path)
+    for name in ("httpx", "httpx2", "httpcore", "httpcore.http2", "hpack", "h2", "twilio", "twilio.http_client",
+                 "urllib3", "requests", "google.auth", "google.auth.transport", "aiosmtplib"):
         logging.getLogger(name).setLevel(logging.WARNING)

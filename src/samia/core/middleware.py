@@ -69,7 +69,7 @@ class RequestContext:
 
         async def wrapped() -> dict[str, Any]:
             nonlocal seen
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > cap:
@@ -77,7 +77,7 @@ class RequestContext:
                     # problem handler answer 413 all the same
                     scope["state"]["body_too_large"] = True
                     raise BodyTooLarge
-            return message  # type: ignore[no-any-return]
+            return message
         return wrapped
 
     async def _too_large(self, scope: dict[str, Any], rid: str, send: Any, cap: int) -> None:

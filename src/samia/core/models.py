@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # A row id in a path: a positive bigint (a larger number would reach SQL as numeric)
 Id = Annotated[int, Path(ge=1, le=9_223_372_036_854_775_807)]
+# A row id in a body, with the same bounds
+RowId = Annotated[int, Field(ge=1, le=9_223_372_036_854_775_807)]
 
 
 def storable(value: str) -> str:

@@ -109,24 +109,26 @@ AT = {"order_new": 0, "order_assigned": 1, "order_wip": 2, "order_review": 3, "o
       "order_delivered": 5}
 
 
+def _order_at(conn: psycopg.Connection, client: str, reader: str, steps: int, name: str) -> str:
+    row = conn.execute("insert into orders (user_id, service_id) select %s, id from services "
+                       "where code = 'tarot' returning id", (client,)).fetchone()
+    assert row is not None
+    oid = row[0]
+    for step in STEPS[:steps]:
+        if step == "assigned":
+            conn.execute("update orders set status = 'assigned', assigned_reader = %s where id = %s", (reader, oid))
+            continue
+        conn.execute("update orders set status = %s where id = %s", (step, oid))
+        if step == "in_progress":
+            conn.execute("with m as (insert into media_assets (owner_id, kind, storage_key, sha256) "
+                         "values (%s, 'audio', %s, repeat('a', 64)) returning id) "
+                         "update orders set output_media_id = m.id from m where orders.id = %s",
+                         (reader, f"parity/{name}", oid))
+    return str(oid)
+
+
 def _order_world(conn: psycopg.Connection, client: str, reader: str) -> dict[str, str]:
-    world = {}
-    for name, steps in AT.items():
-        row = conn.execute("insert into orders (user_id, service_id) select %s, id from services "
-                           "where code = 'tarot' returning id", (client,)).fetchone()
-        assert row is not None
-        oid = row[0]
-        for step in STEPS[:steps]:
-            if step == "assigned":
-                conn.execute("update orders set status = 'assigned', assigned_reader = %s where id = %s", (reader, oid))
-                continue
-            conn.execute("update orders set status = %s where id = %s", (step, oid))
-            if step == "in_progress":
-                conn.execute("with m as (insert into media_assets (owner_id, kind, storage_key, sha256) "
-                             "values (%s, 'audio', %s, repeat('a', 64)) returning id) "
-                             "update orders set output_media_id = m.id from m where orders.id = %s",
-                             (reader, f"parity/{name}", oid))
-        world[name] = str(oid)
+    world = {name: _order_at(conn, client, reader, steps, name) for name, steps in AT.items()}
     row = conn.execute("insert into tarot_v2_readings (order_id, deck_code, spread_code) "
                        "values (%s, 'rider_waite', 'single') returning id", (world["order_new"],)).fetchone()
     assert row is not None
@@ -135,6 +137,13 @@ def _order_world(conn: psycopg.Connection, client: str, reader: str) -> dict[str
                  "select %s, 1, min(id), false from deck_cards where not is_back", (row[0],))
     conn.execute("insert into reading_drafts (order_id, author_id, provider, body) values (%s, %s, 'local', 'parity')",
                  (world["order_wip"], reader))
+    # the reader's public profile, and the client's review of another delivered order
+    conn.execute("insert into reader_profiles (reader_id, display_name) values (%s, 'Parity Reader')", (reader,))
+    reviewed = _order_at(conn, client, reader, len(STEPS), "order_reviewed")
+    row = conn.execute("insert into reviews (client_id, reader_id, order_id, rating, body) "
+                       "values (%s, %s, %s, 4, 'parity') returning id", (client, reader, reviewed)).fetchone()
+    assert row is not None
+    world["review"] = str(row[0])
     return world
 
 
@@ -170,7 +179,7 @@ def check(app: FastAPI, owner_dsn: str) -> Report:
                 try:
                     conn.execute("select set_config('role', 'authenticated', true), "
                                  "set_config('request.jwt.claims', %s, true)", (claims,))
-                    cur = conn.execute(_bind(guard.probe.sql, users), users)  # type: ignore[arg-type]
+                    cur = conn.execute(_bind(guard.probe.sql, users), users)
                     if cur.rowcount > 0:
                         permitted.append(role)
                 except psycopg.Error:

@@ -66,6 +66,12 @@ TITLES: dict[str, tuple[str, str]] = {
     "in_instant_window": ("You are inside an approved instant window", "أنت ضمن نافذة فورية معتمدة"),
     "case_taken": ("Another monitor holds this case", "مراقب آخر يتولى هذه الحالة"),
     "claim_required": ("Claim the case first", "تولَّ الحالة أولًا"),
+    "already_reviewed": ("You have already reviewed this", "لقد قيّمت هذا من قبل"),
+    "already_replied": ("You have already replied to this review", "لقد رددت على هذا التقييم من قبل"),
+    "flagged_text": ("This text cannot be published as written", "لا يمكن نشر هذا النص كما هو"),
+    "pre_ritual_required": ("The client must confirm the preparation first", "يجب أن يؤكد العميل التحضير أولًا"),
+    "no_pre_ritual": ("This session has no preparation to confirm", "لا تحضير لتأكيده في هذه الجلسة"),
+    "feature_disabled": ("This feature is switched off", "هذه الميزة متوقفة"),
 }
 
 
@@ -167,9 +173,10 @@ def from_db_error(exc: psycopg.Error) -> AppError:
     if state == "23505":
         if constraint == "payment_transactions_one_live_charge":
             return AppError(409, "conflict", "this booking already has a payment in progress or paid")
-        code = "email_taken" if constraint == "profiles_email_key" else "conflict"
+        code = {"profiles_email_key": "email_taken", "reviews_order_id_key": "already_reviewed",
+                "reviews_call_id_key": "already_reviewed"}.get(constraint, "conflict")
         return AppError(409, code, f"duplicate value violates {constraint}" if code == "conflict" else None)
-    if hint in ("reveal_out_of_order", "consent_required"):  # seeds 002: both answer 400
+    if hint in ("reveal_out_of_order", "consent_required", "pre_ritual_required"):  # seeds 002: a missing step: 400
         return AppError(400, hint, diag.message_primary)
     if state in ("23514", "23502", "23503") or state.startswith("22"):
         code = hint or ("invalid_reference" if state == "23503" else "validation_error")

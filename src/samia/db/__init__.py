@@ -24,13 +24,13 @@ def as_user(dsn: str, user: str) -> str:
     params = conninfo_to_dict(dsn)
     params.pop("password", None)
     params["user"] = user
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def with_dbname(dsn: str, dbname: str) -> str:
     params = conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def create_database(admin_dsn: str, name: str, template: str | None = None) -> None:

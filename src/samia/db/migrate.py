@@ -140,7 +140,7 @@ def _in_queue_schema(conn: psycopg.Connection, text: str) -> None:
     path = conn.execute("select current_setting('search_path')").fetchone()
     conn.execute("create schema if not exists procrastinate")
     conn.execute("select set_config('search_path', 'procrastinate, pg_catalog', true)")
-    conn.execute(text)  # type: ignore[arg-type]  # procrastinate's own, shipped SQL
+    conn.execute(text)  # procrastinate's own, shipped SQL
     conn.execute("select set_config('search_path', %s, true)", (path[0] if path else "public",))
 
 
@@ -236,7 +236,7 @@ def up(dsn: str, echo: Echo = print, layout: Layout | None = None, only: Iterabl
                 echo(f"[=] skip {m.name}")
                 continue
             echo(f"[+] apply {m.name}")
-            conn.execute(m.up_sql)  # type: ignore[arg-type]  # a file of ours, not user input
+            conn.execute(m.up_sql)  # a file of ours, not user input
             _record(conn, m.name, m.checksum)
             applied_now.append(m.name)
         for s in layout.schema_units():
@@ -244,7 +244,7 @@ def up(dsn: str, echo: Echo = print, layout: Layout | None = None, only: Iterabl
                 echo(f"[=] skip {s.name}")
                 continue
             echo(f"[+] apply {s.name}")
-            conn.execute(s.body)  # type: ignore[arg-type]
+            conn.execute(s.body)
             _record(conn, s.name, s.checksum)
             applied_now.append(s.name)
     return applied_now
@@ -267,7 +267,7 @@ def down(dsn: str, echo: Echo = print, layout: Layout | None = None) -> str | No
         if not m.down_sql.strip():
             raise MigrationError(f"{last} has no down section")
         echo(f"[-] revert {last}")
-        conn.execute(m.down_sql)  # type: ignore[arg-type]
+        conn.execute(m.down_sql)
         conn.execute("delete from public._migrations where name = %s or name like 'schema/%%'", (last,))
     return last
 

@@ -18,8 +18,8 @@ from procrastinate.jobs import Job
 from psycopg_pool import AsyncConnectionPool
 
 from samia.config import Settings
+from samia.core.ports import Mailer
 from samia.notifications.outbox import dispatch_pending
-from samia.providers.email import Mailer
 
 log = structlog.get_logger("samia.jobs")
 
@@ -54,14 +54,15 @@ app = App(connector=PsycopgConnector(conninfo=_queue_conninfo))
 
 @dataclass
 class Resources:
-    """What tasks share in a worker process (duck-compatible with the API's Platform)."""
+    """What tasks share in a worker process (what of the API's Platform they need)."""
     settings: Settings
     pool: AsyncConnectionPool
     mailer: Mailer
 
 
 def resources(context: JobContext) -> Resources:
-    return context.additional_context["samia"]  # type: ignore[no-any-return]
+    res: Resources = context.additional_context["samia"]
+    return res
 
 
 async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -80,7 +81,7 @@ async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) ->
 @app.task(name="send_outbox", pass_context=True, retry=RETRY)
 async def send_outbox(context: JobContext, timestamp: int | None = None) -> int:
     """Deliver pending notifications (rows are claimed with SKIP LOCKED, each commits alone)."""
-    return await dispatch_pending(resources(context))  # type: ignore[arg-type]
+    return await dispatch_pending(resources(context))
 
 
 @app.periodic(cron="17 3 * * *", periodic_id="purge_old")
@@ -167,8 +168,8 @@ async def booking_reminders(context: JobContext, timestamp: int | None = None) -
 async def reader_no_show(context: JobContext, timestamp: int | None = None) -> int:
     """A reader who has not started the call N minutes (policy snapshot) after the start:
     the client is refunded in full and monitors and admins are alerted."""
+    from samia.bookings.refunds import refund_for_cancellation
     from samia.payments.processors import make_processor
-    from samia.payments.refunds import refund_for_cancellation
 
     res = resources(context)
     late = await system_tx(res, "reader_no_show", """
@@ -242,7 +243,7 @@ async def audit_seal(context: JobContext, timestamp: int | None = None) -> int:
 @app.task(name="audit_attest", pass_context=True, retry=RETRY)
 async def audit_attest(context: JobContext, timestamp: int | None = None) -> int:
     """Monthly signed snapshot of the audit chain (as POST /admin/audit/attest does)."""
-    from samia.audit.api import record_attestation
+    from samia.audit.trail import record_attestation
     from samia.providers.storage import make_storage
 
     res = resources(context)

@@ -7,8 +7,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from samia import db
 from samia.config import Settings
+from samia.core.ports import Mailer
 from samia.jobs.tasks import QUEUE, Resources, app
-from samia.providers.email import MailboxMailer, Mailer
+from samia.providers.email import MailboxMailer
+
+STOP_GRACE = 2.0
 
 
 async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: bool = True,
@@ -21,8 +24,10 @@ async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: 
     QUEUE["dsn"] = make_conninfo(dsns.app)
     try:
         async with app.open_async():
+            # asked to stop, a worker gives running jobs STOP_GRACE seconds, then aborts them: every
+            # task is idempotent and retried, so `samia serve` stops within seconds (issue 13)
             await app.run_worker_async(concurrency=concurrency, wait=wait, install_signal_handlers=wait,
                                        additional_context={"samia": res}, delete_jobs="successful",
-                                       listen_notify=wait)
+                                       listen_notify=wait, shutdown_graceful_timeout=STOP_GRACE)
     finally:
         await pool.close()

@@ -1,27 +1,13 @@
-"""Signed, expiring media URLs: who may have which file (a client only the audio approved for
-their own delivered order, and their own uploads), and the URL's signature."""
+"""Who may have which file (a client only the audio approved for their own delivered order,
+and their own uploads) and the signed, expiring URL they get for it (signed by media.store)."""
 
 from __future__ import annotations
-
-import base64
-import hashlib
-import hmac
-import time
 
 from psycopg import AsyncConnection
 
 from samia.config import Settings
 from samia.core.problems import not_found
-
-
-def sign(settings: Settings, media_id: int, sha: str, exp: int) -> str:
-    mac = hmac.new(settings.subkey("media-url-v1"), f"{media_id}:{sha}:{exp}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
-def signed_url(settings: Settings, media_id: int, sha: str, now: float | None = None) -> tuple[str, int]:
-    exp = int(now if now is not None else time.time()) + settings.media_url_ttl_seconds
-    return f"/media/{media_id}/content?sha={sha}&exp={exp}&sig={sign(settings, media_id, sha, exp)}", exp
+from samia.media.store import signed_url
 
 
 async def grantable_sha(conn: AsyncConnection, role: str | None, media_id: int) -> str | None:

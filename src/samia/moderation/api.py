@@ -9,13 +9,14 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
+from psycopg import sql
+from psycopg.abc import QueryNoTemplate
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import Ctx, Probe, allow
+from samia.core.access import ADMINS, STAFF, STAFF_PROBE, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["moderation"])
 
@@ -47,7 +48,7 @@ class CaseOut(BaseModel):
 
 
 class ReportIn(Input):
-    subject_kind: Literal["profile", "order", "call", "media"]
+    subject_kind: Literal["profile", "order", "call", "media", "review"]
     subject_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f-]{1,64}$")]
     reason: Reason
     details: Annotated[str, Field(max_length=2000)] | None = None
@@ -119,16 +120,17 @@ class LineageIn(Input):
     order_id: CaseId | None = Field(None, description="omit to rebuild every order's links")
 
 
-CASE_COLS = ("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, status, "
-             "claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")
-APPEAL_COLS = ("id, subject_kind, subject_id, appellant_id::text, statement, status, decision, rationale, "
-               "created_at, decided_at")
-STAFF_PROBE = Probe("select 1 from moderation_actions", "staff read moderation records")
+CASE_COLS = sql.SQL("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, "
+                    "status, claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")
+APPEAL_COLS = sql.SQL("id, subject_kind, subject_id, appellant_id::text, statement, status, decision, rationale, "
+                      "created_at, decided_at")
+CASE_BY_ID = sql.SQL("select {} from moderation_cases where id = %s").format(CASE_COLS)
+APPEAL_BY_ID = sql.SQL("select {} from appeals where id = %s").format(APPEAL_COLS)
 
 
-async def _one(ctx: Ctx, sql: str, params: tuple[Any, ...], what: str) -> dict[str, Any]:
+async def _one(ctx: Ctx, query: QueryNoTemplate, params: tuple[Any, ...], what: str) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql, params)
+    await cur.execute(query, params)
     row = await cur.fetchone()
     if row is None:
         raise not_found(what)
@@ -164,16 +166,16 @@ async def cases(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                 status_: Annotated[Literal["open", "resolved", "dismissed"], Query(alias="status")] = "open",
                 reason: Reason | None = None,
                 source: Literal["report", "sweep", "moderation"] | None = None,
-                subject_kind: Literal["profile", "order", "call", "media"] | None = None,
+                subject_kind: Literal["profile", "order", "call", "media", "review"] | None = None,
                 min_severity: Annotated[int, Query(ge=1, le=4)] = 1,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """Reports, automated sweeps and escalations together: critical first, then golden,
     then oldest."""
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"""select {CASE_COLS} from moderation_cases
+    await cur.execute(sql.SQL("""select {} from moderation_cases
         where status = %(st)s and (%(r)s::text is null or reason = %(r)s) and (%(s)s::text is null or source = %(s)s)
           and (%(k)s::text is null or subject_kind = %(k)s) and severity >= %(sev)s
-        order by severity desc, is_gold desc, created_at, id limit %(lim)s""",  # noqa: S608
+        order by severity desc, is_gold desc, created_at, id limit %(lim)s""").format(CASE_COLS),
                       {"st": status_, "r": reason, "s": source, "k": subject_kind, "sev": min_severity, "lim": limit})
     return await cur.fetchall()
 
@@ -184,17 +186,16 @@ async def claim(case_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dic
     loser of a race gets 409."""
     cur = await ctx.conn.execute("select app.claim_case(%s)", (case_id,))
     if not (await cur.fetchone())[0]:  # type: ignore[index]
-        row = await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s",  # noqa: S608
-                         (case_id,), "case")
+        row = await _one(ctx, CASE_BY_ID, (case_id,), "case")
         raise AppError(409, "case_taken" if row["status"] == "open" else "conflict",
                        "another monitor holds this case" if row["status"] == "open" else f"the case is {row['status']}")
-    return await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s", (case_id,), "case")  # noqa: S608
+    return await _one(ctx, CASE_BY_ID, (case_id,), "case")
 
 
 @router.post("/monitor/cases/{case_id}/resolve", response_model=CaseOut)
 async def resolve(case_id: Id, body: ResolveIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     await ctx.conn.execute("select app.resolve_case(%s, %s, %s)", (case_id, body.outcome, body.note))
-    return await _one(ctx, f"select {CASE_COLS} from moderation_cases where id = %s", (case_id,), "case")  # noqa: S608
+    return await _one(ctx, CASE_BY_ID, (case_id,), "case")
 
 
 # ---- blocks ---------------------------------------------------------------------------
@@ -262,8 +263,8 @@ async def file_appeal(body: AppealIn, ctx: Ctx = allow("client", "reader", *STAF
     about = (await cur.fetchone())[0]  # type: ignore[index]
     if about is None or about != appellant:  # nothing to appeal, or not theirs: the same answer
         raise not_found(body.subject_kind)
-    return await _one(ctx, f"""insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement)
-        values (%s, %s, %s, auth.uid(), %s) returning {APPEAL_COLS}""",  # noqa: S608
+    return await _one(ctx, sql.SQL("""insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement)
+        values (%s, %s, %s, auth.uid(), %s) returning {}""").format(APPEAL_COLS),
                       (body.subject_kind, body.subject_id, appellant, body.statement), "appeal")
 
 
@@ -272,7 +273,7 @@ async def appeals(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                   status_: Annotated[Literal["submitted", "under_review", "decided"],
                                      Query(alias="status")] = "submitted") -> list[dict[str, Any]]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {APPEAL_COLS} from appeals where status = %s order by id limit 100",  # noqa: S608
+    await cur.execute(sql.SQL("select {} from appeals where status = %s order by id limit 100").format(APPEAL_COLS),
                       (status_,))
     return await cur.fetchall()
 
@@ -281,7 +282,7 @@ async def appeals(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
 async def open_appeal(appeal_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Take a submitted appeal into review."""
     await ctx.conn.execute("select app.open_appeal(%s)", (appeal_id,))
-    return await _one(ctx, f"select {APPEAL_COLS} from appeals where id = %s", (appeal_id,), "appeal")  # noqa: S608
+    return await _one(ctx, APPEAL_BY_ID, (appeal_id,), "appeal")
 
 
 @router.post("/monitor/appeals/{appeal_id}/resolve", response_model=AppealOut)
@@ -289,7 +290,7 @@ async def resolve_appeal(appeal_id: Id, body: DecideIn, ctx: Ctx = allow(*STAFF,
                          ) -> dict[str, Any]:
     """Decide with a rationale. Overturning a block lifts it, which only an admin may do."""
     await ctx.conn.execute("select app.decide_appeal(%s, %s, %s)", (appeal_id, body.decision, body.rationale))
-    return await _one(ctx, f"select {APPEAL_COLS} from appeals where id = %s", (appeal_id,), "appeal")  # noqa: S608
+    return await _one(ctx, APPEAL_BY_ID, (appeal_id,), "appeal")
 
 
 # ---- lineage ------------------------------------------------------------------------------
@@ -300,8 +301,8 @@ async def lineage(body: LineageIn, ctx: Ctx = allow(*STAFF, probe=Probe("select 
     """Rebuild the order ↔ media ↔ calls evidence links (one order, or all)."""
     cur = await ctx.conn.execute("select app.recompute_lineage(%s)", (body.order_id,))
     links = (await cur.fetchone())[0]  # type: ignore[index]
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select order_id, kind, media_id, call_id from evidence_links "
-                      "where %s::bigint is null or order_id = %s order by order_id, kind limit 500",
-                      (body.order_id, body.order_id))
-    return {"links": links, "sample": await cur.fetchall()}
+    sample = ctx.conn.cursor(row_factory=dict_row)
+    await sample.execute("select order_id, kind, media_id, call_id from evidence_links "
+                         "where %s::bigint is null or order_id = %s order by order_id, kind limit 500",
+                         (body.order_id, body.order_id))
+    return {"links": links, "sample": await sample.fetchall()}

@@ -4,19 +4,26 @@ in the request path). Rows hold no secrets: links are minted here, at delivery t
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
-from samia.auth.tokens import issue_email_token
-
-if TYPE_CHECKING:
-    from samia.app import Platform
+from samia.config import Settings
+from samia.core.ports import Mailer
+from samia.core.tokens import issue_email_token
 
 log = structlog.get_logger("samia.outbox")
 
 SYSTEM_CLAIMS = json.dumps({"role": "service_role", "actor": "system:outbox"})
+
+
+class Sender(Protocol):
+    """What delivery needs: the API's Platform or a job worker's Resources."""
+    settings: Settings
+    pool: AsyncConnectionPool
+    mailer: Mailer
 
 
 async def as_system(conn: AsyncConnection) -> None:
@@ -49,12 +56,12 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class _Params(dict):  # type: ignore[type-arg]
+class _Params(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "?"
 
 
-async def render(platform: Platform, template: str, profile: dict[str, Any], params: dict[str, Any]) -> tuple[str, str]:
+async def render(platform: Sender, template: str, profile: dict[str, Any], params: dict[str, Any]) -> tuple[str, str]:
     if template == "verify_email":
         token = issue_email_token(platform.settings, str(profile["id"]), profile["email"])
         link = f"{platform.settings.public_base_url}/verify-email?token={token}"  # the page; the API route stays
@@ -67,7 +74,7 @@ async def render(platform: Platform, template: str, profile: dict[str, Any], par
     raise ValueError(f"unknown template {template}")
 
 
-async def dispatch_pending(platform: Platform, limit: int = 50) -> int:
+async def dispatch_pending(platform: Sender, limit: int = 50) -> int:
     """Send up to `limit` pending rows; each row commits on its own. Returns rows handled."""
     handled, last_id = 0, 0
     async with platform.pool.connection() as conn:

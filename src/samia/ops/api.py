@@ -26,7 +26,7 @@ async def _state(ctx: Ctx) -> dict[str, Any]:
             await conn.set_read_only(True)
             await conn.execute(PRELUDE, ("anon", ANON_CLAIMS, ctx.request.state.request_id))
             cur = await conn.execute("select name, checksum from app.migration_state()")
-            applied = dict(await cur.fetchall())
+            applied: dict[str, str] = dict(await cur.fetchall())
             await conn.rollback()
     except Exception as e:
         report.update(status="unavailable", database=f"unreachable ({type(e).__name__})")

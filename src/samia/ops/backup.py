@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from samia.db.cluster import Cluster
 
@@ -74,8 +75,9 @@ pg1-port=5432
                                    ).fetchone()
             if current != ("on", command):
                 conn.execute("alter system set archive_mode = 'on'")
-                conn.execute(f"alter system set archive_command = '{command}'")
-                conn.execute(f"alter system set archive_timeout = '{ARCHIVE_TIMEOUT_S}s'")
+                conn.execute(sql.SQL("alter system set archive_command = {}").format(sql.Literal(command)))
+                conn.execute(sql.SQL("alter system set archive_timeout = {}").format(
+                    sql.Literal(f"{ARCHIVE_TIMEOUT_S}s")))
                 conn.execute("alter system set wal_level = 'replica'")
                 restart = True
             else:
@@ -178,7 +180,7 @@ def drill(work: Path, rows: int = 200) -> DrillResult:
         started = time.monotonic()
         restored = backups.restore(target, work / "restored")
         with psycopg.connect(restored.dsn()) as conn:
-            got = dict(conn.execute("select phase, count(*) from drill group by phase").fetchall())
+            got: dict[str, int] = dict(conn.execute("select phase, count(*) from drill group by phase").fetchall())
             newest = conn.execute("select max(at) from drill").fetchone()[0]  # type: ignore[index]
         rto = time.monotonic() - started
         expected_before = 2 * rows

@@ -38,9 +38,9 @@ class FlagPatch(Input):
     description: Annotated[str, Field(max_length=200)] | None = None
 
 
-FLAG_SQL = ("select key, description, enabled, rollout_pct, roles, "
-            "(select array_agg(c::text) from unnest(countries) c) as countries, updated_at from feature_flags")
-ADMIN = Probe("update feature_flags set enabled = enabled where key = 'calls.video'")
+FLAG_SQL = sql.SQL("select key, description, enabled, rollout_pct, roles, "
+                   "(select array_agg(c::text) from unnest(countries) c) as countries, updated_at from feature_flags")
+ADMIN = Probe("update feature_flags set enabled = enabled where key = 'feature.tarotV2'")
 
 
 @router.get("/flags", response_model=dict[str, bool])
@@ -53,7 +53,7 @@ async def my_flags(ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, bool]:
 @router.get("/admin/flags", response_model=list[FlagOut])
 async def list_flags(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> list[dict[str, Any]]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(FLAG_SQL + " order by key")  # type: ignore[arg-type]
+    await cur.execute(FLAG_SQL + sql.SQL(" order by key"))
     return await cur.fetchall()
 
 
@@ -64,11 +64,11 @@ async def set_flag(key: Key, body: FlagPatch, ctx: Ctx = allow("admin", "superad
     if changes:
         sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes)
         stmt = sql.SQL("update feature_flags set {} where key = %(key)s returning key").format(sets)
-        cur = await ctx.conn.execute(stmt, {**changes, "key": key})
-        if await cur.fetchone() is None:
+        updated = await ctx.conn.execute(stmt, {**changes, "key": key})
+        if await updated.fetchone() is None:
             raise not_found("flag")
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(FLAG_SQL + " where key = %s", (key,))  # type: ignore[operator]
+    await cur.execute(FLAG_SQL + sql.SQL(" where key = %s"), (key,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("flag")

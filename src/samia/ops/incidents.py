@@ -10,15 +10,24 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import PUBLIC, Ctx, Probe, acting_as, allow, machine_token
+from samia.core.access import (
+    ADMIN_PROBE,
+    ADMINS,
+    PUBLIC,
+    STAFF,
+    STAFF_PROBE,
+    Ctx,
+    Probe,
+    acting_as,
+    allow,
+    machine_token,
+)
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.moderation.api import STAFF_PROBE
-from samia.ops.providers import ADMIN as ADMIN_PROBE
-from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["ops"])
 
@@ -75,13 +84,13 @@ class BudgetIn(Input):
     degrade: bool = True
 
 
-INCIDENT_COLS = ("id, title, severity, status, source, runbooks, level, declared_by::text, created_at, "
-                 "mitigated_at, resolved_at")
+INCIDENT_COLS = sql.SQL("id, title, severity, status, source, runbooks, level, declared_by::text, created_at, "
+                        "mitigated_at, resolved_at")
 
 
 async def _incident(ctx: Ctx, incident_id: int) -> dict[str, Any]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {INCIDENT_COLS} from incidents where id = %s", (incident_id,))  # noqa: S608
+    await cur.execute(sql.SQL("select {} from incidents where id = %s").format(INCIDENT_COLS), (incident_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("incident")
@@ -109,8 +118,9 @@ async def incidents(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                     status_: Annotated[Literal["open", "mitigated", "resolved"] | None,
                                        Query(alias="status")] = None) -> list[dict[str, Any]]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {INCIDENT_COLS} from incidents where %s::text is null or status = %s "  # noqa: S608
-                      "order by (status = 'resolved'), severity, created_at desc limit 100", (status_, status_))
+    await cur.execute(sql.SQL("select {} from incidents where %s::text is null or status = %s "
+                              "order by (status = 'resolved'), severity, created_at desc limit 100"
+                              ).format(INCIDENT_COLS), (status_, status_))
     return await cur.fetchall()
 
 

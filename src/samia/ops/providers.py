@@ -10,14 +10,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from samia.config import Settings
-from samia.core.access import Ctx, Probe, allow
+from samia.core.access import ADMIN_PROBE, Ctx, allow
 from samia.core.models import Input
 from samia.core.problems import not_found
 
 router = APIRouter(tags=["ops"])
 
 Provider = Literal["stripe", "square", "usdt", "twilio", "email", "testcard", "ai"]
-ADMIN = Probe("update provider_toggles set enabled = enabled where provider = 'stripe'")
 
 
 def configured(settings: Settings, provider: str) -> bool:
@@ -61,12 +60,12 @@ async def _health(ctx: Ctx, only: str | None = None) -> list[dict[str, Any]]:
 
 
 @router.get("/admin/providers/health", response_model=list[ProviderHealth])
-async def providers_health(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> list[dict[str, Any]]:
+async def providers_health(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
     return await _health(ctx)
 
 
 @router.post("/admin/providers/toggle", response_model=ProviderHealth)
-async def toggle_provider(body: ToggleIn, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> dict[str, Any]:
+async def toggle_provider(body: ToggleIn, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
     """Switch a provider off (its calls answer 503 provider_disabled at once) or back on."""
     cur = await ctx.conn.execute("update provider_toggles set enabled = %s, reason = %s where provider = %s "
                                  "returning provider", (body.enabled, body.reason, body.provider))

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, SecretStr
 from samia.config import Settings
 from samia.core.access import Ctx, Probe, allow
 from samia.core.models import Input
+from samia.core.platform import Platform
 from samia.core.problems import AppError
 
 router = APIRouter(tags=["ops"])
@@ -74,7 +75,7 @@ async def read_secret(conn: AsyncConnection, settings: Settings, name: str) -> s
     return open_(master_keys(settings), name, version, kid, bytes(nonce), bytes(ciphertext))
 
 
-async def apply_stored(platform: Any) -> list[str]:
+async def apply_stored(platform: Platform) -> list[str]:
     """Fill settings the environment leaves unset (provider keys, webhook secrets …) from
     the store: the environment always wins. Providers built from the old settings are
     dropped so the next call builds them again. Returns the names applied."""
@@ -94,9 +95,7 @@ async def apply_stored(platform: Any) -> list[str]:
         value = open_(keys, name, version, kid, bytes(nonce), bytes(ciphertext))
         updates[field[0]] = SecretStr(value) if field[1] else value
     if updates:
-        platform.settings = platform.settings.model_copy(update=updates)
-        platform._processors.clear()
-        platform._verifier = None
+        platform.use_settings(platform.settings.model_copy(update=updates))
     return sorted(n for n, (f, _) in fields.items() if f in updates)
 
 

@@ -21,7 +21,8 @@ BURNS = (("page", "1h", "5m", 14.4, "2m"), ("page", "6h", "30m", 6.0, "15m"),
 
 
 def load(path: Path = SLO_FILE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())  # type: ignore[no-any-return]
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())
+    return spec
 
 
 def _selector(metric: str, extra: str = "") -> str:
@@ -45,8 +46,9 @@ def rules(spec: dict[str, Any]) -> dict[str, Any]:
     groups = []
     for slo in spec["slos"]:
         name, budget = slo["name"], round(1 - slo["objective"], 6)
-        recording = [{"record": f"slo:{name}:error_ratio_rate{w}", "expr": error_ratio(slo, w)} for w in WINDOWS]
-        alerts = []
+        recording: list[dict[str, Any]] = [{"record": f"slo:{name}:error_ratio_rate{w}", "expr": error_ratio(slo, w)}
+                                           for w in WINDOWS]
+        alerts: list[dict[str, Any]] = []
         for severity, long_w, short_w, burn, for_ in BURNS:
             threshold = round(burn * budget, 6)
             alerts.append({

@@ -10,17 +10,16 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, status
+from psycopg import sql
 from pydantic import BaseModel, Field
 
-from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
+from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
 from samia.media.store import store_upload
-from samia.moderation.api import STAFF_PROBE
 from samia.orders import service
 from samia.orders.service import BirthIn
-from samia.orders.workflow import ADMINS, STAFF
 
 router = APIRouter(tags=["orders"])
 
@@ -162,14 +161,15 @@ async def assign_order(order_id: Id, body: AssignIn, ctx: Ctx = allow(*ADMINS, p
         if row[0] is None:
             raise AppError(409, "no_reader_available", "no active reader offers this service")
         reader = row[0]
-    await service.move(ctx, order_id, "assigned", ", assigned_reader = %s", (reader,))
+    await service.move(ctx, order_id, "assigned", assigned_reader=reader)
     return await service.get_order(ctx, order_id)
 
 
 @router.get("/admin/queue", response_model=list[OrderOut])
 async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dict[str, Any]]:
     """Orders waiting for a reader: golden first, then oldest."""
-    return await service.fetch(ctx, "o.status = 'new'", (), order="o.is_gold desc, o.created_at, o.id")
+    return await service.fetch(ctx, sql.SQL("o.status = 'new'"), (),
+                               order=sql.SQL("o.is_gold desc, o.created_at, o.id"))
 
 
 # ---- reader -------------------------------------------------------------------------
@@ -178,8 +178,9 @@ async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dic
 async def reader_queue(ctx: Ctx = allow("reader", probe=Probe(
         "select 1 from orders where assigned_reader = auth.uid()"))) -> list[dict[str, Any]]:
     """Your open work: golden first, then the nearest delivery deadline."""
-    return await service.fetch(ctx, "o.assigned_reader = auth.uid() and o.status in ('assigned', 'in_progress', "
-                               "'rejected')", (), order="o.is_gold desc, o.deliver_by, o.id")
+    return await service.fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', "
+                                       "'in_progress', 'rejected')"), (),
+                               order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
 
 
 @router.post("/orders/{order_id}/start", response_model=OrderOut)
@@ -221,7 +222,8 @@ async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
 @router.get("/monitor/queue", response_model=list[OrderOut])
 async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Audio waiting for review: golden first, then the oldest submission."""
-    return await service.fetch(ctx, "o.status = 'awaiting_approval'", (), order="o.is_gold desc, o.submitted_at, o.id")
+    return await service.fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
+                               order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"))
 
 
 @router.post("/monitor/orders/{order_id}/approve", response_model=OrderOut)
@@ -241,7 +243,7 @@ async def approve_order(order_id: Id, body: ApproveIn | None = None, ctx: Ctx = 
 async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, probe=Probe(
         "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review"))) -> Any:
     """Send the work back to the reader with a reason."""
-    await service.move(ctx, order_id, "rejected", ", reject_reason = %s", (body.reason,))
+    await service.move(ctx, order_id, "rejected", reject_reason=body.reason)
     ctx.platform.metrics.orders.labels("rejected").inc()
     return await service.get_order(ctx, order_id)
 

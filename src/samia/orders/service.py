@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anyio import to_thread
+from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import Field, field_validator, model_validator
 
@@ -64,44 +65,45 @@ class BirthIn(Input):
 
 # What everyone sees, then what only the reader and staff see; a client's row never
 # carries the unapproved output, the rejection, the chart or the pinned hash.
-PUBLIC_COLS = """o.id, s.code as service, o.status::text, o.is_gold, o.question_text as question, o.price_minor,
+PUBLIC_COLS = sql.SQL("""o.id, s.code as service, o.status::text, o.is_gold, o.question_text as question, o.price_minor,
   o.currency::text, o.deliver_by, o.delivered_at, o.created_at, o.updated_at,
   (select r.id from tarot_v2_readings r where r.order_id = o.id) as reading_id,
   array(select a.media_id from order_attachments a where a.order_id = o.id order by a.media_id) as photo_media_ids,
-  case when o.status in ('delivered', 'archived') then o.approved_media_id end as audio_media_id"""
-STAFF_COLS = """, o.user_id::text as client_id, o.assigned_reader::text, o.output_media_id, o.approved_sha256,
+  case when o.status in ('delivered', 'archived') then o.approved_media_id end as audio_media_id""")
+STAFF_COLS = sql.SQL(""", o.user_id::text as client_id, o.assigned_reader::text, o.output_media_id, o.approved_sha256,
   o.reject_reason, o.submitted_at, o.review_by,
   (o.delivery_breached_at is not null or (o.deliver_by < now() and o.status in ('new', 'assigned', 'in_progress',
    'rejected'))) as delivery_overdue,
   (o.review_breached_at is not null and o.status = 'awaiting_approval'
-   or (o.review_by < now() and o.status = 'awaiting_approval')) as review_overdue, o.chart"""
+   or (o.review_by < now() and o.status = 'awaiting_approval')) as review_overdue, o.chart""")
 
 
-def columns(ctx: Ctx) -> str:
-    return PUBLIC_COLS + ("" if ctx.role == "client" else STAFF_COLS)
+def columns(ctx: Ctx) -> sql.Composable:
+    return PUBLIC_COLS if ctx.role == "client" else PUBLIC_COLS + STAFF_COLS
 
 
-async def fetch(ctx: Ctx, where: str, params: tuple[Any, ...], order: str = "o.id desc",
-                 limit: int = 100) -> list[dict[str, Any]]:
+async def fetch(ctx: Ctx, where: sql.SQL, params: tuple[Any, ...], order: sql.SQL = sql.SQL("o.id desc"),
+                limit: int = 100) -> list[dict[str, Any]]:
     cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(f"select {columns(ctx)} from orders o join services s on s.id = o.service_id "  # noqa: S608
-                      f"where {where} order by {order} limit {int(limit)}", params)
+    query = sql.SQL("select {} from orders o join services s on s.id = o.service_id where {} order by {} limit {}")
+    await cur.execute(query.format(columns(ctx), where, order, sql.Literal(int(limit))), params)
     return await cur.fetchall()
 
 
 async def get_order(ctx: Ctx, order_id: int) -> dict[str, Any]:
-    rows = await fetch(ctx, "o.id = %s", (order_id,))
+    rows = await fetch(ctx, sql.SQL("o.id = %s"), (order_id,))
     if not rows:
         raise not_found("order")
     return rows[0]
 
 
-async def move(ctx: Ctx, order_id: int, to: str, sets: str = "", params: tuple[Any, ...] = ()) -> None:
-    """One transition. Rows the caller may not see answer 404; a move from a state that
-    does not allow it answers 409 and changes nothing."""
+async def move(ctx: Ctx, order_id: int, to: str, **also: Any) -> None:
+    """One transition (setting the `also` columns with it). Rows the caller may not see answer
+    404; a move from a state that does not allow it answers 409 and changes nothing."""
+    sets = sql.SQL("").join(sql.SQL(", {} = %s").format(sql.Identifier(column)) for column in also)
     cur = await ctx.conn.execute(
-        f"update orders set status = %s{sets} where id = %s and status::text = any(%s) returning id",  # noqa: S608
-        (to, *params, order_id, sources(to)))
+        sql.SQL("update orders set status = %s{} where id = %s and status::text = any(%s) returning id").format(sets),
+        (to, *also.values(), order_id, sources(to)))
     if cur.rowcount == 1:
         return
     cur = await ctx.conn.execute("select status::text from orders where id = %s", (order_id,))
@@ -148,7 +150,7 @@ async def place_order(ctx: Ctx, *, service: str, question: str | None, is_gold: 
 async def list_orders(ctx: Ctx, *, status: str | None = None, before: int | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
     """The caller's orders (clients), those assigned to them (readers), all (staff): RLS decides."""
-    return await fetch(ctx, "(%s::text is null or o.status::text = %s) and (%s::bigint is null or o.id < %s)",
+    return await fetch(ctx, sql.SQL("(%s::text is null or o.status::text = %s) and (%s::bigint is null or o.id < %s)"),
                        (status, status, before, before), limit=limit)
 
 

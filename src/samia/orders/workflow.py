@@ -3,8 +3,7 @@ Migration 020 holds the same table for the database's trigger; a test keeps them
 
 from __future__ import annotations
 
-ADMINS = ("admin", "superadmin")
-STAFF = ("monitor", *ADMINS)
+from samia.core.access import ADMINS, STAFF
 
 TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("new", "assigned"): ADMINS,

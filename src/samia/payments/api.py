@@ -149,8 +149,8 @@ async def set_method(code: Literal["card", "square", "usdt", "bank_transfer", "w
     await ctx.conn.execute("update payment_methods set enabled = %s, all_countries = %s where code = %s",
                            (body.enabled, body.all_countries, code))
     await ctx.conn.execute("delete from payment_method_countries where method = %s", (code,))
-    async with ctx.conn.cursor() as cur:
-        await cur.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
+    async with ctx.conn.cursor() as batch:
+        await batch.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
                               [(code, c) for c in sorted(set(body.countries))])
     await ctx.conn.execute("select app.audit('payment.method_policy', 'payment_method', %s, %s)",
                            (code, json.dumps(body.model_dump())))

@@ -4,39 +4,37 @@ answers like Stripe's test tokens (no network); the Stripe adapter uses the offi
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import stripe
 from anyio import to_thread
 
 from samia.config import Settings
+from samia.core.ports import CardProcessor, ChargeResult
 from samia.core.problems import AppError, invalid
 
-
-@dataclass(frozen=True)
-class ChargeResult:
-    ok: bool | None          # None: waiting on the customer (3-D Secure); the webhook settles it
-    ref: str | None
-    reason: str = ""
-    client_secret: str | None = None
-
-
-class CardProcessor(Protocol):
-    name: str
-
-    async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult: ...
-
-    async def refund(self, *, charge_ref: str, amount_minor: int, idempotency_key: str) -> str:
-        """Refund (part of) a charge; returns the provider's refund reference."""
+T = TypeVar("T")
 
 
 class TestCardProcessor:
-    """Stripe's test tokens: tok_visa / tok_mastercard succeed, tok_chargeDeclined and
-    tok_insufficientFunds fail. The same idempotency key returns the same result."""
+    """Stripe's documented test tokens and PaymentMethods, answered as Stripe answers them
+    (https://docs.stripe.com/testing): the ones in APPROVED succeed, the ones in DECLINES fail
+    with that reason; anything else is refused as unknown. The same idempotency key returns the
+    same result."""
     name = "testcard"
-    DECLINES: ClassVar[dict[str, str]] = {"tok_chargeDeclined": "card declined",
-                                          "tok_insufficientFunds": "insufficient funds on the card"}
+    APPROVED: ClassVar[frozenset[str]] = frozenset({
+        "tok_visa", "tok_visa_debit", "tok_mastercard", "tok_mastercard_debit", "tok_amex", "tok_discover",
+        "pm_card_visa", "pm_card_visa_debit", "pm_card_mastercard", "pm_card_mastercard_debit", "pm_card_amex",
+        "pm_card_discover"})
+    DECLINES: ClassVar[dict[str, str]] = {
+        "tok_chargeDeclined": "card declined", "pm_card_chargeDeclined": "card declined",
+        "tok_insufficientFunds": "insufficient funds on the card",
+        "tok_chargeDeclinedInsufficientFunds": "insufficient funds on the card",
+        "pm_card_chargeDeclinedInsufficientFunds": "insufficient funds on the card",
+        "tok_chargeDeclinedExpiredCard": "the card has expired",
+        "pm_card_chargeDeclinedExpiredCard": "the card has expired",
+        "tok_chargeDeclinedIncorrectCvc": "incorrect CVC", "pm_card_chargeDeclinedIncorrectCvc": "incorrect CVC"}
 
     def __init__(self) -> None:
         self.charges: dict[str, ChargeResult] = {}
@@ -47,10 +45,12 @@ class TestCardProcessor:
             return self.charges[idempotency_key]
         if token in self.DECLINES:
             result = ChargeResult(False, None, self.DECLINES[token])
-        elif token in ("tok_visa", "tok_mastercard"):
+        elif token in self.APPROVED:
             result = ChargeResult(True, f"tc_{uuid.uuid4().hex}")  # unique across processes, like a real one
         else:
-            raise invalid(["body", "card_token"], "unknown card token")
+            raise invalid(["body", "card_token"], "unknown card token", detail=(
+                "the local test processor takes Stripe's test cards: " + ", ".join(sorted(self.APPROVED))
+                + "; declines: " + ", ".join(sorted(self.DECLINES))))
         self.charges[idempotency_key] = result
         return result
 
@@ -74,13 +74,14 @@ class StripeProcessor:
             base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None)
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
-        params = {"amount": amount_minor, "currency": currency.lower(), "payment_method": token, "confirm": True,
-                  "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": amount_minor, "currency": currency.lower(), "payment_method": token, "confirm": True,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
 
         def create() -> ChargeResult:
             try:
                 intent = self._client.v1.payment_intents.create(
-                    params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+                    params=params, options={"idempotency_key": idempotency_key})
             except stripe.CardError as e:
                 return ChargeResult(False, None, e.user_message or "card declined")
             if intent.status == "succeeded":
@@ -98,7 +99,7 @@ class StripeProcessor:
             return str(refund.id)
         return await self._call(create)
 
-    async def _call(self, fn):  # type: ignore[no-untyped-def]
+    async def _call(self, fn: Callable[[], T]) -> T:
         try:
             return await to_thread.run_sync(fn)
         except stripe.StripeError as e:

@@ -13,9 +13,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from samia.core.access import Ctx, Probe, acting_as
+from samia.core.ports import CardProcessor
 from samia.core.problems import AppError, invalid, not_found
 from samia.payments import usdt
-from samia.payments.processors import CardProcessor
 
 # what paying a booking rests on (API and booking page)
 PAY_PROBE = Probe(

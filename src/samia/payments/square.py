@@ -4,6 +4,8 @@ and webhook signatures checked with the SDK's own helper."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from anyio import to_thread
 from square import Square
@@ -11,8 +13,10 @@ from square.core.api_error import ApiError
 from square.utils.webhooks_helper import verify_signature
 
 from samia.config import Settings
+from samia.core.ports import ChargeResult
 from samia.core.problems import AppError
-from samia.payments.processors import ChargeResult
+
+T = TypeVar("T")
 
 
 def _key(idempotency_key: str) -> str:
@@ -31,7 +35,7 @@ class SquareProcessor:
                                extra={"setting": setting})
         assert settings.square_access_token is not None
         self._client = Square(token=settings.square_access_token.get_secret_value(), timeout=15,
-                              **({"base_url": settings.square_base_url} if settings.square_base_url else {}))
+                              base_url=settings.square_base_url or None)
         self._location = settings.square_location_id
 
     async def charge(self, *, amount_minor: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
@@ -55,10 +59,10 @@ class SquareProcessor:
         def create() -> str:
             res = self._client.refunds.refund_payment(idempotency_key=_key(idempotency_key), payment_id=charge_ref,
                                                       amount_money={"amount": amount_minor, "currency": "USD"})
-            return str(res.refund.id)  # type: ignore[union-attr]
+            return str(res.refund.id)
         return await self._call(create)
 
-    async def _call(self, fn):  # type: ignore[no-untyped-def]
+    async def _call(self, fn: Callable[[], T]) -> T:
         try:
             return await to_thread.run_sync(fn)
         except (ApiError, OSError) as e:

@@ -6,39 +6,13 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from samia.core.access import AUTHENTICATED, Ctx, allow
 from samia.core.models import Input
-from samia.profiles.service import get_profile, update_profile
+from samia.profiles.service import ProfileOut, get_profile, update_profile
 
 router = APIRouter(tags=["profiles"])
-
-
-class ProfileOut(BaseModel):
-    id: str
-    email: str | None
-    phone: str | None
-    first_name: str | None
-    last_name: str | None
-    dob: dt.date | None
-    zodiac: str | None
-    country: str | None
-    country_code: str | None
-    birth_place: str | None
-    birth_time: str | None = Field(description="local wall-clock time at the birth place (HH:MM:SS)")
-    birth_lat: float | None
-    birth_lon: float | None
-    birth_tz: str | None
-    role: str
-    email_verified: bool
-    phone_verified: bool
-    is_test: bool
-    locale: str
-    blocked_at: dt.datetime | None = None
-    blocked_until: dt.datetime | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 class ProfilePatch(Input):

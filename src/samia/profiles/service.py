@@ -1,11 +1,14 @@
-"""Profiles: the columns a profile shows, and partial updates with whitelisted fields."""
+"""Profiles: the columns a profile shows (and their shape), and partial updates with
+whitelisted fields."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
 
 from samia.core.problems import not_found
 
@@ -14,6 +17,32 @@ COLUMNS = sql.SQL("""p.id::text, p.email::text, p.phone, p.first_name, p.last_na
   p.birth_lat::float8 as birth_lat, p.birth_lon::float8 as birth_lon, p.birth_tz, r.code as role,
   p.email_verified, p.phone_verified, p.is_test, p.locale, p.blocked_at, p.blocked_until,
   p.created_at, p.updated_at""")
+
+
+class ProfileOut(BaseModel):
+    id: str
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    dob: dt.date | None
+    zodiac: str | None
+    country: str | None
+    country_code: str | None
+    birth_place: str | None
+    birth_time: str | None = Field(description="local wall-clock time at the birth place (HH:MM:SS)")
+    birth_lat: float | None
+    birth_lon: float | None
+    birth_tz: str | None
+    role: str
+    email_verified: bool
+    phone_verified: bool
+    is_test: bool
+    locale: str
+    blocked_at: dt.datetime | None = None
+    blocked_until: dt.datetime | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 async def get_profile(conn: AsyncConnection, user_id: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from anyio import to_thread
@@ -22,31 +22,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from samia.config import Settings
+from samia.core.ports import PhoneVerifier, SmsSink, Started
 from samia.core.problems import AppError
 
 CODE_TTL_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Started:
-    provider: str
-    ref: str | None
-    code_hash: str | None  # local provider only
-
-
-class PhoneVerifier(Protocol):
-    name: str
-
-    async def start(self, phone: str) -> Started: ...
-
-    async def check(self, phone: str, code: str) -> tuple[str | None, bool | None]:
-        """(code_hash to compare in the database, or the provider's own verdict)."""
-
-    def close(self) -> None: ...
-
-
-class SmsSink(Protocol):
-    def deliver(self, phone: str, text: str) -> None: ...
+T = TypeVar("T")
 
 
 class MemorySink:
@@ -128,11 +108,11 @@ class TwilioVerifier:
                 if e.status == 404:  # no pending verification (expired, used or never started)
                     return False
                 raise
-            return res.status == "approved"
+            return str(res.status) == "approved"
         return None, await _twilio(call)
 
 
-async def _twilio(call):  # type: ignore[no-untyped-def]
+async def _twilio(call: Callable[[], T]) -> T:
     try:
         return await to_thread.run_sync(call)
     except (TwilioException, OSError) as e:
@@ -147,7 +127,7 @@ class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]
         super().__init__(**kw)
         self._base = urlsplit(base_url)
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         url = urlsplit(url)._replace(scheme=self._base.scheme, netloc=self._base.netloc).geturl()
         return super().request(method, url, *args, **kwargs)
 

@@ -7,22 +7,13 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from anyio import to_thread
 
 from samia.config import Settings
+from samia.core.ports import Storage
 from samia.core.problems import AppError
-
-
-class Storage(Protocol):
-    name: str
-
-    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str: ...
-
-    async def get(self, key: str) -> bytes: ...
-
-    async def delete(self, key: str) -> None: ...
 
 
 def unavailable(exc: BaseException) -> AppError:
@@ -104,7 +95,7 @@ class S3Storage:
 
         try:
             obj = await to_thread.run_sync(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
-            return await to_thread.run_sync(obj["Body"].read)  # type: ignore[no-any-return]
+            return await to_thread.run_sync(obj["Body"].read)
         except (BotoCoreError, ClientError) as exc:
             raise unavailable(exc) from exc
 

@@ -4,8 +4,9 @@ which drives the same state machine through the same event function."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from anyio import to_thread
 from twilio.base.exceptions import TwilioException
@@ -16,6 +17,8 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from samia.config import Settings
 from samia.core.problems import AppError
 from samia.providers.phone import RedirectingHttpClient
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class TwilioVoice:
             from_=self.caller, to=monitor.phone, muted=True, beep="false"))
 
 
-async def _twilio(call):  # type: ignore[no-untyped-def]
+async def _twilio(call: Callable[[], T]) -> T:
     try:
         return await to_thread.run_sync(call)
     except (TwilioException, OSError) as e:

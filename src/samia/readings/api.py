@@ -11,10 +11,9 @@ from fastapi import APIRouter, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, Probe, allow
+from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import not_found
-from samia.orders.workflow import STAFF
 from samia.providers.ai import LABEL, make_drafter
 from samia.readings import service
 

@@ -95,13 +95,15 @@ def _aspects(lons: dict[str, float]) -> list[dict[str, Any]]:
 
 def chart(birth: Birth) -> dict[str, Any]:
     ts, _ = _sky()
-    known_time = birth.time is not None and birth.tz is not None
+    clock = birth.time if birth.tz is not None else None  # a wall-clock time means nothing without its zone
+    known_time = clock is not None
     zone = ZoneInfo(birth.tz) if birth.tz else dt.UTC
-    local = dt.datetime.combine(birth.date, birth.time if known_time else dt.time(12, 0), tzinfo=zone)
+    local = dt.datetime.combine(birth.date, clock if clock is not None else dt.time(12, 0), tzinfo=zone)
     t = ts.from_datetime(local.astimezone(dt.UTC))
     lons = _longitudes(t)
-    planets = {name: dict(zip(("sign", "degree"), sign_of(lon), strict=True)) | {"longitude": round(lon, 3)}
-               for name, lon in lons.items()}
+    planets: dict[str, dict[str, Any]] = {
+        name: dict(zip(("sign", "degree"), sign_of(lon), strict=True)) | {"longitude": round(lon, 3)}
+        for name, lon in lons.items()}
     result: dict[str, Any] = {
         "ephemeris": "JPL DE421", "zodiac": "tropical", "birth_time_known": known_time,
         "cast_for_utc": local.astimezone(dt.UTC).isoformat(), "planets": planets, "aspects": _aspects(lons),

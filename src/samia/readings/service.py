@@ -17,11 +17,6 @@ REVEAL_PROBE = Probe(
 
 CARD_FIELDS = ("code", "name_en", "name_ar", "arcana", "suit", "meaning_en", "meaning_ar")
 
-CARD_COLS = ("d.code, d.name_en, d.name_ar, d.arcana, d.suit, "
-             "case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
-             "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar")
-
-
 async def get_reading(conn: AsyncConnection, reading_id: int) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("select r.id, r.order_id, r.spread_code as spread, r.deck_code as deck, t.positions "
@@ -31,7 +26,9 @@ async def get_reading(conn: AsyncConnection, reading_id: int) -> dict[str, Any]:
     if reading is None:
         raise not_found("reading")
     # RLS: the client gets only the cards already revealed; the reader and staff all
-    await cur.execute(f"select s.card_position, s.is_reversed, s.revealed_at, {CARD_COLS} "  # noqa: S608
+    await cur.execute("select s.card_position, s.is_reversed, s.revealed_at, d.code, d.name_en, d.name_ar, d.arcana, "
+                      "d.suit, case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
+                      "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar "
                       "from tarot_v2_card_selections s join deck_cards d on d.id = s.card_id "
                       "where s.reading_id = %s", (reading_id,))
     seen = {row["card_position"]: row for row in await cur.fetchall()}

@@ -49,7 +49,10 @@ begin
   new.submitted_at := null; new.review_by := null; new.delivered_at := null; new.cancelled_at := null;
   new.delivery_breached_at := null; new.review_breached_at := null; new.reject_reason := null;
   new.approved_media_id := null; new.approved_sha256 := null; new.approved_by := null; new.approved_at := null;
-  new.price_minor := s.price_minor + case when new.is_gold then s.gold_surcharge_minor else 0 end;
+  -- the price of the client's country (schema/05_catalogue.sql), plus the golden surcharge
+  new.price_minor := (select p.price_minor from app.service_price(s.id, (select country_code from public.profiles
+                                                                      where id = new.user_id)) p)
+                     + case when new.is_gold then s.gold_surcharge_minor else 0 end;
   new.currency := s.currency;
   new.created_at := now();
   new.deliver_by := now() + make_interval(mins => case when new.is_gold then s.gold_delivery_minutes
@@ -395,8 +398,12 @@ begin
   end if;
   insert into public.tarot_v2_readings (order_id, deck_code, spread_code) values (p_order, p_deck, p_spread)
   returning id into rid;
-  insert into public.tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed)
-  select rid, i, p_cards[i], p_reversed[i] from generate_subscripts(p_cards, 1) i;
+  -- feature.tarotV2 (for this client): cards are revealed one by one, in order; off, the
+  -- whole spread is shown at once
+  insert into public.tarot_v2_card_selections (reading_id, card_position, card_id, is_reversed, revealed_at)
+  select rid, i, p_cards[i], p_reversed[i],
+         case when not app.flag_on_for('feature.tarotV2', o.user_id) then now() end
+    from generate_subscripts(p_cards, 1) i;
   return rid;
 end
 $$;

@@ -99,7 +99,7 @@ begin
   insert into public.bookings (client_id, reader_id, service_id, capacity_id, starts_at, ends_at, price_minor,
                                currency, policy)
   values (auth.uid(), p_reader, svc.id, cap_id, p_starts, p_starts + make_interval(mins => svc.duration_minutes),
-          svc.price_minor, svc.currency, svc.policy)
+          (select p.price_minor from app.service_price(svc.id, null) p), svc.currency, svc.policy)
   returning * into b;
   perform app.audit('booking.hold', 'booking', b.id::text,
                     jsonb_build_object('reader', p_reader, 'service', svc.code, 'starts_at', p_starts));
@@ -279,3 +279,30 @@ $$;
 
 revoke all on function app.reschedule_booking(bigint, timestamptz) from public;
 grant execute on function app.reschedule_booking(bigint, timestamptz) to authenticated;
+
+-- The client confirms the preparation a service asks for (Healing Energy's pre-ritual) before
+-- its call can start; the reader sees when. Confirming twice keeps the first time.
+create or replace function app.confirm_pre_ritual(p_booking bigint) returns timestamptz
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  b public.bookings;
+begin
+  select * into b from public.bookings where id = p_booking and client_id = auth.uid() for update;
+  if b.id is null then
+    raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if not exists (select 1 from public.services s where s.id = b.service_id and s.pre_ritual_en is not null) then
+    raise exception 'this session has no preparation to confirm' using errcode = '55000', hint = 'no_pre_ritual';
+  end if;
+  if b.status not in ('held', 'confirmed') then
+    raise exception 'the booking is %', b.status using errcode = '55000', hint = 'illegal_transition';
+  end if;
+  if b.pre_ritual_confirmed_at is null then
+    update public.bookings set pre_ritual_confirmed_at = now() where id = b.id returning * into b;
+    perform app.audit('booking.pre_ritual_confirmed', 'booking', b.id::text, '{}'::jsonb);
+  end if;
+  return b.pre_ritual_confirmed_at;
+end
+$$;
+revoke all on function app.confirm_pre_ritual(bigint) from public;
+grant execute on function app.confirm_pre_ritual(bigint) to authenticated;

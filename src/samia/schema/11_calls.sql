@@ -33,11 +33,29 @@ language sql stable security definer set search_path = '' as $$
   select exists (select 1 from public.calls c where c.reader_id = p_reader and c.status in ('ringing', 'started'))
 $$;
 
+-- Inside an approved instant window now (feature.readerInstant off: windows bind nobody).
 create or replace function app.in_instant_window(p_reader uuid) returns boolean
-language sql stable security definer set search_path = '' as $$
-  select exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
-                   and w.during @> now())
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return app.flag_on_for('feature.readerInstant', p_reader)
+     and exists (select 1 from public.instant_windows w where w.reader_id = p_reader and w.status = 'approved'
+                   and w.during @> now());
+end
 $$;
+
+-- feature.readerInstant gates instant windows: off, a reader cannot ask for one.
+create or replace function app.instant_windows_flag() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if not app.flag_on_for('feature.readerInstant', new.reader_id) then
+    raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger trg_instant_windows_flag before insert on public.instant_windows
+  for each row execute function app.instant_windows_flag();
 
 grant execute on function app.on_live_call(uuid), app.in_instant_window(uuid) to authenticated, samia_calls;
 
@@ -59,7 +77,9 @@ create or replace trigger trg_reader_status_guard before insert or update on pub
   for each row execute function app.reader_status_guard();
 
 -- Start a scheduled call: a party of a confirmed booking, near its time, after the client's
--- recorded consent (with IP). Returns the new call.
+-- recorded consent (with IP) and, for a service with a pre-ritual (Healing Energy), after the
+-- client confirmed the preparation. A booking paid in advance is not billed again by the
+-- minute; one booked at no price (pay as you go) is, at the client's country's rate.
 create or replace function app.start_booked_call(p_booking bigint) returns bigint
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -87,8 +107,17 @@ begin
     raise exception 'this booking''s call has already started' using errcode = '55000', hint = 'conflict';
   end if;
   select * into s from public.services where id = b.service_id;
+  if s.pre_ritual_en is not null and b.pre_ritual_confirmed_at is null then
+    raise exception 'the client has not confirmed the preparation for this session'
+      using errcode = '22023', hint = 'pre_ritual_required';
+  end if;
   insert into public.calls (booking_id, client_id, reader_id, kind, per_minute_minor, currency, record, max_seconds)
-  values (b.id, b.client_id, b.reader_id, 'scheduled', s.per_minute_minor, b.currency, consent.recording_consent,
+  values (b.id, b.client_id, b.reader_id, 'scheduled',
+          case when b.price_minor = 0
+               then (select p.per_minute_minor from app.service_price(s.id, (select country_code from public.profiles
+                                                                             where id = b.client_id)) p)
+               else 0 end,
+          b.currency, consent.recording_consent,
           extract(epoch from b.ends_at - now())::int + 300)
   returning id into cid;
   update public.call_consent_logs set call_id = cid where id = consent.id;
@@ -114,7 +143,11 @@ begin
   if coalesce(app.user_role(), '') <> 'client' then
     raise exception 'only clients call readers' using errcode = '42501', hint = 'forbidden';
   end if;
+  if not app.flag_on('feature.readerInstant') then
+    raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
+  end if;
   select * into s from public.services where id = p_service and kind = 'call' and is_active;
+  s.per_minute_minor := (select p.per_minute_minor from app.service_price(s.id, null) p);
   if s.id is null or not app.reader_eligible(p_reader, p_service)
      or not coalesce((select available from public.reader_status where reader_id = p_reader), false) then
     raise exception 'this reader is not available for this call now' using errcode = '55000', hint = 'not_available';
@@ -144,6 +177,19 @@ begin
   perform app.audit('call.created', 'call', cid::text, jsonb_build_object('kind', p_kind, 'reader', p_reader));
   return cid;
 end
+$$;
+
+-- What a call of `p_seconds` costs: every started minute at its rate (the step it falls in,
+-- for progressively priced calls; else the flat per-minute rate).
+create or replace function app.call_amount(p_rate integer, p_steps jsonb, p_seconds integer) returns bigint
+language sql immutable set search_path = '' as $$
+  select case when p_steps is null then ceil(p_seconds / 60.0)::bigint * p_rate
+              else (select coalesce(sum((select (s ->> 'per_minute_minor')::bigint
+                                           from jsonb_array_elements(p_steps) s
+                                          where (s ->> 'from_minute')::integer <= m
+                                          order by (s ->> 'from_minute')::integer desc limit 1)), 0)::bigint
+                      from generate_series(0, ceil(p_seconds / 60.0)::integer - 1) m)
+         end
 $$;
 
 -- One provider event (verified webhook, the local simulator, or a monitor's drop), at most
@@ -186,7 +232,8 @@ begin
       amount := 0;
       if c.per_minute_minor > 0 and secs > 0 then
         perform pg_advisory_xact_lock(hashtextextended('wallet:' || c.client_id, 0));
-        amount := least(ceil(secs / 60.0)::bigint * c.per_minute_minor, app.wallet_balance(c.client_id, c.currency));
+        amount := least(app.call_amount(c.per_minute_minor, c.rate_steps, secs),
+                        app.wallet_balance(c.client_id, c.currency));
         if amount > 0 then
           insert into public.payment_transactions (user_id, provider, kind, status, amount_minor, currency, call_id)
           values (c.client_id, 'wallet', 'charge', 'succeeded', amount, c.currency, c.id) returning id into txn;
@@ -317,6 +364,7 @@ declare
   r public.emergency_requests;
   cap bigint;
   cid bigint;
+  steps jsonb;
 begin
   if coalesce(app.user_role(), '') <> 'reader' then
     raise exception 'readers answer' using errcode = '42501', hint = 'forbidden';
@@ -334,8 +382,18 @@ begin
   end if;
   insert into public.reader_capacity (reader_id, during, kind, status)
   values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'call', 'live') returning id into cap;
-  insert into public.calls (client_id, reader_id, kind, capacity_id, record, max_seconds)
-  values (r.client_id, auth.uid(), 'emergency', cap, r.record, 3600) returning id into cid;
+  -- billing.emergencyProgressivePricing, evaluated for the client: the rising rates of the
+  -- moment are copied onto the call; off, an emergency call is not billed by the minute
+  if app.flag_on_for('billing.emergencyProgressivePricing', r.client_id) then
+    steps := (select jsonb_agg(jsonb_build_object('from_minute', e.from_minute, 'per_minute_minor', e.per_minute_minor)
+                               order by e.from_minute)
+                from public.emergency_rates e);
+  end if;
+  insert into public.calls (client_id, reader_id, kind, capacity_id, record, max_seconds, rate_steps,
+                            per_minute_minor)
+  values (r.client_id, auth.uid(), 'emergency', cap, r.record, 3600, steps,
+          coalesce((steps -> 0 ->> 'per_minute_minor')::integer, 0))
+  returning id into cid;
   insert into public.call_consent_logs (call_id, client_id, client_ip, user_agent, consent_given, recording_consent,
                                         consented_at)
   values (cid, r.client_id, r.client_ip, r.user_agent, true, r.record, r.created_at);

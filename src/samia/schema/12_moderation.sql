@@ -28,6 +28,27 @@ $$;
 
 revoke all on function app.moderation_record(text, text, text, text, text, bigint, jsonb) from public;
 
+-- Text written for others to read (reviews, replies): the moderation reason of the heaviest
+-- safety rule it trips, 'spam' for an email address or a phone number, or null when clean.
+create or replace function app.text_flag(p_text text) returns text
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  hit text;
+begin
+  if p_text is null or btrim(p_text) = '' then
+    return null;
+  end if;
+  select r.category into hit from public.safety_rules r where p_text ~* r.pattern order by r.weight desc, r.code limit 1;
+  if hit is null and (p_text ~* '[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+'
+                      or p_text ~ '\+?[0-9][0-9 ()./-]{6,}[0-9]') then
+    hit := 'spam';
+  end if;
+  return hit;
+end
+$$;
+revoke all on function app.text_flag(text) from public;
+grant execute on function app.text_flag(text) to authenticated, service_role;
+
 -- The caller must hold the case's claim to act under it.
 create or replace function app.require_claim(p_case bigint) returns void
 language plpgsql stable security definer set search_path = '' as $$

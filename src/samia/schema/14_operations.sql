@@ -29,7 +29,24 @@ language sql stable security definer set search_path = '' as $$
       from public.feature_flags f where f.key = p_key), false)
 $$;
 
+-- The same rule for another user than the caller (a job, or a reader answering a client's
+-- emergency call evaluates the client's flag).
+create or replace function app.flag_on_for(p_key text, p_user uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select coalesce((
+    select f.enabled
+       and (f.roles is null or u.role = any(f.roles))
+       and (f.countries is null or u.country_code = any(f.countries))
+       and (f.rollout_pct = 100 or (p_user is not null and app.flag_bucket(f.key, p_user) < f.rollout_pct * 100))
+      from public.feature_flags f
+      left join (select r.code as role, p.country_code from public.profiles p join public.roles r on r.id = p.role_id
+                  where p.id = p_user and p.deleted_at is null) u on true
+     where f.key = p_key), false)
+$$;
+
 grant execute on function app.flag_on(text), app.flag_bucket(text, uuid) to anon, authenticated, service_role;
+revoke all on function app.flag_on_for(text, uuid) from public;
+grant execute on function app.flag_on_for(text, uuid) to authenticated, service_role;
 
 create or replace function app.feature_flags_audit() returns trigger
 language plpgsql set search_path = '' as $$

@@ -16,8 +16,7 @@ from pydantic import BaseModel, EmailStr, Field
 from samia.core.access import Ctx, Probe, allow
 from samia.core.models import Input
 from samia.core.problems import AppError, not_found
-from samia.profiles.api import ProfileOut
-from samia.profiles.service import COLUMNS, get_profile, update_profile
+from samia.profiles.service import COLUMNS, ProfileOut, get_profile, update_profile
 
 router = APIRouter(tags=["admin"])
 

@@ -12,8 +12,8 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.auth import service as auth
-from samia.auth.tokens import decode_access
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow
+from samia.core.tokens import decode_access
 from samia.profiles.service import get_profile, list_countries, update_profile
 from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required
 from samia.web.render import LANG_COOKIE, LANGS, Translator, lang_of, render

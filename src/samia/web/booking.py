@@ -31,7 +31,7 @@ METHOD_ORDER = ("wallet", "card", "square", "bank_transfer", "usdt")
 @router.get("/my/calls", response_class=HTMLResponse)
 async def my_calls(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)) -> Response:
     rows = await bookings.list_bookings(ctx.conn, 50)
-    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang_of(request))}
+    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
     return render(request, "calls.html", role=ctx.role, bookings=rows, services=services)
 
 
@@ -46,11 +46,12 @@ async def _book(request: Request, ctx: Ctx, service: str | None, reader: uuid.UU
                 refusal: Refusal | None = None) -> Response:
     lang = lang_of(request)
     zone = zone_of(request)
-    offered = [s for s in await catalogue.list_services(ctx.conn, lang) if s["kind"] == "call"]
+    offered = [s for s in await catalogue.list_services(ctx.conn, None) if s["kind"] == "call"]
     chosen = next((s for s in offered if s["code"] == service), offered[0] if offered else None)
-    readers = await catalogue.readers_offering(ctx.conn, chosen["code"]) if chosen else []
-    reader_id = str(reader) if reader and any(r["id"] == str(reader) for r in readers) else (
-        readers[0]["id"] if readers else None)
+    readers = await catalogue.list_readers(ctx.conn, ctx.platform.settings, country=None, service=chosen["code"],
+                                           online=None, language=None) if chosen else []
+    reader_id = str(reader) if reader and any(r["reader_id"] == str(reader) for r in readers) else (
+        readers[0]["reader_id"] if readers else None)
     today = dt.datetime.now(zone).date()
     day = day if day and today <= day < today + dt.timedelta(days=DAYS) else today
     slots: list[dict[str, dt.datetime]] = []
@@ -91,7 +92,9 @@ async def _booking(request: Request, ctx: Ctx, booking_id: int, form: dict[str, 
     booking = await bookings.get_booking(ctx.conn, booking_id)  # RLS: someone else's is a 404
     _, offered = await payments.allowed_methods(ctx.conn)
     methods = sorted(offered, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
-    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang)}
+    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
+    names = {r["reader_id"]: r["display_name"] for r in await catalogue.list_readers(
+        ctx.conn, ctx.platform.settings, country=None, service=None, online=None, language=None)}
     wallet = await payments.wallet(ctx.conn)
     consent = await calls.consent_given(ctx.conn, booking_id)
     call = await calls.booking_call(ctx.conn, booking_id)
@@ -102,7 +105,8 @@ async def _booking(request: Request, ctx: Ctx, booking_id: int, form: dict[str, 
     errors = refusal.messages(Translator(lang)) if refusal else {}
     return render(request, "booking.html", status=refusal.status if refusal else 200, lang=lang, role=ctx.role,
                   booking=booking, service=services.get(booking["service"]), methods=methods, wallet=wallet,
-                  consent=consent, call=call, lapsed=lapsed, form=form, errors=errors, default_method=default_method,
+                  reader_name=names.get(str(booking["reader_id"])), consent=consent, call=call, lapsed=lapsed,
+                  form=form, errors=errors, default_method=default_method,
                   test_cards=TEST_CARDS if ctx.platform.settings.card_provider == "testcard" else ())
 
 
@@ -167,4 +171,4 @@ async def emergency(request: Request, ctx: Ctx = allow("client", cookie=True, pr
 @router.get("/my/emergency/{request_id}", response_class=HTMLResponse)
 async def emergency_status(request_id: Id, request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)
                            ) -> Response:
-    return render(request, "emergency.html", role=ctx.role, siren=await calls.emergency(ctx.conn, request_id))
+    return render(request, "emergency.html", role=ctx.role, siren=await calls.fetch_emergency(ctx.conn, request_id))

@@ -73,3 +73,4 @@ def _refusal(err: AppError) -> Refusal:
         if loc:
             fields[str(loc[-1])] = str(e.get("type") or err.code)
     return Refusal(err.code, err.status, fields, {k: v for k, v in err.extra.items() if k != "errors"})
+

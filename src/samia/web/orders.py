@@ -38,20 +38,20 @@ STEP_OF = {"new": 0, "assigned": 1, "in_progress": 1, "rejected": 1, "awaiting_a
 @router.get("/my/orders", response_class=HTMLResponse)
 async def my_orders(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)) -> Response:
     rows = await orders.list_orders(ctx, limit=50)
-    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang_of(request))}
+    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
     return render(request, "orders.html", role=ctx.role, orders=rows, services=services, step_of=STEP_OF)
 
 
 @router.get("/my/orders/new", response_class=HTMLResponse)
 async def choose(request: Request, ctx: Ctx = allow("client", cookie=True, probe=orders.PLACE_PROBE)) -> Response:
-    services = [s for s in await catalogue.list_services(ctx.conn, lang_of(request)) if s["kind"] == "reading"]
+    services = [s for s in await catalogue.list_services(ctx.conn, None) if s["kind"] == "reading"]
     return render(request, "order_choose.html", role=ctx.role, services=services)
 
 
 async def _form(request: Request, ctx: Ctx, kind: str, form: dict[str, str], refusal: Refusal | None = None
                 ) -> Response:
     lang = form_lang(request, form)
-    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang)}
+    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
     if kind not in services:
         raise AppError(404, "not_found")
     spreads = await readings.list_spreads(ctx.conn) if kind == "tarot" else []
@@ -135,10 +135,10 @@ async def _order(request: Request, ctx: Ctx, order_id: int, refusal: Refusal | N
     audio = None
     if order["audio_media_id"]:
         audio, _, _ = await media.issue_url(ctx.conn, ctx.platform.settings, ctx.role, order["audio_media_id"])
-    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, lang)}
+    services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
     errors = refusal.messages(Translator(lang)) if refusal else {}
-    return render(request, "order.html", status=refusal.status if refusal else 200, role=ctx.role, order=order,
-                  reading=reading, audio=audio, service=services.get(order["service"]), steps=STEPS,
+    return render(request, "order.html", status=refusal.status if refusal else 200, lang=lang, role=ctx.role,
+                  order=order, service=services.get(order["service"]), reading=reading, audio=audio, steps=STEPS,
                   step=STEP_OF.get(order["status"]), errors=errors, placed=request.query_params.get("placed"))
 
 
@@ -155,5 +155,6 @@ async def reveal(order_id: Id, request: Request, ctx: Ctx = allow("client", cook
     if refusal:
         return await _order(request, ctx, order_id, refusal)
     return RedirectResponse(f"/my/orders/{order_id}#card-{position}", status_code=303)
+
 
 

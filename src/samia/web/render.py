@@ -48,7 +48,7 @@ def lang_of(request: Request) -> str:
     the browser's Accept-Language, else English."""
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in LANGS:
-        return chosen  # type: ignore[return-value]
+        return chosen
     for part in request.headers.get("accept-language", "").split(","):
         tag = part.split(";")[0].strip().lower()[:2]
         if tag in LANGS:
@@ -71,6 +71,11 @@ def money(minor: int | None, currency: str | None, lang: str) -> str:
     if lang == "ar":
         return f"{amount} {cur}"
     return f"${amount}" if cur == "USD" else f"{amount} {cur}"
+
+
+def localized(row: Any, name: str, lang: str) -> str:
+    """A row's text in the page's language (`name_ar`, `bio_ar` …), else its English text."""
+    return str(row.get(f"{name}_{lang}") or row.get(f"{name}_en") or "")
 
 
 def _env() -> Environment:
@@ -102,6 +107,7 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
         "csrf": csrf_token(request), "signed_in": signed_in(request), "role": role,
         "path": request.url.path, "request_id": getattr(request.state, "request_id", ""),
         "money": lambda minor, cur: money(minor, cur, lang), "when": when, "zone": zone.key,
+        "loc": lambda row, name: localized(row, name, lang),
         "form": {}, "errors": {},
     }
     base.update(context)

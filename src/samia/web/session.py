@@ -23,11 +23,11 @@ from fastapi import APIRouter, Depends, Request
 
 from samia.auth import service as auth
 from samia.auth.service import Tokens
-from samia.auth.tokens import decode_access
 from samia.core.problems import AppError
+from samia.core.tokens import decode_access
 
 if TYPE_CHECKING:
-    from samia.app import Platform
+    from samia.core.platform import Platform
 
 SESSION_COOKIE = "samia_session"
 CSRF_COOKIE = "samia_csrf"

@@ -1,5 +1,6 @@
-"""Public pages: home, the service catalogue, a reader's profile, the offline page, the
-PWA's manifest and service worker, and the place search of the astrology form."""
+"""The storefront: home, the catalogue of services and readers, a reader's public profile;
+and the offline page, the PWA's manifest and service worker, and the
+place search of the astrology form."""
 
 from __future__ import annotations
 
@@ -13,39 +14,39 @@ from fastapi.responses import HTMLResponse, Response
 from samia.calls import service as calls
 from samia.catalogue import service as catalogue
 from samia.core.access import PUBLIC, Ctx, allow
-from samia.core.problems import not_found
 from samia.web import gazetteer
 from samia.web.render import HERE, Translator, lang_of, render
 from samia.web.session import pages
 
 router = pages("web")
+HOME_READERS = 6
 
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
-    lang = lang_of(request)
-    services = await catalogue.list_services(ctx.conn, lang)
-    online = await catalogue.readers_online(ctx.conn) if ctx.user_id else []
+    """The services at the caller's prices, and the readers online now (the public directory)."""
+    services = await catalogue.list_services(ctx.conn, None)
+    online = await catalogue.list_readers(ctx.conn, ctx.platform.settings, country=None, service=None, online=True,
+                                          language=None)
     emergency = ctx.role == "client" and await calls.emergency_enabled(ctx.conn)
-    return render(request, "home.html", role=ctx.role, services=services, online=online, emergency=emergency)
+    return render(request, "home.html", role=ctx.role, services=services, online=online[:HOME_READERS],
+                  emergency=emergency)
 
 
 @router.get("/catalogue", response_class=HTMLResponse)
 async def catalogue_page(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
-    services = await catalogue.list_services(ctx.conn, lang_of(request))
-    return render(request, "catalogue.html", role=ctx.role, services=services)
+    services = await catalogue.list_services(ctx.conn, None)
+    readers = await catalogue.list_readers(ctx.conn, ctx.platform.settings, country=None, service=None, online=None,
+                                           language=None)
+    return render(request, "catalogue.html", role=ctx.role, services=services, readers=readers)
 
 
 @router.get("/catalogue/readers/{reader_id}", response_class=HTMLResponse)
 async def reader_page(reader_id: uuid.UUID, request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
-    """What exists of a reader today (their services and whether they are online); the
-    catalogue API's public profile (name, photo, bio, reviews) lands with the storefront issue."""
-    found = await catalogue.reader(ctx.conn, str(reader_id)) if ctx.user_id else None
-    if ctx.user_id and found is None:
-        raise not_found("reader")
-    services = await catalogue.list_services(ctx.conn, lang_of(request))
-    offered = [s for s in services if found and s["code"] in found["services"]]
-    return render(request, "reader.html", role=ctx.role, reader=found, reader_id=str(reader_id), offered=offered)
+    """A reader's public profile: name, photo, bio, specialties, languages, services at the
+    caller's prices, rating and the latest published reviews with the reader's replies."""
+    found = await catalogue.get_reader(ctx.conn, ctx.platform.settings, str(reader_id), None)
+    return render(request, "reader.html", role=ctx.role, reader=found)
 
 
 @router.get("/offline", response_class=HTMLResponse)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from samia.bookings.policy import Actor, Refund, evaluate_refund
-from samia.payments.processors import CardProcessor
+from samia.core.ports import CardProcessor
 
 
 async def refund_for_cancellation(processor_for: Callable[[str], CardProcessor], *, booking_id: int,

@@ -1,5 +1,6 @@
 """Access tokens (short-lived JWT), refresh tokens (opaque, stored hashed), email links,
-and argon2id passwords."""
+and argon2id passwords: the credentials the request guard (core.access) checks, auth issues
+and notifications sign links with."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _verified(token: str, key: bytes, supabase_key: str | None, issuer: str) -> 
         raise AppError(401, "invalid_token", "malformed token", headers=_bearer_error()) from e
     if header.get("alg") not in ALGORITHMS:
         raise AppError(401, "invalid_token", "unsupported signing algorithm", headers=_bearer_error())
-    options = {"require": ["exp", "sub", "aud"]}
+    options: jwt.types.Options = {"require": ["exp", "sub", "aud"]}
     try:
         raw = jwt.decode(token, key, algorithms=ALGORITHMS, audience="authenticated",
                          issuer=issuer, options=options, leeway=LEEWAY)
