@@ -56,6 +56,16 @@ def staff(api: Api, client: TestClient) -> dict[str, User]:
     return {"admin": admin, "monitor": monitor, "reader": reader}
 
 
+def bring_forward(api: Api, booking_id: int) -> None:
+    """Move a confirmed booking to start now (the call may start from 10 minutes before): the
+    browser booked tomorrow's slot, and the test cannot wait a day to hold the call."""
+    api.sql("""
+        with b as (update bookings set starts_at = now(), ends_at = now() + (ends_at - starts_at)
+                    where id = %(b)s returning capacity_id, starts_at, ends_at)
+        update reader_capacity c set during = tstzrange(b.starts_at, b.ends_at) from b where c.id = b.capacity_id""",
+            {"b": booking_id})
+
+
 @pytest.fixture
 def context(browser: Any, site: str, staff: dict[str, User]) -> Iterator[Any]:
     ctx = browser.new_context(base_url=site, timezone_id=ZONE, viewport={"width": 1280, "height": 900})
@@ -186,14 +196,34 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
         await new Promise(r => setTimeout(r, 300)); return !a.paused && a.currentTime > 0; }""")
     p.check("order-delivered")
 
-    # 8. leave a review: the page says where reviews go (the review form comes next)
-    assert page.locator("#review-title").is_visible()
+    # 8. leave a review (its text is shown as text, never run); the reader replies through the API
+    page.click("label[for='f-rating-4']")                                # the stars are labels of radios
+    page.fill("#f-text", "<script>document.title='x'</script> Clear and kind, thank you.")
+    p.check("order-review-form", shots=False)
+    page.click("form#review-form button.primary")
+    page.get_by_test_id("review-status").wait_for()
+    assert "<script>" in page.get_by_test_id("review-body").inner_text()
+    assert page.title() != "x"
+    review_id, status = api.sql("select id, status from reviews where order_id = %s", (order_id,))[0]
+    assert status == "published"
+    p.check("order-reviewed")
+    ok(client.post(f"/reviews/{review_id}/reply", json={"text": "Thank you for trusting me." if lang == "en"
+                                                        else "شكرًا لثقتك."}, headers=staff["reader"].h))
+    page.goto(f"/catalogue/readers/{staff['reader'].id}")
+    assert page.locator(f"#review-{review_id} .reply").is_visible()
+    page.click("#favourite button")
+    page.wait_for_url("**#favourite")
+    assert page.locator("#favourite button").get_attribute("aria-pressed") == "true"
+    p.check("reader")
+    page.goto("/my/favourites")
+    assert page.locator(".reader-card").count() == 1
+    p.check("favourites")
 
     page.goto("/my/orders")
     p.check("orders")
 
-    # 9. book and pay a call, give consent, see it confirmed
-    page.goto("/my/calls/book?service=direct_call")
+    # 9. book and pay a Healing Energy call, confirm its preparation, give consent, see it confirmed
+    page.goto("/my/calls/book?service=healing")
     assert page.locator("#f-reader option:checked").inner_text().startswith("Layla")
     p.check("book")
     tomorrow = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=1)
@@ -206,6 +236,13 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     page.click("form#page-form button.primary")
     page.get_by_test_id("booking-status").filter(has_text="Confirmed" if lang == "en" else "مؤكَّدة").wait_for()
     p.check("booking-confirmed")
+    ritual = "quiet place" if lang == "en" else "مكانًا هادئًا"
+    assert ritual in page.locator(".ritual-text").inner_text()
+    page.click("form#ritual-form button.primary")                       # unticked: refused, nothing kept
+    page.locator(".error-summary").wait_for()
+    page.check("#f-prepared")
+    page.click("form#ritual-form button.primary")
+    page.get_by_test_id("pre-ritual-state").wait_for()
     page.check("#f-consent")
     page.click("form#consent-form button.primary")
     page.get_by_test_id("consent-state").wait_for()
@@ -213,7 +250,26 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     assert api.sql("select host(client_ip), consent_given from call_consent_logs where booking_id = %s",
                    (booking_id,)) == [("127.0.0.1", True)]
     assert api.sql("select status from bookings where id = %s", (booking_id,)) == [("confirmed",)]
+    assert api.sql("select pre_ritual_confirmed_at is not null from bookings where id = %s", (booking_id,)) == [(True,)]
     p.check("booking-consented")
+
+    # the call takes place (the reader starts it through the API; the voice simulator connects it),
+    # then the client rates it on the call page
+    bring_forward(api, booking_id)
+    call = ok(client.post(f"/calls/{booking_id}/start", headers=staff["reader"].h), 201)
+    t0 = dt.datetime.now(dt.UTC)
+    for event, at in (("started", t0), ("ended", t0 + dt.timedelta(minutes=20))):
+        ok(client.post(f"/calls/{call['id']}/simulate", json={"event": event, "at": at.isoformat(),
+                                                               "reason": "completed" if event == "ended" else None},
+                       headers=staff["reader"].h))
+    page.goto(f"/my/calls/{booking_id}")
+    page.click("label[for='f-rating']")
+    page.fill("#f-text", "A calm, helpful session." if lang == "en" else "جلسة هادئة ومفيدة.")
+    p.check("call-review-form")
+    page.click("form#review-form button.primary")
+    page.get_by_test_id("review-status").wait_for()
+    assert api.sql("select rating, status from reviews where call_id = %s", (call["id"],)) == [(5, "published")]
+    p.check("call-reviewed")
     page.goto("/my/calls")
     p.check("calls")
     page.goto("/account")
@@ -222,8 +278,6 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     p.check("notifications")
     page.goto("/verify-phone")
     p.check("verify-phone")
-    page.goto(f"/catalogue/readers/{staff['reader'].id}")
-    p.check("reader")
     page.goto("/my/orders/999999999")
     p.check("not-found")
     page.goto("/offline")

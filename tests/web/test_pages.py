@@ -239,3 +239,41 @@ def test_coffee_order_with_its_photo_and_the_emergency_button(web: TestClient, a
     assert r.status_code == 303, re.findall(r'<li>(.*?)</li>', r.text)
     assert web.get(r.headers["location"]).status_code == 200
     assert api.sql("select status from emergency_requests where client_id = %s", (user.id,)) == [("ringing",)]
+
+
+def test_favourite_toggle_and_the_pre_ritual_on_pages(web: TestClient, api: Api) -> None:
+    reader = api.user("reader")
+    ok(web.put("/readers/me/profile", json={"display_name": "Nour", "languages": ["en"]}, headers=reader.h))
+    api.sql("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'healing'",
+            (reader.id,))
+    user = api.user("client")
+    sign_in(web, user.email)
+    profile = f"/catalogue/readers/{reader.id}"
+    assert 'aria-pressed="false"' in web.get(profile).text
+    assert web.post(f"{profile}/favourite", data={"on": "1"}).status_code == 403     # no CSRF token
+    r = web.post(f"{profile}/favourite", data={"_csrf": csrf(web, profile), "on": "1"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"{profile}#favourite"
+    assert 'aria-pressed="true"' in web.get(profile).text
+    assert "Nour" in web.get("/my/favourites").text
+    web.post(f"{profile}/favourite", data={"_csrf": csrf(web, profile), "on": "0", "from": "favourites"})
+    assert api.sql("select count(*) from favourites where client_id = %s", (user.id,)) == [(0,)]
+    # a confirmed Healing Energy booking: its instructions in the page's language, then the confirmation
+    booking = api.sql("""
+        with cap as (insert into reader_capacity (reader_id, during, kind, status)
+                     values (%(r)s, tstzrange(now() + interval '1 day', now() + interval '1 day 45 minutes'),
+                             'booking', 'confirmed') returning id)
+        insert into bookings (client_id, reader_id, service_id, capacity_id, starts_at, ends_at, status,
+                              price_minor, currency, policy)
+        select %(c)s, %(r)s, s.id, cap.id, now() + interval '1 day', now() + interval '1 day 45 minutes',
+               'confirmed', 4500, 'USD', s.policy from cap, services s where s.code = 'healing' returning id""",
+                      {"r": reader.id, "c": user.id})[0][0]
+    page = web.get(f"/my/calls/{booking}")
+    assert "find a quiet place" in page.text and f'action="/my/calls/{booking}/pre-ritual"' in page.text
+    token = csrf(web, f"/my/calls/{booking}")
+    r = web.post(f"/my/calls/{booking}/pre-ritual", data={"_csrf": token})            # not ticked
+    assert r.status_code == 422 and 'id="f-prepared-error"' in r.text
+    r = web.post(f"/my/calls/{booking}/pre-ritual", data={"_csrf": token, "prepared": "yes"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select pre_ritual_confirmed_at is not null from bookings where id = %s", (booking,)) == [(True,)]
+    r = web.post("/account/language", data={"_csrf": csrf(web, "/"), "lang": "ar", "next": f"/my/calls/{booking}"})
+    assert "اختر مكانًا هادئًا" in r.text and "أكّدت تحضيرك" in r.text

@@ -211,8 +211,8 @@ async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[s
 
 
 @router.post("/bookings/{booking_id}/pre-ritual", response_model=BookingOut)
-async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=Probe(
-        "select 1 from bookings where id = :booking and client_id = auth.uid()"))) -> dict[str, Any]:
+async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=service.PRE_RITUAL_PROBE)
+                             ) -> dict[str, Any]:
     """Confirm you have done the preparation the service asks for (Healing Energy's pre-ritual);
     its call cannot start before. The reader sees when you confirmed."""
     await service.confirm_pre_ritual(ctx.conn, booking_id)

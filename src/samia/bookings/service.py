@@ -19,6 +19,9 @@ HOLD_PROBE = Probe(
     "select app.hold_slot(:reader, (select id from services where code = 'tarot'), "
     "date_trunc('hour', now()) + interval '50 hours', interval '10 minutes')")
 
+# what confirming a booking's pre-ritual rests on (API and booking page)
+PRE_RITUAL_PROBE = Probe("select 1 from bookings where id = :booking and client_id = auth.uid()")
+
 BOOKING_SQL = sql.SQL("""
     select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
            b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at,

@@ -18,7 +18,7 @@ from samia.catalogue import service as catalogue
 from samia.core.access import AUTHENTICATED, Ctx, allow, client_ip
 from samia.core.models import Id
 from samia.payments import service as payments
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, review_fields
 from samia.web.render import Translator, lang_of, render, zone_of
 from samia.web.session import pages
 from samia.web.wallet import TEST_CARDS
@@ -98,6 +98,8 @@ async def _booking(request: Request, ctx: Ctx, booking_id: int, form: dict[str, 
     wallet = await payments.wallet(ctx.conn)
     consent = await calls.consent_given(ctx.conn, booking_id)
     call = await calls.booking_call(ctx.conn, booking_id)
+    completed = call is not None and call["status"] == "ended" and (call["connected_seconds"] or 0) > 0
+    review = await catalogue.review_of(ctx.conn, call_id=call["id"]) if completed and call else None
     default_method = "wallet" if "wallet" in methods and wallet["balance_minor"] >= booking["price_minor"] else (
         methods[0] if methods else "")
     lapsed = booking["status"] == "held" and booking["hold_expires_at"] is not None and \
@@ -105,8 +107,8 @@ async def _booking(request: Request, ctx: Ctx, booking_id: int, form: dict[str, 
     errors = refusal.messages(Translator(lang)) if refusal else {}
     return render(request, "booking.html", status=refusal.status if refusal else 200, lang=lang, role=ctx.role,
                   booking=booking, service=services.get(booking["service"]), methods=methods, wallet=wallet,
-                  reader_name=names.get(str(booking["reader_id"])), consent=consent, call=call, lapsed=lapsed,
-                  form=form, errors=errors, default_method=default_method,
+                  reader_name=names.get(str(booking["reader_id"])), consent=consent, call=call, completed=completed,
+                  review=review, lapsed=lapsed, form=form, errors=errors, default_method=default_method,
                   test_cards=TEST_CARDS if ctx.platform.settings.card_provider == "testcard" else ())
 
 
@@ -150,6 +152,45 @@ async def consent(booking_id: Id, request: Request, ctx: Ctx = allow("client", c
     if refusal:
         return await _booking(request, ctx, booking_id, form, refusal)
     return RedirectResponse(f"/my/calls/{booking_id}#call", status_code=303)
+
+
+@router.post("/my/calls/{booking_id}/pre-ritual", response_class=HTMLResponse)
+async def pre_ritual(booking_id: Id, request: Request,
+                     ctx: Ctx = allow("client", cookie=True, probe=bookings.PRE_RITUAL_PROBE)) -> Response:
+    """Confirm the preparation the service asks for (Healing Energy); the call cannot start
+    before, and the reader sees when it was confirmed."""
+    form = await posted(request)
+    if form.get(LANG_SWITCH):
+        return await _booking(request, ctx, booking_id, form)
+    if form.get("prepared") != "yes":
+        return await _booking(request, ctx, booking_id, form, Refusal("pre_ritual_required", 422,
+                                                                      {"prepared": "pre_ritual_required"}))
+    _, refusal = await attempt(ctx.conn, lambda: bookings.confirm_pre_ritual(ctx.conn, booking_id))
+    if refusal:
+        return await _booking(request, ctx, booking_id, form, refusal)
+    return RedirectResponse(f"/my/calls/{booking_id}#pre-ritual", status_code=303)
+
+
+@router.post("/my/calls/{booking_id}/review", response_class=HTMLResponse)
+async def review(booking_id: Id, request: Request,
+                 ctx: Ctx = allow("client", cookie=True, rate="reviews", probe=catalogue.LEAVE_REVIEW_PROBE)
+                 ) -> Response:
+    """Rate the completed call of a booking of yours, once."""
+    form = await posted(request)
+    if form.get(LANG_SWITCH):
+        return await _booking(request, ctx, booking_id, form)
+    fields = review_fields(form)
+    if isinstance(fields, Refusal):
+        return await _booking(request, ctx, booking_id, form, fields)
+    rating, text = fields
+    call = await calls.booking_call(ctx.conn, booking_id)
+    if call is None:
+        return await _booking(request, ctx, booking_id, form, Refusal("not_found", 404))
+    _, refusal = await attempt(ctx.conn, lambda: catalogue.leave_review(ctx.conn, order_id=None, call_id=call["id"],
+                                                                         rating=rating, body=text))
+    if refusal:
+        return await _booking(request, ctx, booking_id, form, refusal)
+    return RedirectResponse(f"/my/calls/{booking_id}#review", status_code=303)
 
 
 @router.post("/my/emergency", response_class=HTMLResponse)

@@ -74,3 +74,13 @@ def _refusal(err: AppError) -> Refusal:
             fields[str(loc[-1])] = str(e.get("type") or err.code)
     return Refusal(err.code, err.status, fields, {k: v for k, v in err.extra.items() if k != "errors"})
 
+
+def review_fields(form: dict[str, str]) -> tuple[int, str | None] | Refusal:
+    """A review form's rating (1-5) and optional text (at most 2,000 characters)."""
+    rating = form.get("rating", "")
+    text = form.get("text", "").strip()
+    if rating not in ("1", "2", "3", "4", "5"):
+        return Refusal("rating_required", 422, {"rating": "rating_required"})
+    if len(text) > 2000:
+        return Refusal("too_long", 422, {"text": "too_long"})
+    return int(rating), text or None

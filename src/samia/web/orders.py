@@ -23,8 +23,8 @@ from samia.profiles.service import get_profile
 from samia.readings import service as readings
 from samia.web import gazetteer
 from samia.web.cards import face
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
-from samia.web.render import Translator, lang_of, render
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, review_fields
+from samia.web.render import Translator, render
 from samia.web.session import pages
 
 router = pages("web")
@@ -125,9 +125,10 @@ async def order_page(order_id: Id, request: Request, ctx: Ctx = allow(AUTHENTICA
     return await _order(request, ctx, order_id)
 
 
-async def _order(request: Request, ctx: Ctx, order_id: int, refusal: Refusal | None = None) -> Response:
+async def _order(request: Request, ctx: Ctx, order_id: int, refusal: Refusal | None = None,
+                 form: dict[str, str] | None = None) -> Response:
     order = await orders.get_order(ctx, order_id)   # RLS: another client's order is a 404
-    lang = lang_of(request)
+    lang = form_lang(request, form or {})
     reading = await readings.get_reading(ctx.conn, order["reading_id"]) if order["reading_id"] else None
     if reading:
         for p in reading["positions"]:
@@ -136,10 +137,12 @@ async def _order(request: Request, ctx: Ctx, order_id: int, refusal: Refusal | N
     if order["audio_media_id"]:
         audio, _, _ = await media.issue_url(ctx.conn, ctx.platform.settings, ctx.role, order["audio_media_id"])
     services = {s["code"]: s for s in await catalogue.list_services(ctx.conn, None)}
+    review = await catalogue.review_of(ctx.conn, order_id=order_id)
     errors = refusal.messages(Translator(lang)) if refusal else {}
     return render(request, "order.html", status=refusal.status if refusal else 200, lang=lang, role=ctx.role,
                   order=order, service=services.get(order["service"]), reading=reading, audio=audio, steps=STEPS,
-                  step=STEP_OF.get(order["status"]), errors=errors, placed=request.query_params.get("placed"))
+                  step=STEP_OF.get(order["status"]), review=review, form=form or {}, errors=errors,
+                  placed=request.query_params.get("placed"))
 
 
 @router.post("/my/orders/{order_id}/reveal", response_class=HTMLResponse)
@@ -158,3 +161,21 @@ async def reveal(order_id: Id, request: Request, ctx: Ctx = allow("client", cook
 
 
 
+
+@router.post("/my/orders/{order_id}/review", response_class=HTMLResponse)
+async def review(order_id: Id, request: Request,
+                 ctx: Ctx = allow("client", cookie=True, rate="reviews", probe=catalogue.LEAVE_REVIEW_PROBE)
+                 ) -> Response:
+    """Rate a delivered order of yours, once; flagged text waits for a monitor."""
+    form = await posted(request)
+    if form.get(LANG_SWITCH):
+        return await _order(request, ctx, order_id, form=form)
+    fields = review_fields(form)
+    if isinstance(fields, Refusal):
+        return await _order(request, ctx, order_id, fields, form)
+    rating, text = fields
+    _, refusal = await attempt(ctx.conn, lambda: catalogue.leave_review(ctx.conn, order_id=order_id, call_id=None,
+                                                                         rating=rating, body=text))
+    if refusal:
+        return await _order(request, ctx, order_id, refusal, form)
+    return RedirectResponse(f"/my/orders/{order_id}#review", status_code=303)

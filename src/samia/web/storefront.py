@@ -1,5 +1,5 @@
-"""The storefront: home, the catalogue of services and readers, a reader's public profile;
-and the offline page, the PWA's manifest and service worker, and the
+"""The storefront: home, the catalogue of services and readers, a reader's public profile,
+a client's favourites; and the offline page, the PWA's manifest and service worker, and the
 place search of the astrology form."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.calls import service as calls
 from samia.catalogue import service as catalogue
 from samia.core.access import PUBLIC, Ctx, allow
 from samia.web import gazetteer
+from samia.web.forms import posted
 from samia.web.render import HERE, Translator, lang_of, render
 from samia.web.session import pages
 
@@ -46,7 +47,28 @@ async def reader_page(reader_id: uuid.UUID, request: Request, ctx: Ctx = allow(P
     """A reader's public profile: name, photo, bio, specialties, languages, services at the
     caller's prices, rating and the latest published reviews with the reader's replies."""
     found = await catalogue.get_reader(ctx.conn, ctx.platform.settings, str(reader_id), None)
-    return render(request, "reader.html", role=ctx.role, reader=found)
+    favourite = ctx.role == "client" and await catalogue.is_favourite(ctx.conn, str(reader_id))
+    return render(request, "reader.html", role=ctx.role, reader=found, favourite=favourite)
+
+
+@router.post("/catalogue/readers/{reader_id}/favourite", response_class=HTMLResponse)
+async def favourite(reader_id: uuid.UUID, request: Request,
+                    ctx: Ctx = allow("client", cookie=True, probe=catalogue.FAVOURITE_PROBE)) -> Response:
+    """Keep a reader among your favourites, or stop (`on` = 1 / 0)."""
+    form = await posted(request)
+    if form.get("on") == "1":
+        await catalogue.add_favourite(ctx.conn, str(reader_id))
+    else:
+        await catalogue.remove_favourite(ctx.conn, str(reader_id))
+    back = "/my/favourites" if form.get("from") == "favourites" else f"/catalogue/readers/{reader_id}"
+    return RedirectResponse(f"{back}#favourite", status_code=303)
+
+
+@router.get("/my/favourites", response_class=HTMLResponse)
+async def favourites(request: Request, ctx: Ctx = allow("client", cookie=True, probe=catalogue.FAVOURITE_PROBE)
+                     ) -> Response:
+    readers = await catalogue.favourites(ctx.conn, ctx.platform.settings)
+    return render(request, "favourites.html", role=ctx.role, readers=readers)
 
 
 @router.get("/offline", response_class=HTMLResponse)
