@@ -103,6 +103,21 @@ def test_security_headers_on_pages_and_api(web: TestClient) -> None:
     assert "<script>" not in web.get("/").text.replace('<script src="/static/', "")
 
 
+def test_security_headers_on_responses_made_outside_the_routes(app: Any, web: TestClient) -> None:
+    """The 413 that the request-size guard answers before any route runs, and a raw 500 from
+    Starlette's outermost error middleware, carry the headers too."""
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/test-only/boom", boom)
+    too_big = web.post("/auth/login", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    crashed = web.get("/test-only/boom")
+    assert (too_big.status_code, crashed.status_code) == (413, 500)
+    for r in (too_big, crashed):
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
 def test_session_cookie_flags_and_the_api_ignores_it(web: TestClient, api: Api) -> None:
     user = api.user("client")
     web.cookies.clear()

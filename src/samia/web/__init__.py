@@ -1,6 +1,6 @@
 """The client's web app: server-rendered pages (Jinja2 + htmx) on the same routes, guards and
-request transactions as the API. `install(app)` adds the pages, static files, page-aware
-error handling and the security headers of every response."""
+request transactions as the API. `install(app)` adds the pages, static files and page-aware
+error handling; the app wraps its whole stack in `headers.SecurityHeaders`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     from samia.web import account, booking, errors, orders, storefront, wallet
-    from samia.web.headers import SecurityHeaders
 
     for module in (storefront, account, wallet, orders, booking):
         app.include_router(module.router)
@@ -23,4 +22,3 @@ def install(app: FastAPI) -> None:
     # token would invite BREACH
     app.mount("/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="static")
     errors.install(app)
-    app.add_middleware(SecurityHeaders)

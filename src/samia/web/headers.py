@@ -1,8 +1,9 @@
-"""Security headers on every response (pages and API), and the cookies pages queued."""
+"""Security headers on every response (pages, API, static files, and the errors answered
+outside the routes: the app wraps its whole stack in this), and the cookies pages queued."""
 
 from __future__ import annotations
 
-from typing import Any
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
        "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; "
@@ -20,16 +21,16 @@ COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"strict
 
 
 class SecurityHeaders:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         csp = (DOCS_CSP if scope["path"] in DOCS else CSP).encode()
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {k.lower() for k, _ in headers}
