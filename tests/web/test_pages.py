@@ -4,16 +4,21 @@ cookie's flags, cookies refused by the JSON API, escaping, and page-shaped error
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from samia.core.access import registry
+from samia.core.tokens import hash_token
 from samia.web.render import HERE, LANGS, catalogue
 
 from ..helpers import PASSWORD, Api, ok
@@ -292,3 +297,33 @@ def test_favourite_toggle_and_the_pre_ritual_on_pages(web: TestClient, api: Api)
     assert api.sql("select pre_ritual_confirmed_at is not null from bookings where id = %s", (booking,)) == [(True,)]
     r = web.post("/account/language", data={"_csrf": csrf(web, "/"), "lang": "ar", "next": f"/my/calls/{booking}"})
     assert "اختر مكانًا هادئًا" in r.text and "أكّدت تحضيرك" in r.text
+
+
+@pytest.mark.parametrize("grace", [10, 0])
+def test_two_workers_rotating_one_expired_cookie(api: Api, grace: int) -> None:
+    """Two processes refresh the same cookie at once: the second waits on the first's row lock,
+    then (within the web's grace window) gets a token of its own instead of revoking the
+    session. With no grace (the API's rule) the same race is reuse, and the session ends."""
+    old = hash_token(api.user("client").refresh)
+    rotate = "select status from app_auth.rotate_refresh(%s, %s, interval '1 day', %s)"
+    first = psycopg.connect(api.owner_dsn)
+    try:
+        assert first.execute(rotate, (old, f"a-{grace}-{old}", dt.timedelta(seconds=grace))).fetchone() == ("ok",)
+        with ThreadPoolExecutor(1) as pool:   # the other worker: blocks until the first commits
+            second = pool.submit(api.sql, rotate, (old, f"b-{grace}-{old}", dt.timedelta(seconds=grace)))
+            time.sleep(0.3)
+            assert not second.done()
+            first.commit()
+            status = second.result(10)
+    finally:
+        first.close()
+    revoked = api.sql("select s.revoke_reason from app_auth.sessions s join app_auth.refresh_tokens t "
+                      "on t.session_id = s.id where t.token_hash = %s", (old,))
+    if grace:
+        assert status == [("ok",)] and revoked == [(None,)]
+        # once the window has passed, the same token is a stolen one
+        api.sql("update app_auth.refresh_tokens set used_at = now() - interval '1 minute' where token_hash = %s",
+                (old,))
+        assert api.sql(rotate, (old, f"c-{old}", dt.timedelta(seconds=grace))) == [("reused",)]
+    else:
+        assert status == [("reused",)] and revoked == [("refresh_reuse",)]

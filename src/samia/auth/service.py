@@ -83,11 +83,15 @@ async def login(conn: AsyncConnection, passwords: Passwords, settings: Settings,
     return await start_session(conn, settings, str(uid))
 
 
-async def refresh(conn: AsyncConnection, settings: Settings, refresh_token: str) -> Tokens:
-    """Rotate a refresh token. A used token that comes back revokes its session (committed)."""
+async def refresh(conn: AsyncConnection, settings: Settings, refresh_token: str,
+                  grace: dt.timedelta = dt.timedelta(0)) -> Tokens:
+    """Rotate a refresh token. A used token that comes back revokes its session (committed),
+    unless it comes back within `grace` of its first use: then it is the same client racing
+    itself, and it gets a token of its own for the same session."""
     token, token_hash = new_refresh_token()
-    cur = await conn.execute("select status, user_id, session_id from app_auth.rotate_refresh(%s, %s, %s)",
-                             (hash_token(refresh_token), token_hash, dt.timedelta(seconds=settings.refresh_token_ttl)))
+    cur = await conn.execute("select status, user_id, session_id from app_auth.rotate_refresh(%s, %s, %s, %s)",
+                             (hash_token(refresh_token), token_hash, dt.timedelta(seconds=settings.refresh_token_ttl),
+                              grace))
     state, uid, sid = await cur.fetchone()  # type: ignore[misc]
     if state == "reused":
         await conn.execute("select app.audit('auth.refresh_reuse', 'session', %s, '{}')", (str(sid),))

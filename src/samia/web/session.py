@@ -10,6 +10,7 @@ wrong token answers 403 before the request transaction opens, so nothing changes
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -35,6 +36,10 @@ CSRF_FIELD = "_csrf"
 SAFE = ("GET", "HEAD", "OPTIONS")
 _refreshing: dict[str, tuple[float, Tokens | None]] = {}   # refresh-token hash → outcome, for 30 s
 _locks: dict[str, asyncio.Lock] = {}
+# Another worker process may rotate the same cookie at the same moment (a page and its htmx
+# request landing on two workers): the database takes the token back within this window of
+# its first use and gives the second worker a token of its own (app_auth.rotate_refresh).
+REFRESH_GRACE = dt.timedelta(seconds=10)
 
 
 def _secure(platform: Platform) -> bool:
@@ -131,7 +136,8 @@ async def _load(request: Request, platform: Platform) -> None:
 
 async def _refresh(platform: Platform, refresh_token: str) -> Tokens | None:
     """Rotate the refresh token as the API's /auth/refresh does (as `samia_auth`, in its own
-    transaction). Concurrent page requests carrying the same expired cookie share one rotation,
+    transaction). Concurrent page requests carrying the same expired cookie share one rotation
+    in this process, and the database's grace window covers those served by other processes,
     so a page and its htmx request do not look like a stolen token."""
     key = hashlib.sha256(refresh_token.encode()).hexdigest()
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -148,7 +154,7 @@ async def _refresh(platform: Platform, refresh_token: str) -> Tokens | None:
             await conn.execute("select set_config('role', 'samia_auth', true), "
                                "set_config('request.jwt.claims', %s, true)", (json.dumps({"role": "anon"}),))
             try:
-                tokens = await auth.refresh(conn, platform.settings, refresh_token)
+                tokens = await auth.refresh(conn, platform.settings, refresh_token, REFRESH_GRACE)
                 await conn.commit()
             except AppError as err:
                 await (conn.commit() if err.keep else conn.rollback())
