@@ -41,7 +41,8 @@ def staff(api: Api, client: TestClient) -> dict[str, User]:
     direct calls and Healing Energy sessions around the clock (Beirut time); prices set by the
     admin through the catalogue API."""
     admin, monitor, reader = (off_loop(lambda r=r: api.user(r)) for r in ("admin", "monitor", "reader"))
-    for code, price in (("tarot", TAROT_PRICE), ("direct_call", CALL_PRICE), ("healing", HEALING_PRICE)):
+    for code, price in (("tarot", TAROT_PRICE), ("coffee", 1200), ("astro", 2500), ("direct_call", CALL_PRICE),
+                        ("healing", HEALING_PRICE)):
         ok(client.put(f"/admin/services/{code}", json={"price_minor": price, "currency": "USD"}, headers=admin.h))
     ok(client.put(f"/admin/readers/{reader.id}/services", json={"services": ["tarot", "direct_call", "healing"]},
                   headers=admin.h))
@@ -145,7 +146,7 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     page.check("#f-amount-5000")
     page.click("form#page-form button.primary")
     page.wait_for_url("**/account/wallet?topped=1")
-    assert page.get_by_test_id("balance").inner_text().replace("\u200f", "").strip() in ("$50.00", "50.00 USD")
+    assert page.get_by_test_id("balance").inner_text().strip("\u200f\u2066\u2069 ") in ("$50.00", "50.00 USD")
     p.check("wallet")
 
     # 4. order a three-card tarot

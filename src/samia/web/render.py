@@ -68,8 +68,8 @@ def zone_of(request: Request) -> ZoneInfo:
 def money(minor: int | None, currency: str | None, lang: str) -> str:
     amount = f"{(minor or 0) / 100:,.2f}"
     cur = currency or "USD"
-    if lang == "ar":
-        return f"{amount} {cur}"
+    if lang == "ar":  # isolated left-to-right, so that Arabic around it cannot reorder "15.00 USD"
+        return f"\u2066{amount} {cur}\u2069"
     return f"${amount}" if cur == "USD" else f"{amount} {cur}"
 
 
@@ -100,7 +100,8 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
         if value is None:
             return ""
         local = value.astimezone(zone)
-        return local.strftime({"date": "%Y-%m-%d", "time": "%H:%M"}.get(fmt, "%Y-%m-%d %H:%M"))
+        text = local.strftime({"date": "%Y-%m-%d", "time": "%H:%M"}.get(fmt, "%Y-%m-%d %H:%M"))
+        return f"\u2066{text}\u2069" if lang == "ar" else text  # digits and dashes stay in order in Arabic
 
     base: dict[str, Any] = {
         "request": request, "t": t, "lang": lang, "dir": "rtl" if lang == "ar" else "ltr",

@@ -36,9 +36,19 @@
     });
   }
 
+  // on a phone the tabs scroll sideways: bring the current one into view
+  function currentTab() {
+    var a = document.querySelector(".nav [aria-current=page]");
+    var ul = a && a.closest("ul");
+    if (!ul || ul.scrollWidth <= ul.clientWidth) return;
+    var r = a.getBoundingClientRect(), u = ul.getBoundingClientRect();
+    ul.scrollLeft += (r.left + r.width / 2) - (u.left + u.width / 2);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     focusSummary();
     countdowns();
+    currentTab();
   });
   window.addEventListener("load", function () {
     whenIdle(function () {
