@@ -25,8 +25,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -50,7 +48,8 @@ def free_port() -> int:
 def call(url: str, method: str = "GET", body: dict[str, object] | None = None, token: str | None = None) -> object:
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
     req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None, headers=headers)
-    return json.load(urllib.request.urlopen(req))
+    body_out = urllib.request.urlopen(req).read()
+    return json.loads(body_out) if body_out else None
 
 
 def lighthouse(url: str, cookie: str, out: Path) -> dict[str, float]:
@@ -65,6 +64,26 @@ def lighthouse(url: str, cookie: str, out: Path) -> dict[str, float]:
     items = report["audits"]["network-requests"]["details"]["items"]
     js = sum(i.get("transferSize", 0) for i in items if i.get("resourceType") == "Script")
     return {**scores, "js_bytes": js}
+
+
+def login(url: str, email: str) -> str:
+    return str(call(f"{url}/auth/login", "POST", {"email": email, "password": PASSWORD})["access_token"])  # type: ignore[index]
+
+
+def market(url: str) -> None:
+    """Prices and a reader's public profile, set through the catalogue API as an admin and the
+    reader would."""
+    admin, reader = login(url, "lh-admin@example.com"), login(url, "lh-reader@example.com")
+    for code, price in (("tarot", 1500), ("coffee", 1200), ("astro", 2500), ("healing", 4000), ("direct_call", 3000)):
+        call(f"{url}/admin/services/{code}", "PUT", {"price_minor": price, "currency": "USD"}, admin)
+    reader_id = call(f"{url}/me", token=reader)["id"]  # type: ignore[index]
+    call(f"{url}/admin/readers/{reader_id}/services", "PUT",
+         {"services": ["tarot", "coffee", "astro", "healing", "direct_call"]}, admin)
+    call(f"{url}/readers/me/profile", "PUT", {
+        "display_name": "Layla", "specialties": ["love", "career", "family"], "languages": ["ar", "en"],
+        "bio_en": "Tarot and coffee-cup reader for fifteen years; calm, direct, kind.",
+        "bio_ar": "قارئة تاروت وفنجان منذ خمسة عشر عامًا؛ هادئة وصريحة ولطيفة."}, reader)
+    call(f"{url}/readers/me/status", "PUT", {"available": True}, reader)
 
 
 def main() -> None:
@@ -90,11 +109,8 @@ def main() -> None:
                     country="LB", first_name="Light", settings=settings)
         reader = create_user(owner, email="lh-reader@example.com", password=PASSWORD, role="reader",
                              dob="1985-01-01", country="LB", first_name="Reader", settings=settings)
-        with psycopg.connect(owner) as conn:  # demo prices until the catalogue API sets them
-            conn.execute("update services set price_minor = case code when 'tarot' then 1500 when 'coffee' then "
-                         "1200 when 'astro' then 2500 when 'healing' then 4000 else 3000 end")
-            conn.execute("insert into reader_services (reader_id, service_id) select %s, id from services", (reader,))
-            conn.execute("insert into reader_status (reader_id, available) values (%s, true)", (reader,))
+        create_user(owner, email="lh-admin@example.com", password=PASSWORD, role="admin", dob="1980-01-01",
+                    country="LB", first_name="Admin", settings=settings)
         port = free_port()
         server = subprocess.Popen([str(ROOT / ".venv/bin/uvicorn"), "samia.app:from_env", "--factory", "--host",
                                    "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
@@ -106,6 +122,7 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        market(url)
         tokens = call(f"{url}/auth/login", "POST", {"email": "lh@example.com", "password": PASSWORD})
         access, refresh = tokens["access_token"], tokens["refresh_token"]  # type: ignore[index]
         call(f"{url}/wallet/topups", "POST", {"amount_minor": 5000, "card_token": "tok_visa"}, access)
