@@ -283,6 +283,11 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     p.check("not-found")
     page.goto("/offline")
     p.check("offline")
+    page.goto("/")                                    # the emergency call (its flag is on by default)
+    page.check("#f-emergency_consent")
+    page.click(".emergency button.danger")
+    page.wait_for_url("**/my/emergency/*")
+    p.check("emergency")
     page.goto("/login")  # signed in or not, the form renders
     p.check("login")
 
