@@ -22,3 +22,4 @@ bench: setup
 	@scripts/setup.sh wrk
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/audit.py
+	.venv/bin/python bench/analytics.py

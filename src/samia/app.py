@@ -14,8 +14,8 @@ from starlette.types import ASGIApp
 
 from samia import db
 from samia.config import Settings, load_settings
+from samia.core import headers, problems
 from samia.core import logging as app_logging
-from samia.core import problems
 from samia.core.middleware import RequestContext
 from samia.core.platform import Platform
 from samia.core.ports import Mailer, SmsSink
@@ -24,18 +24,20 @@ from samia.payments.processors import make_processor
 from samia.providers.email import MailboxMailer
 from samia.providers.phone import DeviceFileSink, make_verifier
 from samia.providers.storage import make_storage
-from samia.web.headers import SecurityHeaders
+from samia.web.headers import PageCookies
 
 log = structlog.get_logger("samia.app")
 
 
 class App(FastAPI):
-    """FastAPI whose security headers wrap the whole stack, Starlette's ServerErrorMiddleware
-    included: a raw 500 and the 413 that RequestContext answers before any route runs carry
-    them too (a middleware added with add_middleware sits inside ServerErrorMiddleware)."""
+    """FastAPI whose edge (core.headers: CORS, security headers, HTTPS redirect) wraps the whole
+    stack, Starlette's ServerErrorMiddleware included: a raw 500 and the 413 that RequestContext
+    answers before any route runs carry the headers too (a middleware added with add_middleware
+    sits inside ServerErrorMiddleware). Inside it, the cookies pages queued are written."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        settings: Settings = self.state.platform.settings
+        return headers.edge(PageCookies(super().build_middleware_stack()), settings)
 
 
 async def _reset(conn: AsyncConnection) -> None:
@@ -87,6 +89,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     app.state.platform = platform
     problems.install(app)
 
+    from samia.analytics.api import router as analytics_router
     from samia.audit.api import router as audit_router
     from samia.auth.api import router as auth_router
     from samia.bookings.api import router as bookings_router
@@ -111,6 +114,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.orders.api import router as orders_router
     from samia.payments.api import router as payments_router
     from samia.payments.webhooks import router as webhooks_router
+    from samia.privacy.api import router as privacy_router
     from samia.profiles.api import router as profiles_router
     from samia.readings.api import router as readings_router
     from samia.users.api import router as users_router
@@ -120,7 +124,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
-                   catalogue_router):
+                   catalogue_router, privacy_router, analytics_router):
         app.include_router(router)
     from samia.web import install as install_web
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from samia import db
+from samia.audit.verify import verify_audit
 from samia.config import Settings, load_settings
 from samia.db import migrate
 from samia.db.cluster import Cluster
@@ -28,8 +29,10 @@ CLI_CLAIMS = json.dumps({"actor": "cli"})
 
 def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: str | None = None,
                 country: str | None = None, first_name: str = "", last_name: str = "",
-                settings: Settings) -> str:
-    """Create an account directly as the database owner (bootstrap of the first superadmin)."""
+                settings: Settings, accept_terms: bool = True) -> str:
+    """Create an account directly as the database owner (bootstrap of the first superadmin).
+    The operator accepts the current terms and privacy policy on the person's behalf unless
+    `accept_terms` is false (then the person accepts them before ordering, booking or paying)."""
     from samia.core.tokens import Passwords
 
     pw_hash = asyncio.run(Passwords(settings).hash(password))
@@ -43,6 +46,8 @@ def create_user(owner_dsn: str, *, email: str, password: str, role: str, dob: st
             (email, first_name or None, last_name or None, dob, country, role)).fetchone()
         assert row is not None
         conn.execute("select app_auth.set_password_hash(%s, %s)", (row[0], pw_hash))
+        if accept_terms:
+            conn.execute("select app.legal_accept_current(%s)", (row[0],))
     return str(row[0])
 
 
@@ -164,21 +169,8 @@ def cmd_users(args: argparse.Namespace) -> None:
     owner = db.resolve(settings).owner
     uid = create_user(owner, email=args.email, password=args.password, role=args.role, dob=args.dob,
                       country=args.country, first_name=args.first_name, last_name=args.last_name,
-                      settings=settings)
+                      settings=settings, accept_terms=not args.pending_terms)
     print(f"{args.role} {args.email} id={uid}")
-
-
-def verify_audit(owner_dsn: str) -> tuple[bool, str]:
-    """Seal what is committed, then walk the whole chain in the database."""
-    with psycopg.connect(owner_dsn) as conn:
-        conn.execute("select app.audit_seal()")
-        conn.commit()
-        bad = conn.execute("select id, chain_pos, problem from app.audit_verify()").fetchone()
-        count, head = conn.execute("select count(*), (select row_hash from audit_log where chain_pos is not null "
-                                   "order by chain_pos desc limit 1) from audit_log").fetchone()  # type: ignore[misc]
-    if bad:
-        return False, f"audit chain BROKEN at row id={bad[0]} (chain_pos {bad[1]}): {bad[2]}"
-    return True, f"audit chain ok: {count} rows, head {head or '-'}"
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
@@ -190,7 +182,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
         ok, message = verify_export(Path(args.export).read_bytes(), Path(args.sig).read_text(),
                                     Path(args.pubkey).read_text())
     else:
-        ok, message = verify_audit(db.resolve(load_settings()).owner)
+        settings = load_settings()
+        ok, message = verify_audit(db.resolve(settings).owner, settings)
     print(message)
     if not ok:
         sys.exit(1)
@@ -274,6 +267,41 @@ def cmd_parity(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_freeze(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import freeze
+
+    settings = load_settings()
+    from samia.app import create_app
+
+    dsns = db.resolve(settings)
+    ok, lines = freeze(create_app(settings, dsns=dsns), dsns, args.by)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_data_qa(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import data_qa
+
+    ok, lines = data_qa(db.resolve(load_settings()).owner)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_purge_test_users(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import purge_test_users
+
+    settings = load_settings()
+    users, objects = purge_test_users(settings, db.resolve(settings))
+    print(f"purged {users} test users; {objects} stored objects removed")
+
+
+def cmd_archive(args: argparse.Namespace) -> None:
+    from samia.privacy.freeze import archive_now
+
+    settings = load_settings()
+    print(json.dumps(archive_now(settings, db.resolve(settings))))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="samia", description="Samia Tarot back end")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--country")
     c.add_argument("--first-name", default="")
     c.add_argument("--last-name", default="")
+    c.add_argument("--pending-terms", action="store_true",
+                   help="do not accept the current terms for them: they accept before ordering, booking or paying")
     c.set_defaults(func=cmd_users)
 
     p = sub.add_parser("audit", help="audit trail tools")
@@ -337,6 +367,19 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("parity", help="route guards vs database permissions report")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("freeze", help="record the schema-lock sign-off (migrations, parity, data QA) in the audit log")
+    p.add_argument("--by", required=True, help="email of the admin signing off")
+    p.set_defaults(func=cmd_freeze)
+
+    p = sub.add_parser("data-qa", help="profiles without role, orders without service, orphan media (exit 1 if any)")
+    p.set_defaults(func=cmd_data_qa)
+
+    p = sub.add_parser("purge-test-users", help="erase every test user (is_test) and their stored files")
+    p.set_defaults(func=cmd_purge_test_users)
+
+    p = sub.add_parser("archive", help="move logs and audit exports past their retention to the storage archive")
+    p.set_defaults(func=cmd_archive)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -151,6 +151,20 @@ class Settings(BaseSettings):
 
     # Ed25519 seed (base64, 32 bytes) that signs audit exports; unset: derived from SECRET_KEY.
     audit_signing_key: SecretStr | None = Field(None, alias="AUDIT_SIGNING_KEY")
+    # Every attestation's head is also written where the database owner cannot rewrite it: an
+    # append-only file outside the database (default: $SAMIA_DATA_DIR/audit-anchors.jsonl) or
+    # objects in an S3 bucket with Object Lock (COMPLIANCE retention), on S3_ENDPOINT_URL.
+    audit_anchor: Literal["file", "s3"] = Field("file", alias="AUDIT_ANCHOR")
+    audit_anchor_file: Path | None = Field(None, alias="AUDIT_ANCHOR_FILE")
+    audit_anchor_bucket: str | None = Field(None, alias="AUDIT_ANCHOR_BUCKET")
+    audit_anchor_retention_days: int = Field(2555, alias="AUDIT_ANCHOR_RETENTION_DAYS", ge=1, le=36500)
+
+    # Edge (seeds 004): browsers on these origins may call the API with credentials
+    # (comma-separated scheme://host[:port]); "*" grants any origin without credentials and is
+    # refused in production. HSTS on HTTPS responses; HTTPS_REDIRECT sends plain HTTP to HTTPS.
+    cors_origins: str | None = Field(None, alias="CORS_ORIGINS")
+    hsts_max_age: int = Field(31_536_000, alias="HSTS_MAX_AGE", ge=0, le=63_072_000)
+    https_redirect: bool = Field(False, alias="HTTPS_REDIRECT")
 
     # Readers' assistant: the local deterministic drafter, or an OpenAI-compatible endpoint.
     ai_provider: Literal["local", "openai"] = Field("local", alias="AI_PROVIDER")
@@ -169,6 +183,20 @@ class Settings(BaseSettings):
     runbooks_dir: Path | None = Field(None, alias="RUNBOOKS_DIR")  # default: the repository's RUNBOOKS/
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _no_wildcard_origin_in_production(self) -> Settings:
+        if self.env == "prod" and "*" in self.cors_origin_list:
+            raise ValueError("CORS_ORIGINS may not be '*' in production: list the storefront's origins")
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in (self.cors_origins or "").split(",") if o.strip()]
+
+    @property
+    def anchor_file(self) -> Path:
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.jsonl"
 
     def subkey(self, purpose: str) -> bytes:
         """A key for one purpose (JWT signing, email links, OTP HMAC), derived from SECRET_KEY."""

@@ -152,7 +152,9 @@ def test_every_schedule_is_declared_in_one_place() -> None:
                         "order_clocks": "* * * * *", "lift_expired_blocks": "* * * * *",
                         "moderation_sweeps": "30 2 * * *", "retention_purge": "45 2 * * *",
                         "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *",
-                        "emergency_escalate": "* * * * * */5", "incident_escalate": "* * * * * */30"}
+                        "emergency_escalate": "* * * * * */5", "incident_escalate": "* * * * * */30",
+                        "dsr_process": "* * * * *", "dsr_sweep": "*/15 * * * *", "archive_logs": "55 3 * * *",
+                        "analytics_rollup": "20 0 * * *"}
     assert set(tasks.CRON_TASKS) == set(periodic)
 
 

@@ -127,8 +127,11 @@ def test_full_client_journey(lang: str, context: Any, site: str, api: Api, clien
     assert page.locator("h1").inner_text() == done
     p.check("verify-email-done")
     assert api.sql("select email_verified, locale from profiles where email = %s", (email,)) == [(True, lang)]
-    assert api.sql("select count(*) from audit_log where event = 'auth.terms_accepted' and entity_id = "
-                   "(select id::text from profiles where email = %s)", (email,)) == [(1,)]
+    # the form's box accepted the current terms and privacy policy, with the address it came from
+    assert api.sql("select v.doc, host(a.ip), a.source from legal_acceptances a join legal_versions v "
+                   "on v.id = a.version_id join profiles p on p.id = a.user_id where p.email = %s order by v.doc",
+                   (email,)) == [("privacy", "127.0.0.1", "signup"), ("terms", "127.0.0.1", "signup")]
+    assert api.sql("select app.legal_outstanding(id) from profiles where email = %s", (email,)) == [([],)]
     page.goto("/")
     assert page.locator(".reader-card h3").first.inner_text() == "Layla"      # online now, from the directory
     price = "$15.00" if lang == "en" else "15.00 USD"

@@ -99,12 +99,19 @@ def csrf(web: TestClient, path: str) -> str:
 
 
 def test_security_headers_on_pages_and_api(web: TestClient) -> None:
-    for r in (web.get("/"), web.get("/api/ops/live"), web.get("/static/theme.css")):
+    """Pages bring their own policy (this origin's scripts and styles, never inline); the API and
+    static files keep the edge's (nothing runs, nothing loads); both are never framed."""
+    assert "connect-src 'self'" in web.get("/sw.js").headers["content-security-policy"]  # the worker's own
+    for r in (web.get("/"), web.get("/catalogue"), web.get("/my/orders/1")):
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
         assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
-        assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    for r in (web.get("/api/ops/live"), web.get("/static/theme.css"), web.get("/services")):
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+        assert r.headers["referrer-policy"] == "no-referrer"
+    for r in (web.get("/"), web.get("/services")):
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
     assert "<script>" not in web.get("/").text.replace('<script src="/static/', "")
 
 
@@ -327,3 +334,13 @@ def test_two_workers_rotating_one_expired_cookie(api: Api, grace: int) -> None:
         assert api.sql(rotate, (old, f"c-{old}", dt.timedelta(seconds=grace))) == [("reused",)]
     else:
         assert status == [("reused",)] and revoked == [("refresh_reuse",)]
+
+
+def test_terms_accepted_at_sign_up_are_the_new_accounts_only(api: Api) -> None:
+    """The sign-up form's acceptance is recorded for the account its own transaction created;
+    the function refuses any other account, even to the credential role that may call it."""
+    other = api.user("client")
+    with psycopg.connect(api.owner_dsn) as conn:
+        conn.execute("set role samia_auth")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select app.legal_accept_at_signup(%s, '127.0.0.1', 'x')", (other.id,))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from samia.audit.trail import record_attestation
+from samia.audit.service import record_attestation
 from samia.core.access import ADMINS, Ctx, Probe, allow
 from samia.core.models import Id
 from samia.core.problems import not_found
@@ -83,7 +83,8 @@ async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
     """Seal the chain and sign a snapshot of it: the export (JSON lines), its head, and an
     Ed25519 detached signature. Check it offline with `samia audit verify --export FILE
     --sig SIG --pubkey KEY`."""
-    return await record_attestation(ctx.conn, ctx.platform.storage, ctx.platform.settings, ctx.on_rollback)
+    return await record_attestation(ctx.conn, ctx.platform.storage, ctx.platform.settings, ctx.on_rollback,
+                                    ctx.after_commit)
 
 
 @router.get("/admin/audit/attestations", response_model=list[Attestation])

@@ -20,10 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from samia.config import Settings
-from samia.core.ports import Storage
 
 FIELDS = ("id", "created_at", "actor", "actor_role", "event", "entity", "entity_id", "meta", "request_id")
 GENESIS = "0" * 64
@@ -104,23 +102,3 @@ def verify_export(data: bytes, signature: str, public_key: str) -> tuple[bool, s
             return False, f"export BROKEN at line {n}: unreadable ({type(exc).__name__})"
         prev, expected_pos = row["row_hash"], expected_pos + 1
     return True, f"export ok: signature valid, {expected_pos - 1} rows, head {prev}"
-
-
-async def record_attestation(conn: AsyncConnection, storage: Storage, settings: Settings,
-                             undo: list[Any]) -> dict[str, Any]:
-    """Export, store privately, and record the attestation (request or job); `undo` gets
-    the step that removes the stored file if the transaction does not commit."""
-    exp = await export(conn, settings)
-    key = await storage.put(exp.data, prefix="audit/attestations", content_type="application/x-ndjson")
-    undo.append(lambda: storage.delete(key))
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
-        "storage_key, created_by) values (%s, %s, %s, %s, %s, %s, %s, auth.uid()) "
-        "returning id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, storage_key",
-        (exp.head_pos, exp.head_hash, exp.rows, exp.sha256, exp.signature, public_key_b64(settings), key))
-    row = await cur.fetchone()
-    assert row is not None
-    await conn.execute("select app.audit('audit.attested', 'audit', %s, jsonb_build_object('head_pos', %s::bigint, "
-                       "'rows', %s::bigint))", (str(row["id"]), exp.head_pos, exp.rows))
-    return {**row, "export_url": f"/admin/audit/attestations/{row['id']}/export"}

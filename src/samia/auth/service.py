@@ -5,7 +5,7 @@ functions) and raises AppError for a refusal."""
 from __future__ import annotations
 
 import datetime as dt
-import json
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,6 @@ from samia.providers.phone import CODE_TTL_SECONDS
 if TYPE_CHECKING:
     from samia.core.platform import Platform
 
-TERMS_VERSION = "2026-12"  # the terms a sign-up accepts; the privacy issue adds proper terms records
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,10 @@ def eighteen_years_ago(today: dt.date | None = None) -> dt.date:
 
 async def signup(conn: AsyncConnection, passwords: Passwords, *, email: str, password: str, dob: dt.date,
                  country: str, first_name: str, last_name: str, locale: str = "en",
-                 terms_version: str | None = None) -> str:
-    """Create the account (18+ only) and queue its verification email; with `terms_version`,
-    record the acceptance of those terms in the audit log."""
+                 accepted_from: tuple[str, str | None] | None = None) -> str:
+    """Create the account (18+ only) and queue its verification email. With `accepted_from`
+    (the form's client address and user agent), the person accepted the current terms and
+    privacy policy on the sign-up form: recorded as their acceptance (source 'signup')."""
     if dob > eighteen_years_ago():
         raise invalid(["body", "dob"], "must be at least 18 years old", code="under_age",
                       detail="you must be at least 18 years old to sign up")
@@ -50,9 +50,13 @@ async def signup(conn: AsyncConnection, passwords: Passwords, *, email: str, pas
     cur = await conn.execute("select app_auth.signup(%s, %s, %s, %s, %s, %s, %s)",
                              (email, pw_hash, first_name, last_name, dob, country, locale))
     uid = str((await cur.fetchone())[0])  # type: ignore[index]
-    if terms_version:
-        await conn.execute("select app.audit('auth.terms_accepted', 'profile', %s, %s)",
-                           (uid, json.dumps({"terms_version": terms_version})))
+    if accepted_from:
+        ip, agent = accepted_from
+        try:
+            address: str | None = str(ipaddress.ip_address(ip))
+        except ValueError:  # no usable peer address (a test client, a unix socket): recorded as unknown
+            address = None
+        await conn.execute("select app.legal_accept_at_signup(%s, %s, %s)", (uid, address, agent))
     await conn.execute("select app.defer('send_outbox')")  # commits with the sign-up or not at all
     return uid
 

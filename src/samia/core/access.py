@@ -59,8 +59,8 @@ class Probe:
     uploaded), `:order_review`, `:order_approved`, `:order_delivered` for the client's tarot
     orders with that reader at each step, `:reading` for the new one's tarot reading,
     `:call` for the booking's live call, `:window` for the reader's requested instant window,
-    and `:review` for the client's review of another delivered order (the reader has a public
-    profile).
+    `:review` for the client's review of another delivered order (the reader has a public
+    profile), and `:data_request` for the other client's pending export request.
     """
     sql: str
     note: str = ""

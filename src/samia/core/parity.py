@@ -61,11 +61,18 @@ def _fixture_users(conn: psycopg.Connection) -> dict[str, str]:
     for role in (*APP_ROLES, "other"):
         code = "client" if role == "other" else role
         row = conn.execute(
-            "insert into profiles (email, first_name, role_id) "
-            "values (%s, 'Parity', (select id from roles where code = %s)) returning id::text",
+            "insert into profiles (email, first_name, role_id, dob) "
+            "values (%s, 'Parity', (select id from roles where code = %s), '1990-01-01') returning id::text",
             (f"parity-{role}@example.invalid", code)).fetchone()
         assert row is not None
         users[role] = row[0]
+    # adults who accepted the current legal documents (what ordering, booking and paying need)
+    conn.execute("select app.legal_accept_current(u) from unnest(%s::uuid[]) u", (list(users.values()),))
+    # and the other client asked for an export of their data
+    row = conn.execute("insert into data_requests (user_id, kind, due_at) values (%s, 'export', now() + "
+                       "interval '30 days') returning id", (users["other"],)).fetchone()
+    assert row is not None
+    users["data_request"] = str(row[0])
     # the probe world: the reader offers tarot around the clock, every day (UTC)
     conn.execute("insert into reader_services (reader_id, service_id) select %s, id from services where code = 'tarot'",
                  (users["reader"],))

@@ -72,6 +72,16 @@ TITLES: dict[str, tuple[str, str]] = {
     "pre_ritual_required": ("The client must confirm the preparation first", "يجب أن يؤكد العميل التحضير أولًا"),
     "no_pre_ritual": ("This session has no preparation to confirm", "لا تحضير لتأكيده في هذه الجلسة"),
     "feature_disabled": ("This feature is switched off", "هذه الميزة متوقفة"),
+    "terms_not_accepted": ("Accept the current terms of service and privacy policy first",
+                           "يرجى قبول شروط الخدمة وسياسة الخصوصية الحالية أولًا"),
+    "age_not_verified": ("A date of birth showing you are 18 or older is needed first",
+                         "يلزم تاريخ ميلاد يثبت أن عمرك 18 عامًا أو أكثر أولًا"),
+    "dob_required": ("A staff account needs a date of birth", "يحتاج حساب الموظف إلى تاريخ ميلاد"),
+    "stale_version": ("A newer version of this document was published", "نُشرت نسخة أحدث من هذه الوثيقة"),
+    "request_open": ("You already have an open request of this kind", "لديك طلب مفتوح من هذا النوع"),
+    "already_decided": ("This request was already decided", "تم البت في هذا الطلب من قبل"),
+    "own_request": ("Another admin must decide your own request", "يجب أن يبت مشرف آخر في طلبك"),
+    "reason_required": ("A reason is required", "يلزم ذكر السبب"),
 }
 
 

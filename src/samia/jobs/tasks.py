@@ -7,6 +7,7 @@ schedulers can queue the same tasks through POST /api/cron/<task> with X-Job-Tok
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from dataclasses import dataclass
@@ -243,23 +244,26 @@ async def audit_seal(context: JobContext, timestamp: int | None = None) -> int:
 @app.task(name="audit_attest", pass_context=True, retry=RETRY)
 async def audit_attest(context: JobContext, timestamp: int | None = None) -> int:
     """Monthly signed snapshot of the audit chain (as POST /admin/audit/attest does)."""
-    from samia.audit.trail import record_attestation
+    from samia.audit.service import record_attestation
     from samia.providers.storage import make_storage
 
     res = resources(context)
     undo: list[Any] = []
+    after: list[Any] = []
     async with res.pool.connection() as conn:
         try:
             await conn.execute("select set_config('role', 'service_role', true), "
                                "set_config('request.jwt.claims', %s, true)",
                                (json.dumps({"role": "service_role", "actor": "system:audit_attest"}),))
-            out = await record_attestation(conn, make_storage(res.settings), res.settings, undo)
+            out = await record_attestation(conn, make_storage(res.settings), res.settings, undo, after)
             await conn.commit()
         except BaseException:
             await conn.rollback()
             for step in undo:
                 await step()
             raise
+    for step in after:
+        await step()
     return int(out["id"])
 
 
@@ -284,7 +288,62 @@ async def incident_escalate(context: JobContext, timestamp: int | None = None, a
     return int(rows[0][0])
 
 
+@app.periodic(cron="* * * * *", periodic_id="dsr_process")
+@app.task(name="dsr_process", pass_context=True, retry=RETRY)
+async def dsr_process(context: JobContext, timestamp: int | None = None) -> int:
+    """Approved data-subject requests: an export built as the person under RLS, or the erasure.
+    Queued at approval too, so it starts at once."""
+    from samia.privacy.jobs import process_requests
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await process_requests(res.pool, make_storage(res.settings))
+
+
+@app.periodic(cron="*/15 * * * *", periodic_id="dsr_sweep")
+@app.task(name="dsr_sweep", pass_context=True, retry=RETRY)
+async def dsr_sweep(context: JobContext, timestamp: int | None = None, at: str | None = None) -> dict[str, int]:
+    """Data-request deadlines (an incident before one passes, another when it has), expired
+    exports deleted, erased objects removed from storage. `at` replaces the clock: tests only."""
+    from samia.privacy.jobs import sweep
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await sweep(res.pool, make_storage(res.settings), at)
+
+
+@app.periodic(cron="55 3 * * *", periodic_id="archive_logs")
+@app.task(name="archive_logs", pass_context=True, retry=RETRY)
+async def archive_logs(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Logs and audit exports past their retention (log_retention) to the storage archive, each
+    with its retention note; audited."""
+    from samia.privacy.archive import archive
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    return await archive(res.pool, make_storage(res.settings))
+
+
+@app.periodic(cron="20 0 * * *", periodic_id="analytics_rollup")
+@app.task(name="analytics_rollup", pass_context=True, retry=RETRY)
+async def analytics_rollup(context: JobContext, timestamp: int | None = None,
+                           through: str | None = None) -> dict[str, Any]:
+    """Nightly (00:20 UTC: 02:20 or 03:20 in Beirut): roll events up into metrics_daily_* for
+    every Beirut day not yet rolled up, the last three again, and any day a late event marked.
+    Re-running it changes nothing. `through` (ISO date) stops at that day: tests and backfills."""
+    from samia.analytics.service import rollup
+
+    async with resources(context).pool.connection() as conn:
+        await conn.execute("select set_config('role', 'service_role', true), "
+                           "set_config('request.jwt.claims', %s, true)",
+                           (json.dumps({"role": "service_role", "actor": "system:analytics_rollup"}),))
+        out = await rollup(conn, through=dt.date.fromisoformat(through) if through else None)
+        await conn.commit()
+    return {**out, "rolled_through": str(out["rolled_through"])}
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
-              "audit_attest", "emergency_escalate", "incident_escalate")
+              "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep", "archive_logs",
+              "analytics_rollup")

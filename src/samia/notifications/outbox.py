@@ -53,6 +53,14 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "order_refunded": ("A refund to your Samia Tarot wallet",
                        "The payment for order {order} was returned to your wallet ({reason})."),
     "review_overdue": ("A reading is waiting too long for review", "Order {order} is past its review deadline."),
+    "data_request_filed": ("A data request is waiting", "A {kind} request ({request}) was filed; it is in the "
+                                                         "data-request queue with its deadline."),
+    "data_request_approved": ("Your data request was approved",
+                              "Your {kind} request ({request}) was approved and is being carried out."),
+    "data_request_declined": ("About your data request",
+                              "Your {kind} request ({request}) was declined; the reason is in your account."),
+    "data_export_ready": ("Your Samia Tarot data export is ready",
+                          "Your data export ({request}) is ready; download it from your account while it lasts."),
 }
 
 

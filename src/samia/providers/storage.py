@@ -22,8 +22,9 @@ def unavailable(exc: BaseException) -> AppError:
                     headers={"Retry-After": "30"}, extra={"provider": "storage"})
 
 
-def new_key(prefix: str) -> str:
-    return f"{prefix}/{uuid.uuid4().hex}"
+def new_key(prefix: str, name: str | None = None) -> str:
+    """An opaque key under `prefix`; `name` only for objects we name ourselves (an export's anchor)."""
+    return f"{prefix}/{name or uuid.uuid4().hex}"
 
 
 class LocalStorage:
@@ -35,8 +36,8 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str:
-        key = new_key(prefix)
+    async def put(self, data: bytes, *, prefix: str, content_type: str, name: str | None = None) -> str:
+        key = new_key(prefix, name)
 
         def write() -> None:
             path = self._path(key)
@@ -55,6 +56,16 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
+
+    async def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+
+        def walk() -> list[str]:
+            if not base.is_dir():
+                return []
+            return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
+                          if p.is_file() and not p.name.endswith(".part"))
+        return await to_thread.run_sync(walk)
 
     async def get(self, key: str) -> bytes:
         try:
@@ -79,10 +90,10 @@ class S3Storage:
             "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30))
 
-    async def put(self, data: bytes, *, prefix: str, content_type: str) -> str:
+    async def put(self, data: bytes, *, prefix: str, content_type: str, name: str | None = None) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key = new_key(prefix)
+        key = new_key(prefix, name)
         try:
             await to_thread.run_sync(lambda: self.client.put_object(
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type))
@@ -101,6 +112,12 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    async def list(self, prefix: str) -> list[str]:
+        def keys() -> list[str]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix + "/")
+            return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        return await to_thread.run_sync(keys)
 
 
 def make_storage(settings: Settings) -> Storage:

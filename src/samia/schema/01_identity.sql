@@ -112,6 +112,47 @@ $$;
 grant execute on function app.user_role(), app.is_staff(), app.is_admin()
   to anon, authenticated, service_role, samia_auth;
 
+-- Adults only on every path that orders, books, pays or calls (seeds 000 M38): a date of birth
+-- at least 18 years back, whoever made the profile (sign-up, an admin, the Supabase sync, a row
+-- from before this rule), and then the current legal documents accepted (app.legal_outstanding,
+-- schema/15_privacy.sql). Null when the user may go ahead, else the refusal's code. Called by
+-- the orders, holds, payments and calls rules, and by their RESTRICTIVE policies.
+create or replace function app.transact_refusal(p_user uuid) returns text
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  born date;
+begin
+  select p.dob into born from public.profiles p where p.id = p_user and p.deleted_at is null;
+  if born is null or born > (current_date - interval '18 years')::date then
+    return 'age_not_verified';
+  end if;
+  if cardinality(app.legal_outstanding(p_user)) > 0 then
+    return 'terms_not_accepted';
+  end if;
+  return null;
+end
+$$;
+
+-- The same rule for the caller, raised (403 with the code) by the definer functions that
+-- create holds and calls and by the triggers of orders and payment transactions.
+create or replace function app.require_may_transact() returns void
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  why text := app.transact_refusal(auth.uid());
+begin
+  if why = 'age_not_verified' then
+    raise exception 'a date of birth showing you are 18 or older is needed first'
+      using errcode = '42501', hint = why;
+  elsif why is not null then
+    raise exception 'accept the current terms of service and privacy policy first'
+      using errcode = '42501', hint = why;
+  end if;
+end
+$$;
+
+revoke all on function app.transact_refusal(uuid), app.require_may_transact() from public;
+grant execute on function app.transact_refusal(uuid), app.require_may_transact() to authenticated, service_role;
+
 -- Accounts: the profile guard (seeds 000 M45 in the database), the role-change
 -- audit trail, and the credential store reached only through definer functions.
 
@@ -124,6 +165,12 @@ declare
 begin
   if current_user not in ('anon', 'authenticated') then
     return new;
+  end if;
+  -- staff accounts carry a date of birth (adults only, checked in profiles_derive), however made
+  if new.role_id <> 5 and new.dob is null
+     and (tg_op = 'INSERT' or new.role_id is distinct from old.role_id or old.dob is not null) then
+    raise exception 'a staff account needs a date of birth'
+      using errcode = '23514', hint = 'dob_required', column = 'dob';
   end if;
   if tg_op = 'INSERT' then
     if new.role_id = 1 and caller is distinct from 'superadmin' then
@@ -448,9 +495,22 @@ begin
     execute $f$
       create or replace function app.sync_supabase_user() returns trigger
       language plpgsql security definer set search_path = '' as $b$
+      declare
+        born date;
       begin
-        insert into public.profiles (id, email, email_verified)
-        values (new.id, new.email, new.email_confirmed_at is not null)
+        -- a date of birth given at sign-up (user metadata) is kept when it is a valid adult one;
+        -- anything else leaves it unset, and such a profile cannot order, book, pay or call
+        -- (app.transact_refusal) until the user gives one
+        begin
+          born := (new.raw_user_meta_data ->> 'dob')::date;
+        exception when others then
+          born := null;
+        end;
+        if born > (current_date - interval '18 years')::date then
+          born := null;
+        end if;
+        insert into public.profiles (id, email, email_verified, dob)
+        values (new.id, new.email, new.email_confirmed_at is not null, born)
         on conflict (id) do update set email = excluded.email, email_verified = excluded.email_verified;
         return new;
       end

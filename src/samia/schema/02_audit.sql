@@ -68,6 +68,8 @@ declare
   r public.audit_log;
   pos bigint;
   prev text;
+  att_pos bigint;
+  att_hash text;
   n integer := 0;
 begin
   if auth.uid() is not null and not coalesce(app.is_admin(), false) then
@@ -78,6 +80,16 @@ begin
    where a.chain_pos is not null order by a.chain_pos desc limit 1;
   pos := coalesce(pos, 0);
   prev := coalesce(prev, repeat('0', 64));
+  -- never continue the chain from a cut: the newest attested head must still be there, as
+  -- attested (`samia audit verify` names what is missing, from the attestations, the signed
+  -- exports in storage and the anchors outside the database)
+  select t.head_pos, t.head_hash into att_pos, att_hash from public.audit_attestations t
+   order by t.head_pos desc, t.id desc limit 1;
+  if att_pos > 0 and (pos < att_pos or not exists (select 1 from public.audit_log a
+                                                    where a.chain_pos = att_pos and a.row_hash = att_hash)) then
+    raise exception 'the audit chain no longer holds its attested head (chain_pos %); not sealing', att_pos
+      using errcode = '55000', hint = 'audit_chain_cut';
+  end if;
   perform set_config('app.audit_sealing', 'on', true);
   for r in select * from public.audit_log a where a.row_hash is null order by a.id limit p_limit loop
     pos := pos + 1;

@@ -39,6 +39,10 @@ language plpgsql security definer set search_path = '' as $$
 declare
   s public.services;
 begin
+  -- a request orders only as an adult who accepted the current terms (schema/01_identity.sql)
+  if current_setting('role') = 'authenticated' then
+    perform app.require_may_transact();
+  end if;
   select * into s from public.services where id = new.service_id;
   if s.id is null or not s.is_active or s.kind <> 'reading' then
     raise exception 'this service cannot be ordered as a reading' using errcode = '23514', hint = 'not_orderable',
@@ -305,6 +309,11 @@ select app.lock_down('order_attachments', 'reader_strikes', 'order_escalations')
 drop policy if exists orders_insert on public.orders;
 create policy orders_insert on public.orders for insert to authenticated
   with check (user_id = (select auth.uid()) and (select app.user_role()) = 'client');
+
+-- and only adults who accepted the current terms, whatever the trigger above does
+drop policy if exists orders_insert_gate on public.orders;
+create policy orders_insert_gate on public.orders as restrictive for insert to authenticated
+  with check ((select app.transact_refusal(auth.uid())) is null);
 
 -- Clients may also cancel and archive their own; monitors review.
 drop policy if exists orders_update on public.orders;

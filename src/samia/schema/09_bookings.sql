@@ -64,6 +64,7 @@ begin
   if app.user_role() is distinct from 'client' then
     raise exception 'only clients book' using errcode = '42501', hint = 'forbidden';
   end if;
+  perform app.require_may_transact();  -- adults who accepted the current terms (01_identity.sql)
   select * into svc from public.services where id = p_service and is_active;
   if svc.id is null then
     raise exception 'unknown service' using errcode = '23503', hint = 'invalid_reference', column = 'service_id';

@@ -123,6 +123,25 @@ drop policy if exists payment_transactions_insert on public.payment_transactions
 create policy payment_transactions_insert on public.payment_transactions for insert to authenticated
   with check (user_id = (select auth.uid()) and (select app.user_role()) = 'client');
 
+-- adults who accepted the current terms only (schema/01_identity.sql): the trigger answers with
+-- the reason, the policy holds whatever the trigger does
+create or replace function app.payment_transactions_gate() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if current_user = 'authenticated' then
+    perform app.require_may_transact();
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger trg_payment_transactions_gate before insert on public.payment_transactions
+  for each row execute function app.payment_transactions_gate();
+
+drop policy if exists pay_tx_gate on public.payment_transactions;
+create policy pay_tx_gate on public.payment_transactions as restrictive for insert to authenticated
+  with check ((select app.transact_refusal(auth.uid())) is null);
+
 -- seeds 002: test accounts cannot create live transactions, whatever the API does
 drop policy if exists pay_tx_block_tests on public.payment_transactions;
 create policy pay_tx_block_tests on public.payment_transactions as restrictive for insert to authenticated

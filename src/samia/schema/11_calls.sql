@@ -92,6 +92,7 @@ begin
   if b.id is null or auth.uid() not in (b.client_id, b.reader_id) then
     raise exception 'no such booking' using errcode = 'P0002', hint = 'not_found';
   end if;
+  perform app.require_may_transact();  -- adults who accepted the current terms (01_identity.sql)
   select * into consent from public.call_consent_logs where booking_id = p_booking order by id desc limit 1;
   if consent.id is null then
     raise exception 'the client has not consented to this call' using errcode = '22023', hint = 'consent_required';
@@ -146,6 +147,7 @@ begin
   if not app.flag_on('feature.readerInstant') then
     raise exception 'instant calls are switched off' using errcode = '42501', hint = 'feature_disabled';
   end if;
+  perform app.require_may_transact();
   select * into s from public.services where id = p_service and kind = 'call' and is_active;
   s.per_minute_minor := (select p.per_minute_minor from app.service_price(s.id, null) p);
   if s.id is null or not app.reader_eligible(p_reader, p_service)
@@ -282,6 +284,7 @@ begin
   if coalesce(app.user_role(), '') <> 'client' then
     raise exception 'only clients raise an emergency call' using errcode = '42501', hint = 'forbidden';
   end if;
+  perform app.require_may_transact();
   if exists (select 1 from public.emergency_requests where client_id = auth.uid() and status = 'ringing') then
     raise exception 'your emergency call is already ringing' using errcode = '55000', hint = 'conflict';
   end if;
@@ -369,6 +372,7 @@ begin
   if coalesce(app.user_role(), '') <> 'reader' then
     raise exception 'readers answer' using errcode = '42501', hint = 'forbidden';
   end if;
+  perform app.require_may_transact();
   select * into r from public.emergency_requests where id = p_request for update;
   if r.id is null then
     raise exception 'no such emergency call' using errcode = 'P0002', hint = 'not_found';

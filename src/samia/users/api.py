@@ -15,7 +15,7 @@ from pydantic import BaseModel, EmailStr, Field
 
 from samia.core.access import Ctx, Probe, allow
 from samia.core.models import Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import AppError, invalid, not_found
 from samia.profiles.service import COLUMNS, ProfileOut, get_profile, update_profile
 
 router = APIRouter(tags=["admin"])
@@ -29,7 +29,8 @@ class UserCreate(Input):
     role: Role
     first_name: Annotated[str, Field(min_length=1, max_length=100)]
     last_name: Annotated[str, Field(min_length=1, max_length=100)]
-    dob: dt.date | None = None
+    dob: dt.date | None = Field(None, description="required for staff; a client without one cannot order, book, "
+                                                 "pay or call until they give it")
     country: Annotated[str, Field(min_length=2, max_length=80)] | None = None
     is_test: bool = False
 
@@ -77,6 +78,9 @@ async def create_user(
     ctx: Ctx = allow("admin", "superadmin",
                      probe=Probe("insert into profiles (email, role_id) values ('probe@example.invalid', 5)")),
 ) -> dict[str, Any]:
+    """Staff accounts carry a date of birth (18+, as the database also insists)."""
+    if body.role != "client" and body.dob is None:
+        raise invalid(["body", "dob"], "a staff account needs a date of birth", code="dob_required")
     cur = await ctx.conn.execute(
         """insert into profiles (email, first_name, last_name, dob, country, is_test, role_id)
            values (%s, %s, %s, %s, %s, %s, (select id from roles where code = %s)) returning id""",

@@ -1,6 +1,7 @@
 """The client's web app: server-rendered pages (Jinja2 + htmx) on the same routes, guards and
 request transactions as the API. `install(app)` adds the pages, static files and page-aware
-error handling; the app wraps its whole stack in `headers.SecurityHeaders`."""
+error handling; pages bring their own security headers (`headers.PAGE_HEADERS`) and the app
+writes the cookies they queue (`headers.PageCookies`) inside the edge (core.headers)."""
 
 from __future__ import annotations
 

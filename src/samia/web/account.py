@@ -12,7 +12,7 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.auth import service as auth
-from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow
+from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow, client_ip
 from samia.core.tokens import decode_access
 from samia.profiles.service import get_profile, list_countries, update_profile
 from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required
@@ -80,12 +80,13 @@ async def signup(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role
     if fields:
         return _form_page(request, "signup.html", form, Refusal("required", 422, fields), **context)
     lang = lang_of(request)
+    ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
 
     async def create() -> auth.Tokens:
         uid = await auth.signup(ctx.conn, ctx.platform.passwords, email=form["email"].strip(),
                                 password=form["password"], dob=dob, country=form["country"],  # type: ignore[arg-type]
                                 first_name=form["first_name"].strip(), last_name=form["last_name"].strip(),
-                                locale=lang, terms_version=auth.TERMS_VERSION)
+                                locale=lang, accepted_from=(ip, request.headers.get("user-agent")))
         return await auth.start_session(ctx.conn, ctx.platform.settings, uid)
 
     tokens, refusal = await attempt(ctx.conn, create)

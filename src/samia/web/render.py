@@ -15,6 +15,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from samia.web.headers import PAGE_HEADERS
+
 HERE = Path(__file__).parent
 LANGS = ("en", "ar")
 LANG_COOKIE = "samia_lang"
@@ -113,4 +115,4 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
     }
     base.update(context)
     html = ENV.get_template(template).render(base)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store", **PAGE_HEADERS})

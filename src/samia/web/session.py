@@ -47,7 +47,7 @@ def _secure(platform: Platform) -> bool:
 
 
 def set_cookie(request: Request, name: str, value: str, *, max_age: int | None, http_only: bool = True) -> None:
-    """Queue a Set-Cookie for the response (the security-headers middleware writes it)."""
+    """Queue a Set-Cookie for the response (headers.PageCookies writes it)."""
     platform: Platform = request.app.state.platform
     morsel = SimpleCookie()
     morsel[name] = value

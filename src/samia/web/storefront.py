@@ -16,6 +16,7 @@ from samia.catalogue import service as catalogue
 from samia.core.access import PUBLIC, Ctx, allow
 from samia.web import gazetteer
 from samia.web.forms import posted
+from samia.web.headers import CSP
 from samia.web.render import HERE, Translator, lang_of, render
 from samia.web.session import pages
 
@@ -104,4 +105,5 @@ async def manifest(request: Request, ctx: Ctx = allow(PUBLIC, db=False)) -> Resp
 async def service_worker(ctx: Ctx = allow(PUBLIC, db=False)) -> Response:
     """Served from the root so that it controls every page."""
     return Response((HERE / "static" / "sw.js").read_bytes(), media_type="text/javascript",
-                    headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+                    headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/",
+                             "Content-Security-Policy": CSP})  # a worker runs under its script's policy
