@@ -26,6 +26,10 @@ fi
 command -v ffprobe >/dev/null || apt_install ffmpeg
 command -v promtool >/dev/null || apt_install prometheus
 command -v pgbackrest >/dev/null || apt_install pgbackrest
+# the web app's browser tests drive Debian's Chromium (no browser download); Noto gives the
+# Arabic glyphs of the screenshots
+command -v chromium >/dev/null || apt_install chromium
+dpkg-query -W -f='${Status}' fonts-noto-core 2>/dev/null | grep -q "install ok installed" || apt_install fonts-noto-core
 # extra packages a target asks for (bench: wrk)
 [ $# -gt 0 ] && apt_install "$@"
 
@@ -38,4 +42,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
+fi
+
+# npm tools pinned by package-lock.json: axe-core (injected by the browser tests), Lighthouse
+# (bench/lighthouse.py) and htmx (its file is vendored into src/samia/web/static)
+command -v npm >/dev/null || apt_install npm
+npm_stamp=node_modules/.samia-installed
+npm_want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
+  echo "setup: installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$npm_want" > "$npm_stamp"
 fi

@@ -62,7 +62,7 @@ def test_serve_links_to_its_own_port_and_stops_everything_on_ctrl_c() -> None:
             assert time.monotonic() < deadline, "the worker did not send the verification email"
             time.sleep(0.5)
         mail = next(mailbox.glob("*.eml")).read_text()
-        assert re.search(rf"http://127\.0\.0\.1:{port}/auth/verify-email\?token=", mail), "the link's port"
+        assert re.search(rf"http://127\.0\.0\.1:{port}/verify-email\?token=", mail), "the link's port"
         assert cluster.running() and group_alive(serve.pid), "the API, its worker and the cluster run"
 
         started = time.monotonic()

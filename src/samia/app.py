@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from starlette.types import ASGIApp
 
 from samia import db
 from samia.config import Settings, load_settings
@@ -23,8 +24,20 @@ from samia.payments.processors import make_processor
 from samia.providers.email import MailboxMailer
 from samia.providers.phone import DeviceFileSink, make_verifier
 from samia.providers.storage import make_storage
+from samia.web.headers import PageCookies
 
 log = structlog.get_logger("samia.app")
+
+
+class App(FastAPI):
+    """FastAPI whose edge (core.headers: CORS, security headers, HTTPS redirect) wraps the whole
+    stack, Starlette's ServerErrorMiddleware included: a raw 500 and the 413 that RequestContext
+    answers before any route runs carry the headers too (a middleware added with add_middleware
+    sits inside ServerErrorMiddleware). Inside it, the cookies pages queued are written."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.platform.settings
+        return headers.edge(PageCookies(super().build_middleware_stack()), settings)
 
 
 async def _reset(conn: AsyncConnection) -> None:
@@ -70,7 +83,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
             if platform._verifier is not None:
                 platform._verifier.close()
 
-    app = FastAPI(title="Samia Tarot API", version="0.1.0", lifespan=lifespan, responses=problems.RESPONSES,
+    app = App(title="Samia Tarot API", version="0.1.0", lifespan=lifespan, responses=problems.RESPONSES,
                   description="Back end of the Samia Tarot readings marketplace. Errors are RFC 9457 "
                               "problem+json; bearer tokens in Authorization.")
     app.state.platform = platform
@@ -113,9 +126,11 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
                    catalogue_router, privacy_router, analytics_router):
         app.include_router(router)
+    from samia.web import install as install_web
+
+    install_web(app)  # the client's pages, static files and page-aware errors
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
-    headers.install(app, settings)  # outermost: CORS allowlist, security headers, HTTPS redirect
     return app
 
 

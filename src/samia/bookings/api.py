@@ -7,12 +7,11 @@ import uuid
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-import psycopg
 from fastapi import APIRouter, Query, status
-from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
+from samia.bookings import service
 from samia.bookings.policy import may_reschedule
 from samia.bookings.refunds import refund_for_cancellation
 from samia.core.access import AUTHENTICATED, Ctx, Probe, acting_as, allow
@@ -103,13 +102,6 @@ class BookingOut(BaseModel):
     pre_ritual_confirmed_at: dt.datetime | None
 
 
-BOOKING_SQL = sql.SQL("""
-    select b.id, b.client_id, b.reader_id, s.code as service, b.starts_at, b.ends_at, b.status, b.price_minor,
-           b.currency::text, case when b.status = 'held' then c.expires_at end as hold_expires_at, b.created_at,
-           s.pre_ritual_en is not null as pre_ritual, b.pre_ritual_confirmed_at
-      from bookings b join services s on s.id = b.service_id join reader_capacity c on c.id = b.capacity_id""")
-
-
 @router.put("/readers/me/availability", response_model=list[RuleOut])
 async def set_availability(
     body: AvailabilityIn,
@@ -184,74 +176,47 @@ async def set_reader_services(
 
 @router.get("/availability/probe", response_model=ProbeOut)
 async def probe(
-    reader: uuid.UUID, service: Annotated[str, Query(pattern=r"^[a-z_]{2,40}$")],
+    reader: uuid.UUID, service_: Annotated[str, Query(alias="service", pattern=r"^[a-z_]{2,40}$")],
     from_: Annotated[AwareDatetime, Query(alias="from")], to: AwareDatetime,
     ctx: Ctx = allow(AUTHENTICATED),
 ) -> dict[str, Any]:
     """Authoritative free slots, computed in the database (correct across DST changes)."""
     if to <= from_ or to - from_ > dt.timedelta(days=MAX_PROBE_DAYS):
         raise invalid(["query", "to"], f"`to` must be after `from`, at most {MAX_PROBE_DAYS} days later")
-    cur = await ctx.conn.execute(
-        "select starts_at, ends_at from app.free_slots(%(reader)s, "
-        "(select id from services where code = %(service)s and is_active), %(from)s, %(to)s)",
-        {"reader": reader, "service": service, "from": from_, "to": to})
-    rows = await cur.fetchall()
-    return {"reader": reader, "service": service, "slots": [{"starts_at": s, "ends_at": e} for s, e in rows]}
+    slots = await service.free_slots(ctx.conn, reader, service_, from_, to)
+    return {"reader": reader, "service": service_, "slots": slots}
 
 
 @router.post("/bookings/hold", status_code=status.HTTP_201_CREATED, response_model=BookingOut)
 async def hold(
     body: HoldIn,
-    ctx: Ctx = allow("client", probe=Probe(
-        "select app.hold_slot(:reader, (select id from services where code = 'tarot'), "
-        "date_trunc('hour', now()) + interval '50 hours', interval '10 minutes')")),
+    ctx: Ctx = allow("client", probe=service.HOLD_PROBE),
 ) -> dict[str, Any]:
     """A provisional hold on a slot for the hold TTL; exactly one of concurrent holds on a
     slot wins (409 slot_taken for the rest)."""
-    try:
-        cur = await ctx.conn.execute(
-            "select (app.hold_slot(%(reader)s, (select id from services where code = %(service)s and is_active), "
-            "%(starts)s, %(ttl)s)).id",
-            {"reader": body.reader_id, "service": body.service, "starts": body.starts_at,
-             "ttl": dt.timedelta(seconds=ctx.platform.settings.hold_ttl_seconds)})
-    except psycopg.errors.ExclusionViolation:
-        ctx.platform.metrics.holds.labels("slot_taken").inc()
-        raise
-    booking_id = (await cur.fetchone())[0]  # type: ignore[index]
-    ctx.platform.metrics.holds.labels("held").inc()
-    return await _booking(ctx, booking_id)
+    booking_id = await service.hold(ctx, body.reader_id, body.service, body.starts_at)
+    return await service.get_booking(ctx.conn, booking_id)
 
 
 @router.get("/bookings", response_model=list[BookingOut])
 async def my_bookings(ctx: Ctx = allow(AUTHENTICATED),
                       limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """The caller's bookings (as client or reader; staff see all), newest first."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + sql.SQL(" order by b.starts_at desc limit %s"), (limit,))
-    return await cur.fetchall()
+    return await service.list_bookings(ctx.conn, limit)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut)
 async def get_booking(booking_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await _booking(ctx, booking_id)
-
-
-async def _booking(ctx: Ctx, booking_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(BOOKING_SQL + sql.SQL(" where b.id = %s"), (booking_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("booking")
-    return row
+    return await service.get_booking(ctx.conn, booking_id)
 
 
 @router.post("/bookings/{booking_id}/pre-ritual", response_model=BookingOut)
-async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=Probe(
-        "select 1 from bookings where id = :booking and client_id = auth.uid()"))) -> dict[str, Any]:
+async def confirm_pre_ritual(booking_id: Id, ctx: Ctx = allow("client", probe=service.PRE_RITUAL_PROBE)
+                             ) -> dict[str, Any]:
     """Confirm you have done the preparation the service asks for (Healing Energy's pre-ritual);
     its call cannot start before. The reader sees when you confirmed."""
-    await ctx.conn.execute("select app.confirm_pre_ritual(%s)", (booking_id,))
-    return await _booking(ctx, booking_id)
+    await service.confirm_pre_ritual(ctx.conn, booking_id)
+    return await service.get_booking(ctx.conn, booking_id)
 
 
 class CancelIn(Input):
@@ -311,4 +276,4 @@ async def reschedule(booking_id: Id, body: RescheduleIn, ctx: Ctx = allow("clien
     if why:
         raise AppError(409, "not_reschedulable", why)
     await ctx.conn.execute("select app.reschedule_booking(%s, %s)", (booking_id, body.starts_at))
-    return await _booking(ctx, booking_id)
+    return await service.get_booking(ctx.conn, booking_id)

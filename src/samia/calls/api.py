@@ -7,14 +7,20 @@ the database (migration 024); these routes declare who may call what."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, status
-from psycopg.rows import dict_row
 from pydantic import Field
 
-from samia.calls.service import CallOut, connect, fetch_call, provider_ref, record_event
+from samia.calls.service import (
+    CONSENT_PROBE,
+    CallOut,
+    connect,
+    fetch_call,
+    provider_ref,
+    record_consent,
+    record_event,
+)
 from samia.core.access import AUTHENTICATED, STAFF, Ctx, Probe, allow, client_ip
 from samia.core.models import Id, Input
 from samia.core.problems import not_found
@@ -44,24 +50,13 @@ class SimulateIn(Input):
 
 
 @router.post("/calls/{booking_id}/consent", status_code=status.HTTP_201_CREATED)
-async def consent(booking_id: Id, body: ConsentIn, request: Request, ctx: Ctx = allow("client", probe=Probe(
-        "insert into call_consent_logs (booking_id, client_id, client_ip, consent_given) "
-        "values (:booking, auth.uid(), '127.0.0.1', true)"))) -> dict[str, Any]:
+async def consent(booking_id: Id, body: ConsentIn, request: Request,
+                  ctx: Ctx = allow("client", probe=CONSENT_PROBE)) -> dict[str, Any]:
     """The client's consent to the call (and, separately, to recording), kept with their IP
     address and the time. A call cannot start without it."""
     ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("insert into call_consent_logs (booking_id, client_id, client_ip, user_agent, consent_given, "
-                      "recording_consent) select %s, auth.uid(), %s, %s, true, %s where exists (select 1 "
-                      "from bookings where id = %s and client_id = auth.uid()) "
-                      "returning id, booking_id, recording_consent, consented_at",
-                      (booking_id, ip, (request.headers.get("user-agent") or "")[:300], body.recording, booking_id))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("booking")
-    await ctx.conn.execute("select app.audit('call.consent', 'booking', %s, %s)",
-                           (str(booking_id), json.dumps({"recording": body.recording})))
-    return row
+    return await record_consent(ctx.conn, booking_id, ip=ip, user_agent=request.headers.get("user-agent"),
+                                recording=body.recording)
 
 
 @router.post("/calls/{booking_id}/start", status_code=status.HTTP_201_CREATED, response_model=CallOut)
@@ -89,21 +84,21 @@ async def start_instant(body: InstantIn, request: Request, ctx: Ctx = allow("cli
 
 @router.get("/calls/{call_id}", response_model=CallOut)
 async def get_call(call_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await fetch_call(ctx, call_id)
+    return await fetch_call(ctx.conn, call_id)
 
 
 @router.post("/calls/{call_id}/hangup", response_model=CallOut)
 async def hangup(call_id: Id, ctx: Ctx = allow("client", "reader", probe=Probe(
         "select 1 from bookings where id = :booking and auth.uid() in (client_id, reader_id)"))) -> dict[str, Any]:
     """End your call; you are billed only for the connected time."""
-    call = await fetch_call(ctx, call_id)
+    call = await fetch_call(ctx.conn, call_id)
     if ctx.user_id not in (call["client_id"], call["reader_id"]):
         raise not_found("call")
     ref = await provider_ref(ctx, call_id)
     await make_voice(ctx.platform.settings).hangup(ref)
     reason = "dropped_by_client" if ctx.user_id == call["client_id"] else "dropped_by_reader"
     await record_event(ctx, call_id, "ended", None, reason if call["status"] == "started" else "failed", None)
-    return await fetch_call(ctx, call_id)
+    return await fetch_call(ctx.conn, call_id)
 
 
 @router.post("/calls/{call_id}/simulate", response_model=CallOut)
@@ -114,6 +109,6 @@ async def simulate(call_id: Id, body: SimulateIn, ctx: Ctx = allow("client", "re
     would send (ringing, started, ended), through the same state machine."""
     if ctx.platform.settings.env == "prod" or ctx.platform.settings.voice_provider != "local":
         raise not_found("route")
-    await fetch_call(ctx, call_id)  # visible to the caller, or 404
+    await fetch_call(ctx.conn, call_id)  # visible to the caller, or 404
     await record_event(ctx, call_id, body.event, body.at, body.reason, None)
-    return await fetch_call(ctx, call_id)
+    return await fetch_call(ctx.conn, call_id)

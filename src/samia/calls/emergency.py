@@ -12,10 +12,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import Field
 
-from samia.calls.service import CallOut, connect
+from samia.calls import service
+from samia.calls.service import EMERGENCY_COLS, EMERGENCY_PROBE, CallOut, connect, fetch_emergency
 from samia.core.access import AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, allow, client_ip
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
 
 router = APIRouter(tags=["calls"])
 
@@ -37,37 +37,20 @@ def _siren_answered(ctx: Ctx, raised: dt.datetime | None) -> None:
         ctx.platform.metrics.siren_answer.observe((dt.datetime.now(dt.UTC) - raised).total_seconds())
 
 
-EMERGENCY_COLS = sql.SQL("id, client_id::text, status, level, next_step_at, answered_by::text, "
-                         "acknowledged_by::text, call_id, created_at, closed_at")
-
-
-async def _emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("select {}, status = 'ringing' as siren from emergency_requests where id = %s"
-                              ).format(EMERGENCY_COLS), (request_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("emergency call")
-    return row
-
-
 @router.post("/calls/emergency", status_code=status.HTTP_201_CREATED)
-async def raise_emergency(body: EmergencyIn, request: Request, ctx: Ctx = allow("client", probe=Probe(
-        "select 1 from profiles where id = auth.uid() and role_id = 5"))) -> dict[str, Any]:
+async def raise_emergency(body: EmergencyIn, request: Request,
+                          ctx: Ctx = allow("client", probe=EMERGENCY_PROBE)) -> dict[str, Any]:
     """The siren: it rings every available reader now, then climbs Monitor → Admin → Super
     Admin on its timers until answered or acknowledged (feature.emergencyExtension)."""
-    cur = await ctx.conn.execute("select app.flag_on('feature.emergencyExtension')")
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        raise AppError(403, "feature_disabled", "emergency calls are switched off")
-    cur = await ctx.conn.execute("select app.raise_emergency(%s, %s, %s, %s)",
-                                 (body.note, client_ip(request, ctx.platform.settings.trust_proxy_headers),
-                                  request.headers.get("user-agent"), body.recording))
-    return await _emergency(ctx, (await cur.fetchone())[0])  # type: ignore[index]
+    ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
+    request_id = await service.raise_emergency(ctx.conn, ip=ip, user_agent=request.headers.get("user-agent"),
+                                               note=body.note, recording=body.recording)
+    return await fetch_emergency(ctx.conn, request_id)
 
 
 @router.get("/calls/emergency/{request_id}")
 async def get_emergency(request_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await _emergency(ctx, request_id)
+    return await fetch_emergency(ctx.conn, request_id)
 
 
 @router.post("/calls/emergency/{request_id}/answer", status_code=status.HTTP_201_CREATED, response_model=CallOut)
@@ -84,7 +67,7 @@ async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=Prob
 async def cancel_emergency(request_id: Id, ctx: Ctx = allow("client", probe=Probe(
         "select 1 from profiles where id = auth.uid() and role_id = 5"))) -> dict[str, Any]:
     await ctx.conn.execute("select app.close_emergency(%s, 'cancelled')", (request_id,))
-    return await _emergency(ctx, request_id)
+    return await fetch_emergency(ctx.conn, request_id)
 
 
 @router.get("/monitor/emergency")
@@ -104,4 +87,4 @@ async def acknowledge(request_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE
     raised = await _siren_raised_at(ctx, request_id)
     await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
     _siren_answered(ctx, raised)
-    return await _emergency(ctx, request_id)
+    return await fetch_emergency(ctx.conn, request_id)

@@ -42,7 +42,7 @@ async def _moderation(ctx: Ctx, call_id: int, action: str, reason: str | None, n
 @router.post("/monitor/calls/{call_id}/join")
 async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Join a live call listen-only (muted, no announcement)."""
-    call = await fetch_call(ctx, call_id)
+    call = await fetch_call(ctx.conn, call_id)
     if call["status"] not in ("ringing", "started"):
         raise AppError(409, "not_live", f"the call is {call['status']}")
     phone = (await (await ctx.conn.execute("select phone from profiles where id = auth.uid()")).fetchone())[0]  # type: ignore[index]
@@ -56,7 +56,7 @@ async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) 
 
 @router.post("/monitor/calls/{call_id}/flag", status_code=status.HTTP_201_CREATED)
 async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await fetch_call(ctx, call_id)
+    await fetch_call(ctx.conn, call_id)
     cur = ctx.conn.cursor(row_factory=dict_row)
     await cur.execute("select app.monitor_flag(%s, %s, %s) as id", (call_id, body.category, body.note))
     await _moderation(ctx, call_id, "flag", body.category, body.note)
@@ -66,7 +66,7 @@ async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=ST
 @router.post("/monitor/calls/{call_id}/drop", response_model=CallOut)
 async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
-    call = await fetch_call(ctx, call_id)
+    call = await fetch_call(ctx.conn, call_id)
     if call["status"] == "ended":
         raise AppError(409, "not_live", "the call has already ended")
     ref = await provider_ref(ctx, call_id)
@@ -75,4 +75,4 @@ async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=ST
     await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",
                            (call_id,))
     await _moderation(ctx, call_id, "drop_call", None, body.note)
-    return await fetch_call(ctx, call_id)
+    return await fetch_call(ctx.conn, call_id)

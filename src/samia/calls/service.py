@@ -1,17 +1,20 @@
-"""What the call routes share: a call's row, its state machine's events (with the
-call-setup metric) and dialling both parties through the voice provider. The state machine
-itself is in the database (migration 024)."""
+"""What the call routes and the web pages share: a call's row, its state machine's events
+(with the call-setup metric), dialling both parties through the voice provider, the client's
+consent (kept with their address) and the emergency siren's request. The state machine itself
+is in the database (schema/11_calls.sql)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from samia.core.access import Ctx, acting_as
-from samia.core.problems import not_found
+from samia.core.access import Ctx, Probe, acting_as
+from samia.core.problems import AppError, not_found
 from samia.providers.voice import Leg, make_voice
 
 
@@ -33,15 +36,88 @@ class CallOut(BaseModel):
     created_at: dt.datetime
 
 
-async def fetch_call(ctx: Ctx, call_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, kind, status, booking_id, client_id::text, reader_id::text, record, "
-                      "per_minute_minor, currency::text, started_at, ended_at, end_reason, connected_seconds, "
-                      "billed_minor, created_at from calls where id = %s", (call_id,))
+# what recording consent rests on (API and booking page)
+CONSENT_PROBE = Probe(
+    "insert into call_consent_logs (booking_id, client_id, client_ip, consent_given) "
+    "values (:booking, auth.uid(), '127.0.0.1', true)")
+
+# what raising the siren rests on (API and the emergency button)
+EMERGENCY_PROBE = Probe("select 1 from profiles where id = auth.uid() and role_id = 5")
+
+CALL_COLS = sql.SQL("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
+                    "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
+
+EMERGENCY_COLS = sql.SQL("id, client_id::text, status, level, next_step_at, answered_by::text, "
+                         "acknowledged_by::text, call_id, created_at, closed_at")
+
+
+async def fetch_call(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
+    """A call the caller may see (RLS), or 404."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from calls where id = %s").format(CALL_COLS), (call_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("call")
     return row
+
+
+async def booking_call(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
+    """The latest call of a booking the caller may see, or None before it starts."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from calls where booking_id = %s order by id desc limit 1"
+                              ).format(CALL_COLS), (booking_id,))
+    return await cur.fetchone()
+
+
+async def record_consent(conn: AsyncConnection, booking_id: int, *, ip: str, user_agent: str | None,
+                         recording: bool) -> dict[str, Any]:
+    """The client's consent to the call of their own booking (and, separately, to recording),
+    kept with their IP address and the time. A call cannot start without it."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("insert into call_consent_logs (booking_id, client_id, client_ip, user_agent, consent_given, "
+                      "recording_consent) select %s, auth.uid(), %s, %s, true, %s where exists (select 1 "
+                      "from bookings where id = %s and client_id = auth.uid()) "
+                      "returning id, booking_id, recording_consent, consented_at",
+                      (booking_id, ip, (user_agent or "")[:300], recording, booking_id))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("booking")
+    await conn.execute("select app.audit('call.consent', 'booking', %s, %s)",
+                       (str(booking_id), json.dumps({"recording": recording})))
+    return row
+
+
+async def consent_given(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:
+    """The caller's latest consent for a booking (clients read their own), or None."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, recording_consent, consented_at from call_consent_logs where booking_id = %s "
+                      "and consent_given order by id desc limit 1", (booking_id,))
+    return await cur.fetchone()
+
+
+async def fetch_emergency(conn: AsyncConnection, request_id: int) -> dict[str, Any]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {}, status = 'ringing' as siren from emergency_requests where id = %s"
+                              ).format(EMERGENCY_COLS), (request_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("emergency call")
+    return row
+
+
+async def emergency_enabled(conn: AsyncConnection) -> bool:
+    cur = await conn.execute("select app.flag_on('feature.emergencyExtension')")
+    return bool((await cur.fetchone())[0])  # type: ignore[index]
+
+
+async def raise_emergency(conn: AsyncConnection, *, ip: str, user_agent: str | None, note: str | None,
+                          recording: bool) -> int:
+    """The siren: it rings every available reader now, then climbs Monitor → Admin → Super
+    Admin on its timers until answered or acknowledged (feature.emergencyExtension)."""
+    if not await emergency_enabled(conn):
+        raise AppError(403, "feature_disabled", "emergency calls are switched off")
+    cur = await conn.execute("select app.raise_emergency(%s, %s, %s, %s)", (note, ip, user_agent, recording))
+    return int((await cur.fetchone())[0])  # type: ignore[index]
 
 
 async def provider_ref(ctx: Ctx, call_id: int) -> str | None:
@@ -82,4 +158,4 @@ async def connect(ctx: Ctx, call_id: int) -> dict[str, Any]:
     else:
         ref = await voice.connect(call_id, legs)
     await record_event(ctx, call_id, "ringing", None, None, None, ref)
-    return await fetch_call(ctx, call_id)
+    return await fetch_call(ctx.conn, call_id)

@@ -168,7 +168,6 @@ class ReviewOut(BaseModel):
 ADMIN_PROBE = Probe("update services set price_minor = price_minor where code = 'tarot'")
 READER_PROBE = Probe("insert into reader_profiles (reader_id, display_name) values (auth.uid(), 'Probe') "
                      "on conflict (reader_id) do update set display_name = excluded.display_name")
-CLIENT_PROBE = Probe("insert into favourites (client_id, reader_id) values (auth.uid(), :reader)")
 REVIEW_PROBE = Probe("select app.decide_review(:review, 'publish_review', 'other', 'probe')")
 
 
@@ -256,8 +255,8 @@ async def reader_reviews(reader_id: ReaderId,
 # ---- reviews --------------------------------------------------------------------------------
 
 @router.post("/reviews", status_code=status.HTTP_201_CREATED, response_model=ReviewOut)
-async def leave_review(body: ReviewIn, ctx: Ctx = allow("client", rate="reviews", probe=Probe(
-        "select app.leave_review(:order_delivered, null, 5, 'probe')"))) -> dict[str, Any]:
+async def leave_review(body: ReviewIn, ctx: Ctx = allow("client", rate="reviews", probe=svc.LEAVE_REVIEW_PROBE)
+                       ) -> dict[str, Any]:
     """Rate a delivered order or a completed call of yours, once (1-5, optional text). Text with
     flagged words or contact details waits for a monitor before it is published."""
     return await svc.leave_review(ctx.conn, order_id=body.order_id, call_id=body.call_id, rating=body.rating,
@@ -295,17 +294,17 @@ async def decide(review_id: Id, decision: Literal["publish", "remove"], body: De
 # ---- favourites -----------------------------------------------------------------------------
 
 @router.get("/me/favourites", response_model=list[ReaderCard])
-async def favourites(ctx: Ctx = allow("client", probe=CLIENT_PROBE)) -> list[dict[str, Any]]:
+async def favourites(ctx: Ctx = allow("client", probe=svc.FAVOURITE_PROBE)) -> list[dict[str, Any]]:
     return await svc.favourites(ctx.conn, ctx.platform.settings)
 
 
 @router.put("/me/favourites/{reader_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def add_favourite(reader_id: ReaderId, ctx: Ctx = allow("client", probe=CLIENT_PROBE)) -> Response:
+async def add_favourite(reader_id: ReaderId, ctx: Ctx = allow("client", probe=svc.FAVOURITE_PROBE)) -> Response:
     await svc.add_favourite(ctx.conn, reader_id)
     return Response(status_code=204)
 
 
 @router.delete("/me/favourites/{reader_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def remove_favourite(reader_id: ReaderId, ctx: Ctx = allow("client", probe=CLIENT_PROBE)) -> Response:
+async def remove_favourite(reader_id: ReaderId, ctx: Ctx = allow("client", probe=svc.FAVOURITE_PROBE)) -> Response:
     await svc.remove_favourite(ctx.conn, reader_id)
     return Response(status_code=204)

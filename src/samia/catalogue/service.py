@@ -11,8 +11,13 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from samia.config import Settings
+from samia.core.access import Probe
 from samia.core.problems import invalid, not_found
 from samia.media.store import signed_url
+
+# what leaving a review and keeping favourites rest on (the API and the pages declare them)
+LEAVE_REVIEW_PROBE = Probe("select app.leave_review(:order_delivered, null, 5, 'probe')")
+FAVOURITE_PROBE = Probe("insert into favourites (client_id, reader_id) values (auth.uid(), :reader)")
 
 # Active services at the prices of a country: the one asked for, else the signed-in caller's
 # (app.service_price), else none: the base price.
@@ -206,6 +211,16 @@ async def decide_review(conn: AsyncConnection, review_id: int, action: str, reas
     return await review(conn, review_id)
 
 
+async def review_of(conn: AsyncConnection, *, order_id: int | None = None,
+                    call_id: int | None = None) -> dict[str, Any] | None:
+    """The review of one order or call that the caller wrote or received (RLS), if any."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, reader_id::text, order_id, call_id, rating, body, status, reply, replied_at, "
+                      "created_at from reviews where (order_id = %s or call_id = %s) "
+                      "and (client_id = auth.uid() or reader_id = auth.uid()) limit 1", (order_id, call_id))
+    return await cur.fetchone()
+
+
 async def my_reviews(conn: AsyncConnection) -> list[dict[str, Any]]:
     """The reviews the caller wrote (a client) or received (a reader), newest first."""
     cur = conn.cursor(row_factory=dict_row)
@@ -227,6 +242,12 @@ async def favourites(conn: AsyncConnection, settings: Settings) -> list[dict[str
     await cur.execute("select d.* from favourites f cross join lateral app.reader_directory(f.reader_id, null) d "
                       "where f.client_id = auth.uid() order by f.created_at desc")
     return [_public_reader(settings, r) for r in await cur.fetchall()]
+
+
+async def is_favourite(conn: AsyncConnection, reader_id: str) -> bool:
+    cur = await conn.execute("select exists (select 1 from favourites where client_id = auth.uid() "
+                             "and reader_id = %s)", (reader_id,))
+    return bool((await cur.fetchone())[0])  # type: ignore[index]
 
 
 async def add_favourite(conn: AsyncConnection, reader_id: str) -> None:

@@ -80,6 +80,7 @@ class Guard:
     readonly: bool | None = None    # default: GET/HEAD are read-only transactions
     db: bool = True                 # False: the handler manages its own connection (health)
     bearer: bool = True             # False: Authorization carries a machine token the handler checks
+    cookie: bool = False            # web pages: the session cookie's token counts too (never JSON API routes)
 
     @property
     def open(self) -> bool:
@@ -142,6 +143,13 @@ def bearer_claims(request: Request, platform: Platform) -> Claims | None:
     return decode_access(platform.settings, token.strip())
 
 
+def session_claims(request: Request, platform: Platform) -> Claims | None:
+    """A page's caller: the access token the web session layer took from the session cookie
+    (after its CSRF check on unsafe methods). Only routes declared with cookie=True read it."""
+    token = getattr(request.state, "session_access", None)
+    return decode_access(platform.settings, token) if token else None
+
+
 async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response,
                            idempotency: tuple[str, str] | None = None) -> None:
     """Count one hit (a replay of, or a duplicate in flight with, a known Idempotency-Key of the
@@ -179,15 +187,15 @@ async def audit_refusal(conn: AsyncConnection, db_role: str, claims_json: str, r
         log.error("audit_refusal_failed", code=err.code)
 
 
-def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
-          rate: str | None = None, readonly: bool | None = None, db: bool = True, bearer: bool = True) -> Any:
+def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None, rate: str | None = None,
+          readonly: bool | None = None, db: bool = True, bearer: bool = True, cookie: bool = False) -> Any:
     """Declare the app roles a route admits (or PUBLIC / AUTHENTICATED) and get its Ctx."""
     unknown = set(roles) - {PUBLIC, AUTHENTICATED, *APP_ROLES}
     if not roles or unknown:
         raise ValueError(f"bad role declaration {roles}")
     if (not db or not bearer) and roles != (PUBLIC,):
         raise ValueError("only public routes may run without the request transaction or a user's token")
-    guard = Guard(tuple(roles), probe, db_role, rate, readonly, db, bearer)
+    guard = Guard(tuple(roles), probe, db_role, rate, readonly, db, bearer, cookie)
 
     async def dependency(request: Request, response: Response) -> AsyncIterator[Ctx]:
         platform: Platform = request.app.state.platform
@@ -195,6 +203,8 @@ def allow(*roles: str, probe: Probe | None = None, db_role: str | None = None,
             yield Ctx(conn=None, request=request, claims=None, role=None, platform=platform)  # type: ignore[arg-type]
             return
         claims = bearer_claims(request, platform) if guard.bearer else None
+        if claims is None and guard.cookie:
+            claims = session_claims(request, platform)
         if claims is None and roles != (PUBLIC,):
             raise AppError(401, "unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         rid = request.state.request_id

@@ -14,10 +14,9 @@ settings, the security headers on every response, and the redirect to HTTPS.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samia.config import Settings
 
@@ -36,7 +35,7 @@ EXPOSED = ("X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, Rat
            "Idempotent-Replayed, Content-Disposition")
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
+def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers") or []:
         if key == name:
             return str(value.decode("latin-1"))
@@ -44,7 +43,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 
 class EdgeHeaders:
-    def __init__(self, app: Any, *, origins: list[str], hsts_max_age: int, https_redirect: bool,
+    def __init__(self, app: ASGIApp, *, origins: list[str], hsts_max_age: int, https_redirect: bool,
                  trust_proxy: bool, public_host: str = "") -> None:
         self.app, self.hsts_max_age = app, hsts_max_age
         self.public_host = public_host  # where a redirect goes: never the request's own Host header
@@ -52,7 +51,7 @@ class EdgeHeaders:
         self.anyone = "*" in origins
         self.origins = frozenset(o for o in origins if o != "*")
 
-    def _https(self, scope: dict[str, Any]) -> bool:
+    def _https(self, scope: Scope) -> bool:
         if self.trust_proxy:
             forwarded = _header(scope, b"x-forwarded-proto").split(",")[0].strip().lower()
             if forwarded:
@@ -70,7 +69,7 @@ class EdgeHeaders:
             return [(b"access-control-allow-origin", b"*")]
         return [(b"vary", b"Origin")]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -91,7 +90,7 @@ class EdgeHeaders:
         if any(k == b"access-control-allow-origin" for k, _ in cors):
             cors.append((b"access-control-expose-headers", EXPOSED.encode()))
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {k.lower() for k, _ in headers}
@@ -102,7 +101,7 @@ class EdgeHeaders:
         await self.app(scope, receive, send_with_headers)
 
     async def _preflight(self, cors: list[tuple[bytes, bytes]], defaults: list[tuple[bytes, bytes]],
-                         send: Any) -> None:
+                         send: Send) -> None:
         granted = any(k == b"access-control-allow-origin" for k, _ in cors)
         headers = [*defaults, *cors, (b"content-length", b"0")]
         if granted:
@@ -112,7 +111,7 @@ class EdgeHeaders:
         await send({"type": "http.response.start", "status": 204 if granted else 403, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _redirect(self, scope: dict[str, Any], send: Any) -> None:
+    async def _redirect(self, scope: Scope, send: Send) -> None:
         host = self.public_host or "localhost"
         query = scope.get("query_string", b"").decode("latin-1")
         location = f"https://{host}{scope.get('raw_path', scope['path'].encode()).decode('latin-1')}"
@@ -122,8 +121,9 @@ class EdgeHeaders:
         await send({"type": "http.response.body", "body": b""})
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the edge outside every other middleware (call it after the others)."""
-    app.add_middleware(EdgeHeaders, origins=settings.cors_origin_list, hsts_max_age=settings.hsts_max_age,
+def edge(app: ASGIApp, settings: Settings) -> EdgeHeaders:
+    """The edge around an ASGI app: the application wraps its finished middleware stack in it
+    (samia.app.App), so that nothing it answers, a raw 500 included, leaves without it."""
+    return EdgeHeaders(app, origins=settings.cors_origin_list, hsts_max_age=settings.hsts_max_age,
                        https_redirect=settings.https_redirect, trust_proxy=settings.trust_proxy_headers,
                        public_host=urlsplit(settings.public_base_url).netloc)

@@ -19,7 +19,7 @@ class BodyTooLarge(Exception):
 
 
 # routes that take a file as their body get the upload cap instead of the JSON one
-UPLOAD_PATHS = re.compile(r"^/(payments/\d+/proof|orders/\d+/(output|photos))$")
+UPLOAD_PATHS = re.compile(r"^/(payments/\d+/proof|orders/\d+/(output|photos)|my/orders/new/coffee)$")
 
 
 class RequestContext:

@@ -22,7 +22,8 @@ from pydantic import BaseModel
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow
 from samia.core.models import Id
 from samia.core.problems import AppError, not_found
-from samia.media.store import signed_url, url_signature
+from samia.media import service
+from samia.media.store import url_signature
 
 router = APIRouter(tags=["media"])
 log = structlog.get_logger("samia.media")
@@ -34,26 +35,10 @@ class MediaUrl(BaseModel):
     sha256: str
 
 
-async def _grantable_sha(ctx: Ctx, media_id: int) -> str | None:
-    if ctx.role == "client":
-        cur = await ctx.conn.execute(
-            "select approved_sha256 from orders where approved_media_id = %s and status in ('delivered', 'archived') "
-            "union all select sha256 from media_assets where id = %s and owner_id = auth.uid() limit 1",
-            (media_id, media_id))
-    else:
-        cur = await ctx.conn.execute("select sha256 from media_assets where id = %s", (media_id,))
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
 @router.get("/media/{media_id}/url", response_model=MediaUrl)
 async def media_url(media_id: Id, ctx: Ctx = allow(AUTHENTICATED, readonly=False)) -> dict[str, Any]:
     """A URL valid for MEDIA_URL_TTL_SECONDS for a file you may have; 404 otherwise."""
-    sha = await _grantable_sha(ctx, media_id)
-    if sha is None:
-        raise not_found("media")
-    url, exp = signed_url(ctx.platform.settings, media_id, sha)
-    await ctx.conn.execute("select app.audit('media.url_issued', 'media', %s, '{}'::jsonb)", (str(media_id),))
+    url, exp, sha = await service.issue_url(ctx.conn, ctx.platform.settings, ctx.role, media_id)
     return {"url": url, "expires_at": dt.datetime.fromtimestamp(exp, dt.UTC), "sha256": sha}
 
 

@@ -72,7 +72,7 @@ class _Params(dict[str, str]):
 async def render(platform: Sender, template: str, profile: dict[str, Any], params: dict[str, Any]) -> tuple[str, str]:
     if template == "verify_email":
         token = issue_email_token(platform.settings, str(profile["id"]), profile["email"])
-        link = f"{platform.settings.public_base_url}/auth/verify-email?token={token}"
+        link = f"{platform.settings.public_base_url}/verify-email?token={token}"  # the page; the API route stays
         return ("Confirm your email for Samia Tarot",
                 f"Welcome to Samia Tarot.\n\nConfirm your email address by opening:\n{link}\n\n"
                 "The link is valid for 48 hours.")

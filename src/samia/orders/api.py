@@ -7,62 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request, status
 from psycopg import sql
-from psycopg.rows import dict_row
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field
 
 from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, invalid, not_found
+from samia.core.problems import AppError, not_found
 from samia.media.store import store_upload
-from samia.orders.workflow import sources
-from samia.readings import astro
+from samia.orders import service
+from samia.orders.service import BirthIn
 
 router = APIRouter(tags=["orders"])
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-DECK = "rider_waite"
-MAX_PHOTOS = 5
-
-
-class BirthIn(Input):
-    date: dt.date
-    time: dt.time | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    tz: Annotated[str, Field(max_length=64)] | None = Field(None, description="IANA time zone, e.g. Asia/Beirut")
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError("unknown IANA time zone") from None
-        return v
-
-    @field_validator("date")
-    @classmethod
-    def _range(cls, v: dt.date) -> dt.date:
-        if not dt.date(1900, 1, 1) <= v <= dt.date(2049, 12, 31):  # the ephemeris' span
-            raise ValueError("birth date must be between 1900 and 2049")
-        return v
-
-    @model_validator(mode="after")
-    def _pairs(self) -> BirthIn:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("give both lat and lon, or neither")
-        if self.time is not None and self.tz is None:
-            raise ValueError("a birth time needs its time zone (tz)")
-        return self
 
 
 class OrderIn(Input):
@@ -114,62 +75,11 @@ class OrderOut(BaseModel):
     chart: dict[str, Any] | None = None
 
 
-# What everyone sees, then what only the reader and staff see; a client's row never
-# carries the unapproved output, the rejection, the chart or the pinned hash.
-PUBLIC_COLS = sql.SQL("""o.id, s.code as service, o.status::text, o.is_gold, o.question_text as question, o.price_minor,
-  o.currency::text, o.deliver_by, o.delivered_at, o.created_at, o.updated_at,
-  (select r.id from tarot_v2_readings r where r.order_id = o.id) as reading_id,
-  array(select a.media_id from order_attachments a where a.order_id = o.id order by a.media_id) as photo_media_ids,
-  case when o.status in ('delivered', 'archived') then o.approved_media_id end as audio_media_id""")
-STAFF_COLS = sql.SQL(""", o.user_id::text as client_id, o.assigned_reader::text, o.output_media_id, o.approved_sha256,
-  o.reject_reason, o.submitted_at, o.review_by,
-  (o.delivery_breached_at is not null or (o.deliver_by < now() and o.status in ('new', 'assigned', 'in_progress',
-   'rejected'))) as delivery_overdue,
-  (o.review_breached_at is not null and o.status = 'awaiting_approval'
-   or (o.review_by < now() and o.status = 'awaiting_approval')) as review_overdue, o.chart""")
-
-
-def _cols(ctx: Ctx) -> sql.Composable:
-    return PUBLIC_COLS if ctx.role == "client" else PUBLIC_COLS + STAFF_COLS
-
-
-async def _fetch(ctx: Ctx, where: sql.SQL, params: tuple[Any, ...], order: sql.SQL = sql.SQL("o.id desc"),
-                 limit: int = 100) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    query = sql.SQL("select {} from orders o join services s on s.id = o.service_id where {} order by {} limit {}")
-    await cur.execute(query.format(_cols(ctx), where, order, sql.Literal(int(limit))), params)
-    return await cur.fetchall()
-
-
-async def _order(ctx: Ctx, order_id: int) -> dict[str, Any]:
-    rows = await _fetch(ctx, sql.SQL("o.id = %s"), (order_id,))
-    if not rows:
-        raise not_found("order")
-    return rows[0]
-
-
-async def _move(ctx: Ctx, order_id: int, to: str, **also: Any) -> None:
-    """One transition (setting the `also` columns with it). Rows the caller may not see answer
-    404; a move from a state that does not allow it answers 409 and changes nothing."""
-    sets = sql.SQL("").join(sql.SQL(", {} = %s").format(sql.Identifier(column)) for column in also)
-    cur = await ctx.conn.execute(
-        sql.SQL("update orders set status = %s{} where id = %s and status::text = any(%s) returning id").format(sets),
-        (to, *also.values(), order_id, sources(to)))
-    if cur.rowcount == 1:
-        return
-    cur = await ctx.conn.execute("select status::text from orders where id = %s", (order_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("order")
-    raise AppError(409, "illegal_transition", f"an order that is {row[0]} cannot become {to}",
-                   extra={"order_status": row[0]})
-
-
 # ---- client -------------------------------------------------------------------------
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
-async def create_order(body: OrderIn, idem_key: IdemKey = None, ctx: Ctx = allow("client", rate="orders", probe=Probe(
-        "insert into orders (user_id, service_id) select auth.uid(), id from services where code = 'tarot'"))) -> Any:
+async def create_order(body: OrderIn, idem_key: IdemKey = None,
+        ctx: Ctx = allow("client", rate="orders", probe=service.PLACE_PROBE)) -> Any:
     """Place an order (10 per hour by default). Priced services are paid from the wallet
     at once (422 `insufficient_funds` otherwise). Tarot: the cards are drawn now, server-side,
     face down; reveal them in order. Astrology: the chart is computed now for the reader."""
@@ -177,73 +87,10 @@ async def create_order(body: OrderIn, idem_key: IdemKey = None, ctx: Ctx = allow
     replay = await idem.replay()
     if replay is not None:
         return replay
-    cur = await ctx.conn.execute("select id, code from services where code = %s and is_active", (body.service,))
-    svc = await cur.fetchone()
-    if svc is None:
-        raise invalid(["body", "service"], "unknown service", code="unknown_service")
-    inputs: dict[str, Any] = {}
-    chart = None
-    if body.service == "astro":
-        birth = body.birth or await _profile_birth(ctx)
-        chart = await to_thread.run_sync(astro.chart, astro.Birth(birth.date, birth.time, birth.lat, birth.lon,
-                                                                   birth.tz))  # CPU work off the event loop
-        inputs["birth"] = birth.model_dump(mode="json")
-    elif body.birth is not None:
-        raise invalid(["body", "birth"], "birth data is for astrology orders only")
-    if body.service == "tarot":
-        inputs["spread"] = body.spread
-    cur = await ctx.conn.execute(
-        "insert into orders (user_id, service_id, is_gold, question_text, inputs, chart) "
-        "values (auth.uid(), %s, %s, %s, %s, %s) returning id, price_minor, currency::text",
-        (svc[0], body.is_gold, body.question, json.dumps(inputs), json.dumps(chart) if chart else None))
-    order_id, price, currency = await cur.fetchone()  # type: ignore[misc]
-    if price > 0:
-        await _pay_from_wallet(ctx, order_id, price, currency)
-    if body.service == "tarot":
-        await _draw(ctx, order_id, body.spread)
-    out = await _order(ctx, order_id)
+    out = await service.place_order(ctx, service=body.service, question=body.question, is_gold=body.is_gold,
+                                     spread=body.spread, birth=body.birth)
     await idem.remember(201, json.loads(OrderOut(**out).model_dump_json()))
-    ctx.platform.metrics.orders.labels("created").inc()
     return out
-
-
-async def _profile_birth(ctx: Ctx) -> BirthIn:
-    cur = await ctx.conn.execute("select dob, birth_time, birth_lat, birth_lon, birth_tz from profiles "
-                                 "where id = auth.uid()")
-    row = await cur.fetchone()
-    if row is None or row[0] is None:
-        raise invalid(["body", "birth", "date"], "a date of birth is required for a natal chart")
-    dob, time, lat, lon, tz = row
-    try:
-        return BirthIn(date=dob, time=time if tz else None, lat=lat, lon=lon, tz=tz)
-    except ValueError:
-        return BirthIn(date=dob)
-
-
-async def _pay_from_wallet(ctx: Ctx, order_id: int, price: int, currency: str) -> None:
-    cur = await ctx.conn.execute(
-        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, order_id) "
-        "values (auth.uid(), 'wallet', 'charge', %s, %s, %s) returning id", (price, currency, order_id))
-    txn = (await cur.fetchone())[0]  # type: ignore[index]
-    async with acting_as(ctx, "samia_payments"):
-        cur = await ctx.conn.execute("select app.settle_charge(%s, null)", (txn,))
-        outcome = (await cur.fetchone())[0]  # type: ignore[index]
-    if outcome == "insufficient_funds":
-        raise AppError(422, "insufficient_funds", f"this reading costs {price} {currency}; top up the wallet first",
-                       extra={"price_minor": price, "currency": currency})
-
-
-async def _draw(ctx: Ctx, order_id: int, spread: str) -> None:
-    """Shuffle with the operating system's CSPRNG (`secrets`), never `random`."""
-    cur = await ctx.conn.execute("select (select array_agg(id order by id) from deck_cards "
-                                 "where deck_code = %s and not is_back), "
-                                 "(select jsonb_array_length(positions) from tarot_spreads where code = %s)",
-                                 (DECK, spread))
-    cards, n = await cur.fetchone()  # type: ignore[misc]
-    drawn = secrets.SystemRandom().sample(cards, n)
-    reversed_ = [secrets.randbelow(2) == 1 for _ in drawn]
-    async with acting_as(ctx, "samia_readings"):
-        await ctx.conn.execute("select app.record_draw(%s, %s, %s, %s, %s)", (order_id, DECK, spread, drawn, reversed_))
 
 
 @router.get("/orders", response_model=list[OrderOut])
@@ -255,13 +102,12 @@ async def list_orders(ctx: Ctx = allow(AUTHENTICATED),
                       limit: Annotated[int, Query(ge=1, le=100)] = 50) -> list[dict[str, Any]]:
     """Your orders (clients), the orders assigned to you (readers), all orders (staff):
     the database's row-level security decides. Newest first; page with `before`."""
-    return await _fetch(ctx, sql.SQL("(%s::text is null or o.status::text = %s) and (%s::bigint is null or o.id < %s)"),
-                        (status_, status_, before, before), limit=limit)
+    return await service.list_orders(ctx, status=status_, before=before, limit=limit)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
 async def get_order(order_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    return await _order(ctx, order_id)
+    return await service.get_order(ctx, order_id)
 
 
 UPLOAD = {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
@@ -276,39 +122,25 @@ async def add_photo(order_id: Id, request: Request, ctx: Ctx = allow("client", p
         "returning id) insert into order_attachments (order_id, media_id) select :order_new, id from m"))) -> Any:
     """A photo of the cup (coffee reading) while the order is new: JPEG, PNG or WebP,
     sniffed from the bytes, at most MAX_IMAGE_BYTES, up to 5 per order."""
-    cur = await ctx.conn.execute("select status::text, (select count(*) from order_attachments a "
-                                 "where a.order_id = o.id) from orders o where id = %s and user_id = auth.uid() "
-                                 "for update", (order_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("order")
-    if row[0] != "new":
-        raise AppError(409, "illegal_transition", "photos are added before the order is assigned")
-    if row[1] >= MAX_PHOTOS:
-        raise AppError(409, "too_many_photos", f"at most {MAX_PHOTOS} photos per order")
-    media_id = await store_upload(ctx, await request.body(), kinds={"image"}, prefix=f"orders/{order_id}/photos",
-                                  purpose="order_photo")
-    await ctx.conn.execute("insert into order_attachments (order_id, media_id) values (%s, %s)", (order_id, media_id))
-    await ctx.conn.execute("select app.audit('order.photo_added', 'order', %s, %s)",
-                           (str(order_id), json.dumps({"media": media_id})))
-    return await _order(ctx, order_id)
+    await service.add_photo(ctx, order_id, await request.body())
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(order_id: Id, ctx: Ctx = allow("client", *ADMINS, probe=Probe(
         "update orders set status = 'cancelled' where id = :order_new"))) -> Any:
     """Cancel before the reader has started; a paid order is refunded to the wallet."""
-    await _move(ctx, order_id, "cancelled")
+    await service.move(ctx, order_id, "cancelled")
     async with acting_as(ctx, "samia_payments"):
         await ctx.conn.execute("select app.refund_order(%s, 'cancelled')", (order_id,))
-    return await _order(ctx, order_id)
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/archive", response_model=OrderOut)
 async def archive_order(order_id: Id, ctx: Ctx = allow("client", *ADMINS, probe=Probe(
         "update orders set status = 'archived' where id = :order_delivered"))) -> Any:
-    await _move(ctx, order_id, "archived")
-    return await _order(ctx, order_id)
+    await service.move(ctx, order_id, "archived")
+    return await service.get_order(ctx, order_id)
 
 
 # ---- admin --------------------------------------------------------------------------
@@ -329,14 +161,15 @@ async def assign_order(order_id: Id, body: AssignIn, ctx: Ctx = allow(*ADMINS, p
         if row[0] is None:
             raise AppError(409, "no_reader_available", "no active reader offers this service")
         reader = row[0]
-    await _move(ctx, order_id, "assigned", assigned_reader=reader)
-    return await _order(ctx, order_id)
+    await service.move(ctx, order_id, "assigned", assigned_reader=reader)
+    return await service.get_order(ctx, order_id)
 
 
 @router.get("/admin/queue", response_model=list[OrderOut])
 async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dict[str, Any]]:
     """Orders waiting for a reader: golden first, then oldest."""
-    return await _fetch(ctx, sql.SQL("o.status = 'new'"), (), order=sql.SQL("o.is_gold desc, o.created_at, o.id"))
+    return await service.fetch(ctx, sql.SQL("o.status = 'new'"), (),
+                               order=sql.SQL("o.is_gold desc, o.created_at, o.id"))
 
 
 # ---- reader -------------------------------------------------------------------------
@@ -345,16 +178,17 @@ async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dic
 async def reader_queue(ctx: Ctx = allow("reader", probe=Probe(
         "select 1 from orders where assigned_reader = auth.uid()"))) -> list[dict[str, Any]]:
     """Your open work: golden first, then the nearest delivery deadline."""
-    return await _fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', 'in_progress', "
-                                     "'rejected')"), (), order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
+    return await service.fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', "
+                                       "'in_progress', 'rejected')"), (),
+                               order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
 
 
 @router.post("/orders/{order_id}/start", response_model=OrderOut)
 async def start_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
         "update orders set status = 'in_progress' where id = :order_assigned"))) -> Any:
     """Start (or, after a rejection, resume) work on an order assigned to you."""
-    await _move(ctx, order_id, "in_progress")
-    return await _order(ctx, order_id)
+    await service.move(ctx, order_id, "in_progress")
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/output", response_model=OrderOut, openapi_extra={"requestBody": UPLOAD})
@@ -372,15 +206,15 @@ async def upload_output(order_id: Id, request: Request, ctx: Ctx = allow("reader
     media_id = await store_upload(ctx, await request.body(), kinds={"audio"}, prefix=f"orders/{order_id}/output",
                                   purpose="order_output")
     await ctx.conn.execute("update orders set output_media_id = %s where id = %s", (media_id, order_id))
-    return await _order(ctx, order_id)
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/submit", response_model=OrderOut)
 async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
         "update orders set status = 'awaiting_approval' where id = :order_wip"))) -> Any:
     """Send the uploaded audio for review; the monitor's clock starts."""
-    await _move(ctx, order_id, "awaiting_approval")
-    return await _order(ctx, order_id)
+    await service.move(ctx, order_id, "awaiting_approval")
+    return await service.get_order(ctx, order_id)
 
 
 # ---- monitor ------------------------------------------------------------------------
@@ -388,8 +222,8 @@ async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
 @router.get("/monitor/queue", response_model=list[OrderOut])
 async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Audio waiting for review: golden first, then the oldest submission."""
-    return await _fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
-                        order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"))
+    return await service.fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
+                               order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"))
 
 
 @router.post("/monitor/orders/{order_id}/approve", response_model=OrderOut)
@@ -397,27 +231,27 @@ async def approve_order(order_id: Id, body: ApproveIn | None = None, ctx: Ctx = 
         "update orders set status = 'approved' where id = :order_review"))) -> Any:
     """Approve the exact file under review (its sha256 is pinned) and, by default, deliver
     it to the client. Two concurrent approvals produce one: the second answers 409."""
-    await _move(ctx, order_id, "approved")
+    await service.move(ctx, order_id, "approved")
     ctx.platform.metrics.orders.labels("approved").inc()
     if body is None or body.deliver:
-        await _move(ctx, order_id, "delivered")
+        await service.move(ctx, order_id, "delivered")
         ctx.platform.metrics.orders.labels("delivered").inc()
-    return await _order(ctx, order_id)
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/monitor/orders/{order_id}/reject", response_model=OrderOut)
 async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, probe=Probe(
         "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review"))) -> Any:
     """Send the work back to the reader with a reason."""
-    await _move(ctx, order_id, "rejected", reject_reason=body.reason)
+    await service.move(ctx, order_id, "rejected", reject_reason=body.reason)
     ctx.platform.metrics.orders.labels("rejected").inc()
-    return await _order(ctx, order_id)
+    return await service.get_order(ctx, order_id)
 
 
 @router.post("/monitor/orders/{order_id}/deliver", response_model=OrderOut)
 async def deliver_order(order_id: Id, ctx: Ctx = allow(*STAFF, probe=Probe(
         "update orders set status = 'delivered' where id = :order_approved"))) -> Any:
     """Deliver an approved order (when it was approved with `deliver: false`)."""
-    await _move(ctx, order_id, "delivered")
-    return await _order(ctx, order_id)
+    await service.move(ctx, order_id, "delivered")
+    return await service.get_order(ctx, order_id)
 

@@ -19,10 +19,9 @@ from pydantic import BaseModel, Field
 from samia.core.access import Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
-from samia.core.ports import CardProcessor
-from samia.core.problems import AppError, invalid, not_found
+from samia.core.problems import AppError, not_found
 from samia.media.store import store_upload
-from samia.payments import usdt
+from samia.payments import service
 
 router = APIRouter(tags=["payments"])
 
@@ -85,49 +84,9 @@ class MethodPolicyIn(Input):
                                                                                  default_factory=list)]
 
 
-async def _allowed_methods(ctx: Ctx) -> tuple[str | None, list[str]]:
-    cur = await ctx.conn.execute(
-        "select p.country_code::text, array(select app.methods_for_country(p.country_code)) "
-        "from profiles p where p.id = auth.uid()")
-    row = await cur.fetchone()
-    return (row[0], list(row[1])) if row else (None, [])
-
-
-async def _payment(ctx: Ctx, txn_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("""
-        select t.id, t.kind, t.provider, t.status, t.amount_minor, t.currency::text, t.booking_id,
-               b.status as booking_status, t.failure_reason, t.created_at,
-               (t.metadata->>'proof_media_id')::bigint as proof_media_id
-          from payment_transactions t left join bookings b on b.id = t.booking_id
-         where t.id = %s""", (txn_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("payment")
-    return row
-
-
-async def _charge_card(ctx: Ctx, txn_id: int, amount: int, currency: str, token: str,
-                       key: str, processor: CardProcessor | None = None) -> tuple[str, str | None]:
-    """Charge at the processor, then settle, park or fail as samia_payments.
-    Returns the outcome and, when the customer must act, the client secret."""
-    proc = processor or ctx.platform.card()
-    result = await ctx.platform.guarded(ctx.conn, proc.name, lambda: proc.charge(
-        amount_minor=amount, currency=currency, token=token, idempotency_key=key))
-    async with acting_as(ctx, "samia_payments"):
-        if result.ok:
-            cur = await ctx.conn.execute("select app.settle_charge(%s, %s)", (txn_id, result.ref))
-            return str((await cur.fetchone())[0]), None  # type: ignore[index]
-        if result.ok is None:  # the customer must act; the provider's webhook settles it
-            await ctx.conn.execute("select app.mark_pending(%s, %s)", (txn_id, result.ref))
-            return "pending", result.client_secret
-        await ctx.conn.execute("select app.fail_charge(%s, %s)", (txn_id, result.reason))
-        return "failed", None
-
-
 async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
                   client_secret: str | None = None, payment_url: str | None = None) -> JSONResponse:
-    row = await _payment(ctx, txn_id)
+    row = await service.payment(ctx.conn, txn_id)
     ctx.platform.metrics.payments.labels(row["provider"], outcome).inc()
     instructions = (ctx.platform.settings.bank_transfer_instructions
                     if outcome == "awaiting_transfer" and payment_url is None else None)
@@ -147,105 +106,39 @@ async def _finish(ctx: Ctx, idem: Idempotency, txn_id: int, outcome: str,
 async def methods(ctx: Ctx = allow("client", "reader", "monitor", "admin", "superadmin",
                                    probe=Probe("select 1 from payment_methods limit 1"))) -> dict[str, Any]:
     """The payment methods offered in the caller's country."""
-    country, allowed = await _allowed_methods(ctx)
+    country, allowed = await service.allowed_methods(ctx.conn)
     return {"country_code": country, "methods": allowed}
 
 
 @router.post("/payments", status_code=status.HTTP_201_CREATED, response_model=PaymentOut,
              responses={402: {"description": "declined or insufficient funds (problem details)"}})
-async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("client", probe=Probe(
-        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency) "
-        "values (auth.uid(), 'testcard', 'charge', 100, 'USD')"))) -> Any:
+async def pay(body: PayIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("client", probe=service.PAY_PROBE)) -> Any:
     """Pay for a held booking. Honours Idempotency-Key (replay, 422 on a different body,
     409 while in flight); the same key is passed to the card processor."""
     idem = Idempotency(ctx, idempotency_key, body)
     if (replayed := await idem.replay()) is not None:
         return replayed
-    cur = await ctx.conn.execute(
-        "select b.status, b.price_minor, b.currency::text, c.expires_at <= now() from bookings b "
-        "join reader_capacity c on c.id = b.capacity_id where b.id = %s and b.client_id = auth.uid()",
-        (body.booking_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("booking")
-    booking_status, price, currency, lapsed = row
-    if booking_status != "held" or lapsed:
-        raise AppError(409, "conflict", "this booking is not awaiting payment (paid, released or its hold lapsed)")
-    if price <= 0:
-        raise AppError(409, "conflict", "this booking has nothing to pay")
-    country, allowed = await _allowed_methods(ctx)
-    if body.method not in allowed:
-        raise AppError(422, "method_not_allowed_here", f"{body.method} is not offered in {country}",
-                       extra={"allowed": allowed, "errors": [{"loc": ["body", "method"], "msg": "not offered",
-                                                              "type": "method_not_allowed_here"}]})
-    if body.method in ("card", "square") and not body.card_token:
-        raise invalid(["body", "card_token"], "card_token is required for card payments")
-    if body.method == "bank_transfer" and not ctx.platform.settings.bank_transfer_instructions:
-        raise AppError(503, "provider_not_configured", "bank transfers need BANK_TRANSFER_INSTRUCTIONS",
-                       extra={"setting": "BANK_TRANSFER_INSTRUCTIONS"})
-    square = ctx.platform.square() if body.method == "square" else None
-    provider = body.method if body.method in ("wallet", "bank_transfer", "usdt", "square") else ctx.platform.card().name
-    cur = await ctx.conn.execute(
-        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, booking_id, metadata) "
-        "values (auth.uid(), %s, 'charge', %s, %s, %s, %s) returning id",
-        (provider, price, currency, body.booking_id, json.dumps({"idempotency_key": idempotency_key})))
-    txn_id = (await cur.fetchone())[0]  # type: ignore[index]
-    if body.method == "wallet":
-        async with acting_as(ctx, "samia_payments"):
-            cur = await ctx.conn.execute("select app.settle_charge(%s, null)", (txn_id,))
-            outcome, secret = str((await cur.fetchone())[0]), None  # type: ignore[index]
-    elif body.method == "bank_transfer":
-        async with acting_as(ctx, "samia_payments"):
-            await ctx.conn.execute("select app.await_transfer(%s, %s)",
-                                   (txn_id, dt.timedelta(hours=ctx.platform.settings.bank_transfer_hold_hours)))
-        outcome, secret = "awaiting_transfer", None
-    elif body.method == "usdt":
-        invoice = await ctx.platform.guarded(ctx.conn, "usdt", lambda: usdt.create_invoice(
-            ctx.platform.settings, txn_id=txn_id, amount_minor=price, currency=currency,
-            idempotency_key=idempotency_key or f"samia-txn-{txn_id}"))
-        async with acting_as(ctx, "samia_payments"):
-            await ctx.conn.execute("select app.await_transfer(%s, %s, %s)",
-                                   (txn_id, dt.timedelta(minutes=ctx.platform.settings.usdt_hold_minutes), invoice.id))
-        return await _finish(ctx, idem, txn_id, "awaiting_transfer", payment_url=invoice.url)
-    else:
-        outcome, secret = await _charge_card(ctx, txn_id, price, currency, body.card_token or "",
-                                             idempotency_key or f"samia-txn-{txn_id}", square)
-    return await _finish(ctx, idem, txn_id, outcome, secret)
+    outcome = await service.pay_booking(ctx, booking_id=body.booking_id, method=body.method,
+                                        card_token=body.card_token, key=idempotency_key)
+    return await _finish(ctx, idem, outcome.txn_id, outcome.outcome, outcome.client_secret, outcome.payment_url)
 
 
 @router.post("/wallet/topups", status_code=status.HTTP_201_CREATED, response_model=PaymentOut,
              responses={402: {"description": "declined (problem details)"}})
-async def top_up(body: TopUpIn, idempotency_key: IdemKey = None, ctx: Ctx = allow("client", probe=Probe(
-        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency) "
-        "values (auth.uid(), 'testcard', 'topup', 100, 'USD')"))) -> Any:
+async def top_up(body: TopUpIn, idempotency_key: IdemKey = None,
+        ctx: Ctx = allow("client", probe=service.TOPUP_PROBE)) -> Any:
     idem = Idempotency(ctx, idempotency_key, body)
     if (replayed := await idem.replay()) is not None:
         return replayed
-    _country, allowed = await _allowed_methods(ctx)
-    if "card" not in allowed:
-        raise AppError(422, "method_not_allowed_here", "cards are not offered in your country",
-                       extra={"allowed": allowed})
-    cur = await ctx.conn.execute(
-        "insert into payment_transactions (user_id, provider, kind, amount_minor, currency, metadata) "
-        "values (auth.uid(), %s, 'topup', %s, %s, %s) returning id",
-        (ctx.platform.card().name, body.amount_minor, body.currency,
-         json.dumps({"idempotency_key": idempotency_key})))
-    txn_id = (await cur.fetchone())[0]  # type: ignore[index]
-    outcome, secret = await _charge_card(ctx, txn_id, body.amount_minor, body.currency, body.card_token,
-                                         idempotency_key or f"samia-txn-{txn_id}")
-    return await _finish(ctx, idem, txn_id, outcome, secret)
+    outcome = await service.top_up(ctx, amount_minor=body.amount_minor, currency=body.currency,
+                                   card_token=body.card_token, key=idempotency_key)
+    return await _finish(ctx, idem, outcome.txn_id, outcome.outcome, outcome.client_secret)
 
 
 @router.get("/wallet", response_model=WalletOut)
 async def wallet(ctx: Ctx = allow("client", "reader", "monitor", "admin", "superadmin",
-                                  probe=Probe("select app.my_balance('USD')"))) -> dict[str, Any]:
-    cur = await ctx.conn.execute("select app.my_balance('USD')")
-    balance = (await cur.fetchone())[0]  # type: ignore[index]
-    rows = ctx.conn.cursor(row_factory=dict_row)
-    await rows.execute("""select amount_minor, memo, txn_id, created_at from ledger_entries
-                           where account = 'wallet:' || auth.uid() order by id desc limit 100""")
-    entries = [{**r, "created_at": r["created_at"].isoformat()} for r in await rows.fetchall()]
-    return {"currency": "USD", "balance_minor": balance, "entries": entries}
+                                  probe=service.WALLET_PROBE)) -> dict[str, Any]:
+    return await service.wallet(ctx.conn)
 
 
 @router.put("/admin/payments/methods/{code}", response_model=MethodPolicyOut)
@@ -282,7 +175,7 @@ async def upload_proof(payment_id: Id, request: Request, ctx: Ctx = allow("clien
     media_id = await store_upload(ctx, await request.body(), kinds={"image", "pdf"}, prefix=f"proofs/{ctx.user_id}",
                                   purpose="payment_proof")
     await ctx.conn.execute("select app.attach_proof(%s, %s)", (payment_id, media_id))
-    return await _payment(ctx, payment_id)
+    return await service.payment(ctx.conn, payment_id)
 
 
 class TransferOut(PaymentOut):
@@ -326,7 +219,7 @@ async def approve_transfer(payment_id: Id, ctx: Ctx = allow("admin", "superadmin
     await _waiting_transfer(ctx, payment_id)
     async with acting_as(ctx, "samia_payments"):
         await ctx.conn.execute("select app.settle_charge(%s, %s)", (payment_id, f"manual:{ctx.user_id}"))
-    return await _payment(ctx, payment_id)
+    return await service.payment(ctx.conn, payment_id)
 
 
 @router.post("/admin/payments/{payment_id}/decline", response_model=PaymentOut)
@@ -336,4 +229,4 @@ async def decline_transfer(payment_id: Id, body: DeclineIn,
     await _waiting_transfer(ctx, payment_id)
     async with acting_as(ctx, "samia_payments"):
         await ctx.conn.execute("select app.fail_charge(%s, %s)", (payment_id, body.reason))
-    return await _payment(ctx, payment_id)
+    return await service.payment(ctx.conn, payment_id)

@@ -69,3 +69,9 @@ async def update_profile(conn: AsyncConnection, user_id: str, changes: dict[str,
         if await cur.fetchone() is None:
             raise not_found("user")
     return await get_profile(conn, user_id)
+
+
+async def list_countries(conn: AsyncConnection) -> list[tuple[str, str]]:
+    """(ISO code, English name) of every country, for the sign-up and profile forms."""
+    cur = await conn.execute("select code::text, name from countries order by name")
+    return [(r[0], r[1]) for r in await cur.fetchall()]

@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, Probe, allow
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import not_found
 from samia.providers.ai import LABEL, make_drafter
+from samia.readings import service
 
 router = APIRouter(tags=["readings"])
 
@@ -60,70 +61,23 @@ class DraftOut(BaseModel):
     created_at: dt.datetime
 
 
-async def _reading(ctx: Ctx, reading_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select r.id, r.order_id, r.spread_code as spread, r.deck_code as deck, t.positions "
-                      "from tarot_v2_readings r join tarot_spreads t on t.code = r.spread_code where r.id = %s",
-                      (reading_id,))
-    reading = await cur.fetchone()
-    if reading is None:
-        raise not_found("reading")
-    # RLS: the client gets only the cards already revealed; the reader and staff all
-    await cur.execute("select s.card_position, s.is_reversed, s.revealed_at, d.code, d.name_en, d.name_ar, d.arcana, "
-                      "d.suit, case when s.is_reversed then d.reversed_en else d.upright_en end as meaning_en, "
-                      "case when s.is_reversed then d.reversed_ar else d.upright_ar end as meaning_ar "
-                      "from tarot_v2_card_selections s join deck_cards d on d.id = s.card_id "
-                      "where s.reading_id = %s", (reading_id,))
-    seen = {row["card_position"]: row for row in await cur.fetchall()}
-    await cur.execute("select code, name_en, name_ar, arcana, suit, null as meaning_en, null as meaning_ar "
-                      "from deck_cards where deck_code = %s and is_back order by id limit 1", (reading["deck"],))
-    back = await cur.fetchone()
-    positions = []
-    for i, label in enumerate(reading.pop("positions"), start=1):
-        row = seen.get(i)
-        positions.append({
-            "card_position": i, "label_en": label["en"], "label_ar": label["ar"],
-            "revealed": bool(row and row["revealed_at"]),
-            "is_reversed": row["is_reversed"] if row else None,
-            "card": {k: row[k] for k in Card.model_fields} if row else None})
-    return {**reading, "back": back, "positions": positions}
-
-
 @router.get("/readings/{reading_id}", response_model=ReadingOut)
 async def get_reading(reading_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     """A tarot reading. Clients see the cards they have revealed; the rest are face down."""
-    return await _reading(ctx, reading_id)
+    return await service.get_reading(ctx.conn, reading_id)
 
 
 @router.post("/readings/{reading_id}/reveals", response_model=ReadingOut)
-async def reveal(reading_id: Id, body: RevealIn, ctx: Ctx = allow("client", probe=Probe(
-        "select app.reveal_card(:reading, 1)"))) -> dict[str, Any]:
+async def reveal(reading_id: Id, body: RevealIn,
+        ctx: Ctx = allow("client", probe=service.REVEAL_PROBE)) -> dict[str, Any]:
     """Turn one card. Cards are revealed in order: position n before n-1 answers 400."""
-    cur = await ctx.conn.execute(
-        "select exists (select 1 from tarot_v2_readings r join orders o on o.id = r.order_id "
-        "where r.id = %s and o.user_id = auth.uid())", (reading_id,))
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        raise not_found("reading")
-    cur = await ctx.conn.execute("select count(*) from tarot_v2_card_selections where reading_id = %s "
-                                 "and revealed_at is not null", (reading_id,))
-    shown = (await cur.fetchone())[0]  # type: ignore[index]
-    if body.card_position <= shown:
-        raise AppError(409, "already_revealed", f"card {body.card_position} is already revealed")
-    if body.card_position > shown + 1:
-        raise AppError(400, "reveal_out_of_order", f"reveal card {shown + 1} first",
-                       extra={"next_position": shown + 1})
-    await ctx.conn.execute("select app.reveal_card(%s, %s)", (reading_id, body.card_position))
-    await ctx.conn.execute("select app.audit('reading.revealed', 'reading', %s, %s)",
-                           (str(reading_id), json.dumps({"position": body.card_position})))
-    return await _reading(ctx, reading_id)
+    await service.reveal(ctx.conn, reading_id, body.card_position)
+    return await service.get_reading(ctx.conn, reading_id)
 
 
 @router.get("/tarot/spreads")
 async def spreads(ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select code, name_en, name_ar, positions from tarot_spreads "
-                      "order by jsonb_array_length(positions)")
-    return await cur.fetchall()
+    return await service.list_spreads(ctx.conn)
 
 
 @router.get("/tarot/deck")

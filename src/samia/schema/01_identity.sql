@@ -363,8 +363,13 @@ end
 $$;
 
 -- Rotation with reuse detection (OAuth 2.0 Security BCP): presenting a refresh token
--- that was already used revokes the whole session.
-create or replace function app_auth.rotate_refresh(p_old_hash text, p_new_hash text, p_ttl interval)
+-- that was already used revokes the whole session. Within p_grace of its first use, a used
+-- token is taken as the same client racing itself (two requests, or two workers, carrying one
+-- expired cookie) and gets a sibling token instead (a "reuse interval", as Supabase Auth and
+-- Auth0 have): the API passes none, the web session layer a few seconds.
+drop function if exists app_auth.rotate_refresh(text, text, interval);
+create or replace function app_auth.rotate_refresh(p_old_hash text, p_new_hash text, p_ttl interval,
+                                                   p_grace interval default interval '0 seconds')
 returns table (status text, user_id uuid, session_id uuid)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -375,15 +380,18 @@ begin
    where r.token_hash = p_old_hash and r.used_at is null
   returning * into t;
   if t.token_hash is null then
+    -- already used (a concurrent rotation committed first: its row lock made this one wait)
     select * into t from app_auth.refresh_tokens r where r.token_hash = p_old_hash;
-    if t.token_hash is not null then
+    if t.token_hash is null then
+      return query select 'invalid'::text, null::uuid, null::uuid;
+      return;
+    end if;
+    if t.used_at <= clock_timestamp() - p_grace then
       update app_auth.sessions x set revoked_at = now(), revoke_reason = 'refresh_reuse'
        where x.id = t.session_id and x.revoked_at is null;
       return query select 'reused'::text, null::uuid, t.session_id;
-    else
-      return query select 'invalid'::text, null::uuid, null::uuid;
+      return;
     end if;
-    return;
   end if;
   select * into s from app_auth.sessions x where x.id = t.session_id;
   if s.revoked_at is not null or t.expires_at <= now() or app_auth.user_active(s.user_id) is not true then
@@ -491,7 +499,7 @@ begin
                            'app_auth.set_password_hash(uuid,text)',
                            'app_auth.login_lookup(text)',
                            'app_auth.start_session(uuid,text,interval)',
-                           'app_auth.rotate_refresh(text,text,interval)',
+                           'app_auth.rotate_refresh(text,text,interval,interval)',
                            'app_auth.user_active(uuid)',
                            'app_auth.revoke_session(uuid,text)',
                            'app_auth.confirm_email(uuid,text)',

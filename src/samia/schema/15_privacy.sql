@@ -112,11 +112,34 @@ begin
 end
 $$;
 
+-- The sign-up form's "I accept the terms and the privacy policy": the current version of each
+-- document, accepted by the account this very transaction created (source 'signup', with the
+-- address and browser the form came from). Any other account is refused.
+create or replace function app.legal_accept_at_signup(p_user uuid, p_ip inet, p_agent text) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n integer;
+begin
+  if not exists (select 1 from public.profiles p where p.id = p_user and p.created_at = now()) then
+    raise exception 'terms are accepted at sign-up only by the account being created'
+      using errcode = '42501', hint = 'forbidden';
+  end if;
+  insert into public.legal_acceptances (user_id, version_id, ip, user_agent, source)
+  select p_user, v.id, p_ip, left(p_agent, 300), 'signup'
+    from (select distinct on (x.doc) x.id from public.legal_versions x order by x.doc, x.version desc) v
+  on conflict (user_id, version_id) do nothing;
+  get diagnostics n = row_count;
+  perform app.audit('legal.accepted', 'profile', p_user::text, jsonb_build_object('source', 'signup', 'documents', n));
+  return n;
+end
+$$;
+
 revoke all on function app.legal_publish(text, boolean, text, text, text, text), app.legal_accept(text, integer, inet, text),
-  app.legal_accept_current(uuid) from public;
+  app.legal_accept_current(uuid), app.legal_accept_at_signup(uuid, inet, text) from public;
 grant execute on function app.legal_publish(text, boolean, text, text, text, text), app.legal_accept(text, integer, inet, text)
   to authenticated;
 grant execute on function app.legal_accept_current(uuid) to service_role;
+grant execute on function app.legal_accept_at_signup(uuid, inet, text) to samia_auth;
 
 -- A published version is never edited: a change is a new version.
 create or replace trigger trg_legal_versions_refuse before update or delete on public.legal_versions

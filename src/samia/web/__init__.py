@@ -1,0 +1,25 @@
+"""The client's web app: server-rendered pages (Jinja2 + htmx) on the same routes, guards and
+request transactions as the API. `install(app)` adds the pages, static files and page-aware
+error handling; pages bring their own security headers (`headers.PAGE_HEADERS`) and the app
+writes the cookies they queue (`headers.PageCookies`) inside the edge (core.headers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    from samia.web import account, booking, errors, orders, storefront, wallet
+
+    for module in (storefront, account, wallet, orders, booking):
+        app.include_router(module.router)
+    # static files only are compressed: a compressed page that reflects input next to its CSRF
+    # token would invite BREACH
+    app.mount("/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="static")
+    errors.install(app)
