@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from samia.web import nav
 from samia.web.headers import PAGE_HEADERS
 
 HERE = Path(__file__).parent
@@ -25,7 +26,15 @@ TZ_COOKIE = "samia_tz"
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    return json.loads((HERE / "locales" / f"{lang}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    """The language's strings: locales/<lang>.json (the storefront's) and one
+    locales/<area>/<lang>.json per staff area. A key lives in exactly one file."""
+    strings: dict[str, str] = {}
+    for path in [HERE / "locales" / f"{lang}.json", *sorted((HERE / "locales").glob(f"*/{lang}.json"))]:
+        part = json.loads(path.read_text(encoding="utf-8"))
+        if twice := set(part) & set(strings):
+            raise RuntimeError(f"{path} repeats {sorted(twice)[:3]}")
+        strings.update(part)
+    return strings
 
 
 class Translator:
@@ -111,7 +120,7 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
         "path": request.url.path, "request_id": getattr(request.state, "request_id", ""),
         "money": lambda minor, cur: money(minor, cur, lang), "when": when, "zone": zone.key,
         "loc": lambda row, name: localized(row, name, lang),
-        "form": {}, "errors": {},
+        "form": {}, "errors": {}, "nav_items": nav.items(role, signed_in(request)),
     }
     base.update(context)
     html = ENV.get_template(template).render(base)
