@@ -355,3 +355,23 @@ def test_terms_accepted_at_sign_up_are_the_new_accounts_only(api: Api) -> None:
         conn.execute("set role samia_auth")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select app.legal_accept_at_signup(%s, '127.0.0.1', 'x')", (other.id,))
+
+
+def test_privacy_forms_need_the_csrf_token_and_a_signed_in_user(web: TestClient, api: Api) -> None:
+    me = api.user("client")
+    web.cookies.clear()
+    r = web.get("/account/privacy", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Faccount%2Fprivacy"
+    sign_in(web, me.email)
+    r = web.post("/account/privacy/export", data={}, follow_redirects=False)
+    assert r.status_code == 403
+    assert api.sql("select count(*) from data_requests where user_id = %s", (me.id,)) == [(0,)]
+    r = web.post("/account/privacy/export", data={"_csrf": csrf(web, "/account/privacy")}, follow_redirects=False)
+    assert r.status_code == 303
+    # someone else's export link is not theirs to mint
+    other = api.user("client")
+    (theirs,) = api.sql("insert into data_requests (user_id, kind, due_at) values (%s, 'export', now()) "
+                        "returning id", (other.id,))[0]
+    r = web.post(f"/account/privacy/requests/{theirs}/download", data={"_csrf": csrf(web, "/account/privacy")},
+                 follow_redirects=False)
+    assert r.status_code == 404
