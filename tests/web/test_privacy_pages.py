@@ -110,3 +110,37 @@ def test_legal_pages_and_the_privacy_page(lang: str, context: Any, api: Api, cli
     page.wait_for_url("**/account/privacy?done=delete")
     assert api.sql("select status from data_requests where user_id = %s and kind = 'delete'", (me.id,)) == [
         ("pending",)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_the_banner_asks_a_visitor_once_and_their_choice_follows_them(lang: str, context: Any, api: Api) -> None:
+    context.set_extra_http_headers({"Accept-Language": lang})
+    p = Page(context.new_page(), lang)
+    page = p.page
+    page.goto("/catalogue")
+    banner = page.locator("aside.consent-bar")
+    assert banner.is_visible()
+    p.check("consent-banner")
+    banner.locator("button[value=necessary]").click()
+    page.wait_for_url("**/catalogue")  # back where they were, no longer asked
+    assert page.locator("aside.consent-bar").count() == 0
+    visitor = next(c["value"] for c in context.cookies() if c["name"] == "samia_visitor")
+    assert api.sql("select user_id, analytics, marketing from cookie_consents where visitor_id = %s",
+                   (visitor,)) == [(None, False, False)]
+
+    # the policy page shows their choice and changes it, under the same visitor id
+    page.goto("/privacy")
+    assert not page.is_checked("#c-analytics") and not page.is_checked("#c-marketing")
+    page.check("#c-analytics")
+    page.click("#choices form button")
+    page.wait_for_url("**/privacy?done=choices*")
+    assert page.is_checked("#c-analytics") and not page.is_checked("#c-marketing")
+    p.check("privacy-policy-choices")
+    assert api.sql("select analytics, marketing from cookie_consents where visitor_id = %s order by id",
+                   (visitor,)) == [(False, False), (True, False)]
+
+    # once signed in, the account's privacy page starts from the visitor's answer
+    me = off_loop(lambda: api.user("client"))
+    log_in(page, me.email)
+    page.goto("/account/privacy")
+    assert page.is_checked("#f-analytics") and not page.is_checked("#f-marketing")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,20 +14,13 @@ from samia.auth import service as auth
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow, client_ip
 from samia.core.tokens import decode_access
 from samia.profiles.service import get_profile, list_countries, update_profile
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required, safe_next
 from samia.web.render import LANG_COOKIE, LANGS, Translator, lang_of, render
 from samia.web.session import end, pages, set_cookie, start
 
 router = pages("web")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-
-
-def safe_next(target: str | None, default: str = "/") -> str:
-    """Only a local path (no scheme, no host, no //): an open redirect is a phishing tool."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
-        return default
-    return target
 
 
 def see_other(url: str) -> RedirectResponse:

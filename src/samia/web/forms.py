@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Request
@@ -84,3 +85,10 @@ def review_fields(form: dict[str, str]) -> tuple[int, str | None] | Refusal:
     if len(text) > 2000:
         return Refusal("too_long", 422, {"text": "too_long"})
     return int(rating), text or None
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only a local path (no scheme, no host, no //): an open redirect is a phishing tool."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return default
+    return target

@@ -5,6 +5,7 @@ functions and database rules as the API's /legal, /consent and /me/data-requests
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import Request
@@ -12,12 +13,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, allow, client_ip
 from samia.privacy import service
-from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted
-from samia.web.render import Translator, lang_of, render
-from samia.web.session import pages
+from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, safe_next
+from samia.web.render import CHOSEN_COOKIE, Translator, lang_of, render
+from samia.web.session import pages, set_cookie
 
 router = pages("web")
 DOCS = {"terms": "terms", "privacy": "privacy"}
+# the banner's anonymous id (a random uuid naming the visitor's choice, nothing else) and the
+# marker that they have chosen, so the banner stops asking; both kept for a year
+VISITOR_COOKIE = "samia_visitor"
+YEAR = 365 * 24 * 3600
+
+
+def visitor_of(request: Request) -> str | None:
+    try:
+        return str(uuid.UUID(request.cookies.get(VISITOR_COOKIE, "")))
+    except ValueError:
+        return None
 
 
 def paragraphs(body: str) -> list[str]:
@@ -33,8 +45,27 @@ async def document(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> R
     lang = lang_of(request)
     current = await service.current_legal(ctx.conn, doc, lang)
     notes = await service.disclosures(ctx.conn, None, lang) if doc == "privacy" else []
+    # a visitor (signed in or not) can make or change the banner's choice on the policy itself
+    choice = await service.consent_of(ctx.conn, visitor_of(request)) if doc == "privacy" else None
     return render(request, "legal.html", role=ctx.role, doc=current, body=paragraphs(current["body"]),
-                  disclosures=notes)
+                  disclosures=notes, choice=choice, done=request.query_params.get("done", ""))
+
+
+@router.post("/consent")
+async def consent(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, rate="consent", readonly=False)
+                  ) -> Response:
+    """The banner's answer ("all" or "necessary") or the policy page's boxes: recorded for the
+    signed-in user, else under the visitor's random id; then back to the page they were on."""
+    form = await posted(request)
+    visitor = visitor_of(request) or str(uuid.uuid4())
+    if form.get("choice") in ("all", "necessary"):
+        analytics = marketing = form["choice"] == "all"
+    else:
+        analytics, marketing = form.get("analytics") == "yes", form.get("marketing") == "yes"
+    await service.record_consent(ctx.conn, visitor, analytics=analytics, marketing=marketing)
+    set_cookie(request, VISITOR_COOKIE, visitor, max_age=YEAR)
+    set_cookie(request, CHOSEN_COOKIE, "1", max_age=YEAR)
+    return RedirectResponse(safe_next(form.get("next")), status_code=303)
 
 
 async def _page(request: Request, ctx: Ctx, form: dict[str, str] | None = None, refusal: Refusal | None = None,
@@ -46,7 +77,7 @@ async def _page(request: Request, ctx: Ctx, form: dict[str, str] | None = None, 
     documents = [{"doc": c["doc"], "version": c["version"], "accepted": (c["doc"], c["version"]) in accepted,
                   "outstanding": c["doc"] in status["outstanding"]} for c in status["current"]]
     errors = refusal.messages(Translator(lang)) if refusal else {}
-    choice = await service.consent_of(ctx.conn, None)
+    choice = await service.consent_of(ctx.conn, visitor_of(request))  # theirs, else the banner's
     # until they object, their own records are linked to them (the privacy rule's 'operational')
     linked = choice["analytics"] if choice["decided_at"] else True
     return render(request, template, status=refusal.status if refusal else 200, lang=lang, role=ctx.role,

@@ -21,6 +21,7 @@ from samia.web.headers import PAGE_HEADERS
 HERE = Path(__file__).parent
 LANGS = ("en", "ar")
 LANG_COOKIE = "samia_lang"
+CHOSEN_COOKIE = "samia_consent"  # set once a visitor answered the privacy banner
 TZ_COOKIE = "samia_tz"
 
 
@@ -121,6 +122,8 @@ def render(request: Request, template: str, *, status: int = 200, role: str | No
         "money": lambda minor, cur: money(minor, cur, lang), "when": when, "zone": zone.key,
         "loc": lambda row, name: localized(row, name, lang),
         "form": {}, "errors": {}, "nav_items": nav.items(role, signed_in(request)),
+        # signed-in people set their choices on /account/privacy; visitors are asked once
+        "ask_consent": not signed_in(request) and CHOSEN_COOKIE not in request.cookies,
     }
     base.update(context)
     html = ENV.get_template(template).render(base)
