@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from samia import db
 from samia.config import Settings
@@ -43,3 +45,10 @@ def work(settings: Settings, dsns: db.Dsns, mailer: MemoryMailer | None = None, 
     with psycopg.connect(dsns.owner) as conn:
         conn.execute("select app.defer_job('send_outbox', %s)", (json.dumps(args),))
     asyncio.run(worker.run(settings, dsns, concurrency=1, wait=False, mailer=mailer or MemoryMailer()))
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """From a routable address (the emergency call records the caller's IP)."""
+    with TestClient(app, raise_server_exceptions=False, client=("203.0.113.7", 50000)) as c:
+        yield c
