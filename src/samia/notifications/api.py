@@ -135,8 +135,7 @@ class SuppressionIn(Input):
 
 
 SUPPRESSION_PROBE = Probe("insert into suppressions (channel, address_hash, reason) "
-                          "values ('sms', repeat('0', 64), 'manual') on conflict do nothing returning 1 "
-                          "union all select 1 from suppressions where address_hash = repeat('0', 64)")
+                          "values ('sms', repeat('0', 64), 'manual')")
 
 
 @router.post("/admin/suppressions")
