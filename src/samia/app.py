@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.jobs.api import router as jobs_router
     from samia.media.api import router as media_router
     from samia.moderation.api import router as moderation_router
+    from samia.notifications.api import router as notifications_router
     from samia.ops.api import router as ops_router
     from samia.ops.flags import router as flags_router
     from samia.ops.incidents import router as incidents_router
@@ -124,7 +125,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
-                   catalogue_router, privacy_router, analytics_router):
+                   catalogue_router, privacy_router, analytics_router, notifications_router):
         app.include_router(router)
     from samia.web import install as install_web
 

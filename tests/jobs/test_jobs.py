@@ -166,7 +166,7 @@ def test_every_email_the_database_queues_has_a_template() -> None:
     import re
     from pathlib import Path
 
-    from samia.notifications.outbox import TEMPLATES
+    from samia.notifications.templates import EN as TEMPLATES
 
     sql = "\n".join(p.read_text() for p in Path(tasks.__file__).parents[1].glob("*/*.sql"))  # schema/, migrations/
     queued = set(re.findall(r"'email', '([a-z_]+)', jsonb_build_object", sql))

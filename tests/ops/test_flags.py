@@ -51,4 +51,7 @@ def test_seed_flags_have_their_defaults(api) -> None:
     switched nothing (backend.flatTables, calls.video, ui.rtlRefine) are gone."""
     flags = dict(api.sql("select key, enabled from feature_flags"))
     assert flags == {"feature.tarotV2": True, "feature.readerInstant": True, "feature.emergencyExtension": True,
-                     "feature.dailyZodiac": True, "billing.emergencyProgressivePricing": False}
+                     "feature.dailyZodiac": True, "billing.emergencyProgressivePricing": False,
+                     # issue 12: one kill switch per messaging stream
+                     **{f"messaging.{s}": True for s in ("campaigns", "email", "webpush", "fcm", "apns", "sms",
+                                                         "whatsapp")}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -19,6 +19,7 @@ from procrastinate.jobs import Job
 from psycopg_pool import AsyncConnectionPool
 
 from samia.config import Settings
+from samia.core.breaker import Breaker
 from samia.core.ports import Mailer
 from samia.notifications.outbox import dispatch_pending
 
@@ -59,6 +60,7 @@ class Resources:
     settings: Settings
     pool: AsyncConnectionPool
     mailer: Mailer
+    breakers: dict[str, Breaker] = field(default_factory=dict)  # per process, like the API's
 
 
 def resources(context: JobContext) -> Resources:
@@ -80,9 +82,10 @@ async def system_tx(res: Resources, actor: str, sql: str, params: Any = None) ->
 
 @app.periodic(cron="* * * * *", periodic_id="send_outbox")
 @app.task(name="send_outbox", pass_context=True, retry=RETRY)
-async def send_outbox(context: JobContext, timestamp: int | None = None) -> int:
-    """Deliver pending notifications (rows are claimed with SKIP LOCKED, each commits alone)."""
-    return await dispatch_pending(resources(context))
+async def send_outbox(context: JobContext, timestamp: int | None = None, at: str | None = None) -> int:
+    """Fan pending notifications out to each recipient's channels and send what is due
+    (claims under SKIP LOCKED, committed before the provider call: at most once)."""
+    return await dispatch_pending(resources(context), limit=5000, at=dt.datetime.fromisoformat(at) if at else None)
 
 
 @app.periodic(cron="17 3 * * *", periodic_id="purge_old")

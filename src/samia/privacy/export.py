@@ -59,6 +59,10 @@ PARTY: dict[str, sql.SQL] = {
     "quiet_hours": sql.SQL("t.user_id = %(me)s"),
     "idempotency_keys": sql.SQL("t.user_id = %(me)s"),
     "personalization_opt_outs": sql.SQL("t.user_id = %(me)s"),
+    "notification_sends": sql.SQL("t.recipient_id = %(me)s"),
+    "devices": sql.SQL("t.user_id = %(me)s"),
+    "consents": sql.SQL("t.user_id = %(me)s"),
+    "notification_prefs": sql.SQL("t.user_id = %(me)s"),
 }
 
 # How a row is written: to_jsonb of the row, except where the person may not read every column
@@ -74,6 +78,8 @@ ROW: dict[str, sql.Composable] = {
     # a review of a reader is about them; who wrote it is not theirs to have
     "reviews": sql.SQL("case when t.client_id = %(me)s then to_jsonb(t) else to_jsonb(t) - 'client_id' end"),
     "bookings": sql.SQL("case when t.client_id = %(me)s then to_jsonb(t) else to_jsonb(t) - 'cancel_reason' end"),
+    # a device's push token or subscription keys are credentials to reach it, not data about the person
+    "devices": sql.SQL("to_jsonb(t) - 'address'"),
 }
 
 ORDER_BY: dict[str, sql.SQL] = {
@@ -81,6 +87,7 @@ ORDER_BY: dict[str, sql.SQL] = {
     "tarot_v2_card_selections": sql.SQL("t.reading_id, t.card_position"), "quiet_hours": sql.SQL("t.user_id"),
     "reader_profiles": sql.SQL("t.reader_id"), "idempotency_keys": sql.SQL("t.created_at, t.key"),
     "personalization_opt_outs": sql.SQL("t.user_id"),
+    "consents": sql.SQL("t.channel"), "notification_prefs": sql.SQL("t.user_id"),
 }
 
 

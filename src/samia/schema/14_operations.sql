@@ -108,18 +108,6 @@ drop policy if exists provider_toggles_admin on public.provider_toggles;
 create policy provider_toggles_admin on public.provider_toggles for update to authenticated
   using ((select app.is_admin())) with check ((select app.is_admin()));
 
-create or replace function app.in_quiet_hours(p_user uuid, p_at timestamptz) returns timestamptz
-language sql stable security definer set search_path = '' as $$
-  -- the end of the quiet period p_at falls in, or null when it is not quiet
-  select case
-    when q.starts < q.ends and local_t >= q.starts and local_t < q.ends
-      then ((p_at at time zone q.tz)::date + q.ends) at time zone q.tz
-    when q.starts > q.ends and (local_t >= q.starts or local_t < q.ends)
-      then ((p_at at time zone q.tz)::date + case when local_t >= q.starts then 1 else 0 end + q.ends) at time zone q.tz
-  end
-  from public.quiet_hours q, lateral (select (p_at at time zone q.tz)::time as local_t) l
-  where q.user_id = p_user
-$$;
 
 -- Page one level: the rota's people on call now, or everyone with the level's role.
 create or replace function app.incident_page(p_incident bigint, p_level smallint, p_at timestamptz) returns integer
@@ -387,7 +375,7 @@ $$;
 
 revoke all on function app.incident_open(text, text, text, text, text[], text), app.incident_page(bigint, smallint, timestamptz),
   app.incident_escalate(timestamptz), app.incident_ack(bigint), app.incident_status(bigint, text, text),
-  app.in_quiet_hours(uuid, timestamptz), app.provider_use(text, boolean), app.provider_within_budget(text) from public;
+  app.provider_use(text, boolean), app.provider_within_budget(text) from public;
 revoke all on function app.incident_declare(text, text, text[], text),
   app.incident_alert(text, text, text, text, text[], text) from public;
 grant execute on function app.incident_declare(text, text, text[], text), app.incident_ack(bigint),
@@ -437,7 +425,7 @@ grant select, insert, update, delete on public.quiet_hours to authenticated;
 
 drop policy if exists quiet_hours_own on public.quiet_hours;
 create policy quiet_hours_own on public.quiet_hours for all to authenticated
-  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()) and (select app.is_staff()));
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));  -- every user (issue 12)
 
 grant select on public.provider_usage, public.provider_budgets to authenticated;
 grant insert, update on public.provider_budgets to authenticated;

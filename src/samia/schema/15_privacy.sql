@@ -480,6 +480,15 @@ begin
   delete from public.reading_drafts where author_id = p_user;
   perform app.analytics_forget(p_user);
   delete from public.cookie_consents where user_id = p_user;
+  -- messaging: sends (theirs, and those of their outbox rows), devices, consents, prefs; a
+  -- suppression stays (it holds a hash, no address, and must outlive the account)
+  delete from public.notification_sends s using public.notification_outbox o
+   where s.outbox_id = o.id and o.recipient_id = p_user;
+  delete from public.notification_sends where recipient_id = p_user;
+  delete from public.devices where user_id = p_user;
+  delete from public.consents where user_id = p_user;
+  delete from public.notification_prefs where user_id = p_user;
+  update public.campaigns set created_by = null where created_by = p_user;
   delete from public.notification_outbox where recipient_id = p_user;
   delete from public.idempotency_keys where user_id = p_user;
   delete from public.favourites where p_user in (client_id, reader_id);

@@ -1,0 +1,329 @@
+"""Messaging routes: a user's devices, consents and sends; admins' suppressions, dead letter
+and campaigns; the signed webhooks of Twilio (inbound STOP/START/HELP, delivery status) and
+of Amazon SES through SNS (bounces, complaints, deliveries). Rules live in
+schema/13_notifications.sql; the engine in outbox.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+from psycopg.rows import dict_row
+from pydantic import Field, field_validator
+
+from samia.core.access import ADMIN_PROBE, ADMINS, AUTHENTICATED, PUBLIC, Ctx, Probe, allow
+from samia.core.models import Input
+from samia.core.problems import AppError, not_found
+from samia.providers.push import WebPushSubscription
+from samia.providers.ses import make_sns_verifier, parse_ses
+from samia.providers.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, parse_inbound, parse_status, verify_twilio
+
+router = APIRouter(tags=["notifications"])
+
+ConsentChannel = Literal["email", "push", "sms", "whatsapp"]
+SES_PATH = "/webhooks/ses"
+CAMPAIGN_PROBE = ADMIN_PROBE
+
+
+# ─── a user's own ────────────────────────────────────────────────────────────────────────
+class DeviceIn(Input):
+    kind: Literal["webpush", "fcm", "apns"]
+    # Web Push: the browser's PushSubscription.toJSON(); FCM / APNs: the device token
+    subscription: dict[str, Any] | None = None
+    token: Annotated[str, Field(min_length=8, max_length=4096)] | None = None
+    label: Annotated[str, Field(max_length=100)] | None = None
+
+
+@router.post("/me/devices", status_code=status.HTTP_201_CREATED)
+async def add_device(body: DeviceIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """Register a web-push subscription, FCM token or APNs token for the caller."""
+    address = _device_address(ctx, body)
+    cur = await ctx.conn.execute("select app.register_device(%s, %s, %s)", (body.kind, address, body.label))
+    row = await cur.fetchone()
+    assert row is not None
+    assert row[0] is not None
+    return {"id": row[0], "kind": body.kind, "label": body.label}
+
+
+def _device_address(ctx: Ctx, body: DeviceIn) -> str:
+    if body.kind == "webpush":
+        if body.subscription is None:
+            raise AppError(422, "validation_error", "a web-push device needs its subscription")
+        try:
+            sub = WebPushSubscription.parse(body.subscription,
+                                            host_pattern=ctx.platform.settings.webpush_endpoint_host_pattern)
+        except ValueError as e:
+            raise AppError(422, "validation_error", str(e)) from e
+        return sub.address()
+    token = body.token or ""
+    pattern = r"[0-9a-fA-F]{64,200}" if body.kind == "apns" else r"[A-Za-z0-9_:\-.]{8,4096}"
+    if not re.fullmatch(pattern, token):
+        raise AppError(422, "validation_error", f"a {body.kind} device needs its token")
+    return token
+
+
+@router.delete("/me/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def remove_device(device_id: Annotated[int, Field(ge=1, le=2**63 - 1)],
+                        ctx: Ctx = allow(AUTHENTICATED)) -> Response:
+    cur = await ctx.conn.execute("delete from devices where id = %s and user_id = auth.uid() returning id",
+                                 (device_id,))
+    if await cur.fetchone() is None:
+        raise not_found("device")
+    return Response(status_code=204)
+
+
+class ConsentIn(Input):
+    channel: ConsentChannel
+
+
+async def _consent(ctx: Ctx, channel: str, opted_in: bool) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        insert into consents (user_id, channel, opted_in, lawful_basis, source) values (auth.uid(), %s, %s, 'consent',
+               'api')
+        on conflict (user_id, channel) do update set opted_in = excluded.opted_in, lawful_basis = 'consent',
+               source = 'api', at = now()
+        returning channel, opted_in, lawful_basis, source, at""", (channel, opted_in))
+    row = await cur.fetchone()
+    assert row is not None
+    await ctx.conn.execute("select app.audit(%s, 'consent', %s)",
+                           ("messaging.opt_in" if opted_in else "messaging.opt_out", channel))
+    return row
+
+
+@router.post("/me/notifications/opt-in")
+async def opt_in(body: ConsentIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """Marketing on this channel (and, for SMS/WhatsApp, everyday messages too). A carrier
+    STOP is lifted only by replying START, as the carriers require."""
+    return await _consent(ctx, body.channel, True)
+
+
+@router.post("/me/notifications/opt-out")
+async def opt_out(body: ConsentIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """Applies to the next send: queued marketing is re-checked when it goes."""
+    return await _consent(ctx, body.channel, False)
+
+
+@router.get("/me/notifications")
+async def my_notifications(limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                           ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+    """The caller's last sends (newest first), consents, devices and quiet hours."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, channel, template, state, attempts, created_at, sent_at from notification_sends "
+                      "where recipient_id = auth.uid() order by id desc limit %s", (limit,))
+    sends = await cur.fetchall()
+    await cur.execute("select channel, opted_in, lawful_basis, source, at from consents where user_id = auth.uid() "
+                      "order by channel")
+    consents = await cur.fetchall()
+    await cur.execute("select id, kind, label, created_at from devices where user_id = auth.uid() order by id")
+    devices = await cur.fetchall()
+    await cur.execute("select starts, ends, tz from quiet_hours where user_id = auth.uid()")
+    quiet = await cur.fetchone()
+    return {"sends": sends, "consents": consents, "devices": devices, "quiet_hours": quiet}
+
+
+# ─── admins ──────────────────────────────────────────────────────────────────────────────
+class SuppressionIn(Input):
+    action: Literal["add", "remove"]
+    channel: Literal["email", "sms", "whatsapp"]
+    address: Annotated[str, Field(min_length=3, max_length=320)]
+    note: Annotated[str, Field(max_length=300)] | None = None
+
+
+SUPPRESSION_PROBE = Probe("insert into suppressions (channel, address_hash, reason) "
+                          "values ('sms', repeat('0', 64), 'manual')")
+
+
+@router.post("/admin/suppressions")
+async def suppression(body: SuppressionIn, ctx: Ctx = allow(*ADMINS, probe=SUPPRESSION_PROBE)) -> dict[str, Any]:
+    """Add a manual suppression, or remove one (an override of a bounce or complaint too);
+    audited without the address (suppressions are keyed by its hash)."""
+    address = body.address.strip().lower() if body.channel == "email" else body.address.strip()
+    if body.action == "add":
+        cur = await ctx.conn.execute(
+            "insert into suppressions (channel, address_hash, reason, note, created_by) "
+            "values (%s, app.address_hash(%s), 'manual', %s, auth.uid()) on conflict do nothing returning id",
+            (body.channel, address, body.note))
+    else:
+        cur = await ctx.conn.execute("delete from suppressions where channel = %s and address_hash = "
+                                     "app.address_hash(%s) returning id", (body.channel, address))
+    changed = await cur.fetchone() is not None
+    await ctx.conn.execute("select app.audit(%s, 'suppression', %s, %s)",
+                           (f"messaging.suppression_{body.action}", body.channel,
+                            json.dumps({"changed": changed, "note": body.note is not None})))
+    return {"action": body.action, "channel": body.channel, "changed": changed}
+
+
+@router.get("/admin/notifications/dead-letter")
+async def dead_letter(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                      ctx: Ctx = allow(*ADMINS, probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
+    """Sends that will not be tried again (N failed tries, a permanent refusal, or an outcome
+    lost with a worker): what, to whom (an id), why."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, recipient_id::text, channel, template, attempts, error, updated_at "
+                      "from notification_sends where dead_letter order by id desc limit %s", (limit,))
+    return await cur.fetchall()
+
+
+class Audience(Input):
+    roles: list[Literal["client", "reader", "monitor", "admin", "superadmin"]] | None = None
+    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = None
+    languages: list[Literal["en", "ar"]] | None = None
+    zodiac: list[Annotated[str, Field(max_length=20)]] | None = None
+    segment: Literal["listened_7d"] | None = None
+
+
+class CampaignIn(Input):
+    name: Annotated[str, Field(min_length=3, max_length=120)]
+    channel: ConsentChannel
+    audience: Audience = Audience()
+    title_en: Annotated[str, Field(min_length=1, max_length=200)]
+    body_en: Annotated[str, Field(min_length=1, max_length=2000)]
+    title_ar: Annotated[str, Field(min_length=1, max_length=200)]
+    body_ar: Annotated[str, Field(min_length=1, max_length=2000)]
+    send_on: dt.date
+    local_time: dt.time
+
+    @field_validator("local_time")
+    @classmethod
+    def _naive(cls, v: dt.time) -> dt.time:
+        if v.tzinfo is not None:
+            raise ValueError("a local time of day, without an offset")
+        return v
+
+
+@router.post("/admin/campaigns", status_code=status.HTTP_201_CREATED)
+async def create_campaign(body: CampaignIn, ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
+    """A draft: audience by role, country, language, zodiac sign and engagement segment; one
+    channel; the text in English and Arabic; the send time in each recipient's local time."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        insert into campaigns (name, channel, audience, title_en, body_en, title_ar, body_ar, send_on, local_time,
+                               created_by)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, auth.uid())
+        returning id, name, channel, audience, send_on, local_time, status""",
+                      (body.name, body.channel, json.dumps(body.audience.model_dump(exclude_none=True)),
+                       body.title_en, body.body_en, body.title_ar, body.body_ar, body.send_on, body.local_time))
+    row = await cur.fetchone()
+    assert row is not None
+    await ctx.conn.execute("select app.audit('campaign.created', 'campaign', %s)", (str(row["id"]),))
+    return row
+
+
+CampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+@router.post("/admin/campaigns/{campaign_id}/schedule")
+async def schedule_campaign(campaign_id: CampaignId,
+                            ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
+    """Computes the time-zone cohorts and queues each recipient's send at their local time.
+    Idempotent: scheduling again answers the same cohorts and queues nothing."""
+    cur = await ctx.conn.execute("select app.flag_on('messaging.campaigns')")
+    if not (await cur.fetchone() or [False])[0]:
+        raise AppError(503, "feature_disabled", "campaigns are switched off (flag messaging.campaigns)",
+                       extra={"flag": "messaging.campaigns"})
+    await ctx.conn.execute("select app.schedule_campaign(%s)", (campaign_id,))
+    return await _campaign(ctx, campaign_id)
+
+
+async def _campaign(ctx: Ctx, campaign_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, name, channel, status, send_on, local_time, scheduled_at from campaigns "
+                      "where id = %s", (campaign_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("campaign")
+    await cur.execute("select tz, send_at, recipients from campaign_cohorts where campaign_id = %s "
+                      "order by send_at, tz", (campaign_id,))
+    row["cohorts"] = await cur.fetchall()
+    return row
+
+
+@router.get("/admin/campaigns/{campaign_id}/stats")
+async def campaign_stats(campaign_id: CampaignId, ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
+    """Sends, delivered, opened, clicked, bounced, failed, cancelled, and opted out since."""
+    out = await _campaign(ctx, campaign_id)
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select * from app.campaign_stats(%s)", (campaign_id,))
+    out["stats"] = await cur.fetchone()
+    return out
+
+
+# ─── provider webhooks ───────────────────────────────────────────────────────────────────
+def _twilio_params(ctx: Ctx, request: Request, form: dict[str, str]) -> None:
+    query = f"?{request.url.query}" if request.url.query else ""
+    url = ctx.platform.settings.public_base_url.rstrip("/") + request.url.path + query
+    verify_twilio(ctx.platform.settings, url, form, request.headers.get("x-twilio-signature"))
+
+
+@router.post(INBOUND_PATH, response_class=Response,
+             responses={200: {"content": {"application/xml": {}}, "description": "TwiML"}})
+async def twilio_inbound(request: Request, ctx: Ctx = allow(PUBLIC, db_role="samia_messaging")) -> Response:
+    """Inbound SMS/WhatsApp (X-Twilio-Signature verified): STOP suppresses the number at once,
+    START lifts it, HELP answers with where to get help. A forged request is 403 and changes
+    nothing."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    _twilio_params(ctx, request, form)
+    msg = parse_inbound(form)
+    reply = ""
+    if msg.action in ("opt_out", "opt_in"):
+        await ctx.conn.execute("select app.sms_keyword(%s, %s, %s)", (msg.channel, msg.sender, msg.action))
+    elif msg.action == "help":
+        reply = ("<Message>Samia Tarot: help at support@samia-tarot.com. Reply STOP to unsubscribe. "
+                 "للمساعدة راسلنا. أرسل STOP لإلغاء الاشتراك.</Message>")
+    return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response>{reply}</Response>',
+                    media_type="application/xml")
+
+
+@router.post(STATUS_CALLBACK_PATH, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def twilio_status(request: Request, ctx: Ctx = allow(PUBLIC, db_role="samia_messaging")) -> Response:
+    """Twilio's delivery status callback (signed): the send's state moves forward; a number
+    that is gone for good is suppressed."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    _twilio_params(ctx, request, form)
+    update = parse_status(form, dict(request.query_params))
+    if update.state is None:
+        return Response(status_code=204)
+    channel = "whatsapp" if form.get("To", "").startswith("whatsapp:") else "sms"
+    key = _uuid(update.send_key)
+    await ctx.conn.execute("select app.delivery_report(%s, %s, %s, %s, %s, %s)",
+                           (channel, key, update.provider_ref or None, update.state,
+                            form.get("To", "").removeprefix("whatsapp:") or None, "stop" if update.gone else None))
+    return Response(status_code=204)
+
+
+@router.post(SES_PATH, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def ses_feedback(request: Request, ctx: Ctx = allow(PUBLIC, db_role="samia_messaging")) -> Response:
+    """Amazon SES bounce, complaint and delivery notifications through SNS (signature, signing
+    certificate host and topic verified; forged → 403, nothing changes). Hard bounces and
+    complaints suppress the address."""
+    verifier = make_sns_verifier(ctx.platform.settings)
+    try:
+        msg = await verifier.verify(await request.body())
+        if msg.type == "SubscriptionConfirmation":
+            await verifier.confirm(msg)
+            return Response(status_code=204)
+    finally:
+        await verifier.aclose()
+    if msg.type != "Notification":
+        return Response(status_code=204)
+    for f in parse_ses(msg.message):
+        state = {"hard_bounce": "bounced", "complaint": "bounced", "delivered": "delivered"}.get(f.kind)
+        if state is None:
+            continue  # a soft bounce: SES retries by itself
+        key = _uuid((f.message_id_header or "").strip("<>").partition("@")[0])
+        await ctx.conn.execute("select app.delivery_report('email', %s, %s, %s, %s, %s)",
+                               (key, f.provider_message_id, state, f.address,
+                                f.kind if f.kind in ("hard_bounce", "complaint") else None))
+    return Response(status_code=204)
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
