@@ -78,7 +78,7 @@ async def quiet_hours(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=T
         return see_other("/account/notifications?saved=quiet")
     bad = {name: "invalid_time" for name in ("starts", "ends") if not TIME.match(form.get(name, ""))}
     if form.get("tz") not in ZONES:
-        bad["tz"] = "invalid_zone"
+        bad["tz"] = "zone_not_listed"
     if not bad and form["starts"] == form["ends"]:
         bad["ends"] = "same_time"
     if bad:
