@@ -119,8 +119,9 @@ def login(url: str, email: str, password: str) -> str:
 
 @contextmanager
 def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:from_env",
-          server: str = "uvicorn") -> Iterator[str]:
-    """The app in its own process group on a loopback port, until the block ends."""
+          server: str = "uvicorn", pids: list[int] | None = None, src: Path | None = None) -> Iterator[str]:
+    """The app in its own process group on a loopback port, until the block ends (its
+    process id is appended to `pids`: with one worker, the process serving requests)."""
     port = free_port()
     if server == "granian":
         cmd = [str(ROOT / ".venv/bin/granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1",
@@ -128,9 +129,11 @@ def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:fr
     else:
         cmd = [str(ROOT / ".venv/bin/uvicorn"), factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'bench'}"},
+    proc = subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONPATH": f"{src or ROOT / 'src'}:{ROOT / 'bench'}"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         for _ in range(300):
             try:
@@ -148,6 +151,13 @@ def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:fr
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of one process (with uvicorn --workers 1, the serving one)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def row(name: str, r: dict[str, float]) -> str:
