@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -59,7 +60,9 @@ class Bouncer:
     def dsn(self, dbname: str, user: str = "authenticator") -> str:
         return make_conninfo("", host="127.0.0.1", port=self.port, dbname=dbname, user=user)
 
-    def start(self) -> Bouncer:
+    def start(self, config: str | None = None, userlist: str | None = None) -> Bouncer:
+        """Start on a free loopback port, with our transaction-pooling config or `config` (whose
+        `listen_port` is then set to that port)."""
         exe = binary()
         if exe is None:
             raise RuntimeError("pgbouncer not found: scripts/setup.sh installs Debian's pgbouncer")
@@ -68,9 +71,13 @@ class Bouncer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
-        (self.work / "pgbouncer.ini").write_text(CONF.format(host=host, port=params.get("port", 5432),
-                                                             listen=self.port, work=self.work, size=self.size))
-        (self.work / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in self.users))
+        if config is None:
+            config = CONF.format(host=host, port=params.get("port", 5432), listen=self.port, work=self.work,
+                                 size=self.size)
+        else:
+            config = re.sub(r"(?m)^listen_port = .*$", f"listen_port = {self.port}", config)
+        (self.work / "pgbouncer.ini").write_text(config)
+        (self.work / "userlist.txt").write_text(userlist or "".join(f'"{u}" ""\n' for u in self.users))
         cmd = [exe, str(self.work / "pgbouncer.ini")]
         if os.geteuid() == 0:  # as whoever owns the server's socket directory (postgres)
             owner = pwd.getpwuid(os.stat(host).st_uid).pw_name if host.startswith("/") else "postgres"
