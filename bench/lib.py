@@ -55,8 +55,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wrk(url: str, method: str = "GET", token: str | None = None, body: str | None = None, *, seconds: int,
-        clients: int, extra: str = "", rate: float | None = None, busy_ms: float = 0) -> dict[str, float]:
+def wrk(url: str, method: str = "GET", token: str | None = None, body: str | None = None, seconds: int = 10,
+        clients: int = 8, extra: str = "", rate: float | None = None, busy_ms: float = 0) -> dict[str, float]:
     """Closed-loop load (as fast as `clients` connections go), or paced to about `rate` req/s:
     each connection waits so that its wait plus `busy_ms` (the expected response time) makes
     one request per clients/rate seconds."""
