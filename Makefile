@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
-.PHONY: run test check lint bench setup
+.PHONY: run test check lint bench soak setup
 
 setup:
 	@scripts/setup.sh
@@ -23,3 +23,8 @@ bench: setup
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/audit.py
 	.venv/bin/python bench/analytics.py
+
+# a few minutes of mixed traffic through PgBouncer, two API processes and a worker (loopback only)
+soak: setup
+	@scripts/setup.sh wrk pgbouncer
+	.venv/bin/python bench/soak.py --minutes $${SOAK_MINUTES:-3}

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import free_port, pgbench, row, wrk  # noqa: E402
+from lib import free_port, pgbench, row, wrk  # noqa: E402
 
 from samia import db  # noqa: E402
 from samia.cli import create_user  # noqa: E402

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import pgbench  # noqa: E402
+from lib import pgbench  # noqa: E402
 
 from samia import db  # noqa: E402
 from samia.db import migrate  # noqa: E402

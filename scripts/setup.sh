@@ -26,6 +26,8 @@ fi
 command -v ffprobe >/dev/null || apt_install ffmpeg
 command -v promtool >/dev/null || apt_install prometheus
 command -v pgbackrest >/dev/null || apt_install pgbackrest
+# PgBouncer: the transaction pooler of the production topology (tests/pooler, bench, soak)
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
 # the web app's browser tests drive Debian's Chromium (no browser download); Noto gives the
 # Arabic glyphs of the screenshots
 command -v chromium >/dev/null || apt_install chromium

@@ -19,6 +19,7 @@ from samia.core import logging as app_logging
 from samia.core.middleware import RequestContext
 from samia.core.platform import Platform
 from samia.core.ports import Mailer, SmsSink
+from samia.core.routing import index_routers
 from samia.core.tokens import Passwords
 from samia.payments.processors import make_processor
 from samia.providers.email import MailboxMailer
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.web import install as install_web
 
     install_web(app)  # the client's pages, static files and page-aware errors
+    index_routers(app)  # skip feature routers that cannot match the path (core/routing.py)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
                        metrics=platform.metrics)
     return app

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(10, alias="DB_POOL_MAX")
     # Behind a transaction pooler (PgBouncer/Supavisor) server-side prepares must be off.
     db_transaction_pooler: bool = Field(False, alias="DB_TRANSACTION_POOLER")
+    # The job queue's session connection (procrastinate LISTEN/NOTIFY, session advisory locks, a
+    # startup `options` role): it must bypass a transaction pooler, e.g. Supabase's direct
+    # connection or PgBouncer's session port, as the authenticator login. Unset: APP_DATABASE_URL.
+    queue_database_url: str | None = Field(None, alias="QUEUE_DATABASE_URL")
 
     secret_key: SecretStr = Field(alias="SECRET_KEY", min_length=32)
     supabase_jwt_secret: SecretStr | None = Field(None, alias="SUPABASE_JWT_SECRET")

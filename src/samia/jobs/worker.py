@@ -21,7 +21,8 @@ async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: 
                                kwargs={"autocommit": False}, open=False, name="worker")
     await pool.open(wait=True)
     res = Resources(settings=settings, pool=pool, mailer=mailer or MailboxMailer(settings.data_dir / "mail"))
-    QUEUE["dsn"] = make_conninfo(dsns.app)
+    # the queue listens and locks per session: never through a transaction pooler
+    QUEUE["dsn"] = make_conninfo(settings.queue_database_url or dsns.app)
     try:
         async with app.open_async():
             # asked to stop, a worker gives running jobs STOP_GRACE seconds, then aborts them: every
