@@ -44,6 +44,9 @@ CONSENT_PROBE = Probe(
 # what raising the siren rests on (API and the emergency button)
 EMERGENCY_PROBE = Probe("select 1 from profiles where id = auth.uid() and role_id = 5")
 
+# what answering the siren rests on (API and the reader's ringing overlay)
+ANSWER_PROBE = Probe("insert into reader_status (reader_id, available) values (auth.uid(), true)")
+
 CALL_COLS = sql.SQL("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
                     "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
 
@@ -159,3 +162,58 @@ async def connect(ctx: Ctx, call_id: int) -> dict[str, Any]:
         ref = await voice.connect(call_id, legs)
     await record_event(ctx, call_id, "ringing", None, None, None, ref)
     return await fetch_call(ctx.conn, call_id)
+
+
+async def open_emergencies(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Sirens still sounding, oldest first, with their escalation trace (staff see the trace;
+    a reader sees the ringing requests only, which is what the ringing overlay needs)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("""select {}, array(select e.event || '@' || e.level from emergency_events e
+                                          where e.request_id = r.id order by e.id) as trace
+                                    from emergency_requests r where status = 'ringing' order by created_at"""
+                              ).format(EMERGENCY_COLS))
+    return await cur.fetchall()
+
+
+async def _siren_raised_at(ctx: Ctx, request_id: int) -> dt.datetime | None:
+    cur = await ctx.conn.execute("select created_at from emergency_requests where id = %s", (request_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _siren_answered(ctx: Ctx, raised: dt.datetime | None) -> None:
+    if raised is not None:
+        ctx.platform.metrics.siren_answer.observe((dt.datetime.now(dt.UTC) - raised).total_seconds())
+
+
+async def answer_emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
+    """A reader takes the siren: the call is created and dialled. A siren already answered or
+    acknowledged answers 409."""
+    raised = await _siren_raised_at(ctx, request_id)
+    cur = await ctx.conn.execute("select app.answer_emergency(%s)", (request_id,))
+    call_id = (await cur.fetchone())[0]  # type: ignore[index]
+    _siren_answered(ctx, raised)
+    return await connect(ctx, call_id)
+
+
+async def acknowledge_emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
+    """Staff acknowledge the siren: its escalation stops."""
+    raised = await _siren_raised_at(ctx, request_id)
+    await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
+    _siren_answered(ctx, raised)
+    return await fetch_emergency(ctx.conn, request_id)
+
+
+async def emergency_board(conn: AsyncConnection, hours: int = 24) -> list[dict[str, Any]]:
+    """The staff's emergency board: sirens still sounding first, then those closed in the last
+    `hours`, each with its escalation trace (event, level, when, who)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("""select {}, r.note, coalesce((select jsonb_agg(jsonb_build_object(
+                                     'event', e.event, 'level', e.level, 'at', e.recorded_at,
+                                     'actor', e.actor::text) order by e.id)
+                                   from emergency_events e where e.request_id = r.id), '[]') as trace
+                                   from emergency_requests r
+                                  where r.status = 'ringing' or r.closed_at > now() - make_interval(hours => %s)
+                                  order by r.status = 'ringing' desc, r.created_at desc limit 100"""
+                              ).format(EMERGENCY_COLS), (hours,))
+    return await cur.fetchall()

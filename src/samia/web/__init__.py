@@ -15,9 +15,22 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from samia.web import account, booking, errors, orders, privacy, storefront, wallet
+    from samia.web import (
+        account,
+        booking,
+        errors,
+        monitor_console,
+        orders,
+        privacy,
+        reader_console,
+        staff_home,
+        storefront,
+        wallet,
+    )
 
     for module in (storefront, account, wallet, orders, booking, privacy):
+        app.include_router(module.router)
+    for module in (staff_home, reader_console, monitor_console):   # the reader's and monitor's consoles
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH
