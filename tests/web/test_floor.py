@@ -275,7 +275,8 @@ def test_emergency_rings_on_the_reader_console_and_the_board_shows_the_trace(
     reader.page.wait_for_url(f"**/staff/emergency/{request_id}/answer")
     assert reader.page.locator("h1").count() == 1
     reader.check("reader-answered")
-    assert api.sql("select status from emergency_requests where id = %s", (request_id,))[0][0] == "answered"
+    status, call_id = api.sql("select status, call_id from emergency_requests where id = %s", (request_id,))[0]
+    assert status == "answered" and call_id
 
     monitor = browse(lang)
     log_in(monitor, people["monitor"])
@@ -286,6 +287,7 @@ def test_emergency_rings_on_the_reader_console_and_the_board_shows_the_trace(
     assert card.locator(".trace li").last.locator(".trace-event").inner_text() == (
         "Answered by a reader" if lang == "en" else "أجاب قارئ")
     monitor.check("monitor-emergency")
+    ok(client.post(f"/calls/{call_id}/hangup", headers=people["reader"].h))   # free the reader again
 
 
 def test_forbidden_paths_and_forged_posts(browse: Any, api: Api, client: TestClient, people: dict[str, User],

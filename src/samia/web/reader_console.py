@@ -123,6 +123,11 @@ async def answer(request_id: Id, request: Request,
     call: dict[str, Any] | None
     call, refusal = await attempt(ctx.conn, lambda: calls.answer_emergency(ctx, request_id))
     if refusal or call is None:
-        # another reader was faster, or staff acknowledged it: say so, calmly
-        return render(request, "floor/answered.html", status=409, role=ctx.role, call=None, taken=True)
-    return render(request, "floor/answered.html", role=ctx.role, call=call, taken=False)
+        # another reader was faster or staff acknowledged it (said calmly), or this reader cannot take it
+        taken = refusal is None or refusal.code in ("conflict", "not_found")
+        t = Translator(lang_of(request))
+        reason = None if taken or refusal is None else t.maybe(f"floor.answer_error.{refusal.code}",
+                                                               t.maybe(f"error.{refusal.code}", refusal.code))
+        return render(request, "floor/answered.html", status=409, role=ctx.role, call=None, taken=taken,
+                      reason=reason)
+    return render(request, "floor/answered.html", role=ctx.role, call=call, taken=False, reason=None)
