@@ -287,7 +287,33 @@ def test_emergency_rings_on_the_reader_console_and_the_board_shows_the_trace(
     assert card.locator(".trace li").last.locator(".trace-event").inner_text() == (
         "Answered by a reader" if lang == "en" else "أجاب قارئ")
     monitor.check("monitor-emergency")
-    ok(client.post(f"/calls/{call_id}/hangup", headers=people["reader"].h))   # free the reader again
+
+    # live calls: a safety flag from the transcript (redacted), then dropping the call with confirmation
+    ok(client.post(f"/calls/{call_id}/transcript", json={"speaker": "client", "text": "call me on +96170123456, "
+                                                         "pay me directly"}, headers=people["reader"].h), 201)
+    mp = monitor.page
+    mp.click("nav a[href='/staff/calls']")
+    row = mp.locator("table.queue tbody tr").filter(has_text=f"#{call_id}")
+    assert row.count() == 1
+    monitor.check("monitor-calls")
+    mp.goto(f"/staff/calls/{call_id}/safety")
+    transcript = mp.locator(".transcript").inner_text()
+    assert "[PHONE]" in transcript and "70123456" not in mp.content()
+    monitor.check("monitor-safety")
+    mp.goto("/staff/calls")
+    row.locator("button").click()
+    mp.wait_for_selector("#confirm-drop")
+    assert api.sql("select status from calls where id = %s", (call_id,))[0][0] != "ended"   # not yet
+    monitor.check("monitor-drop-confirm")
+    mp.click("#confirm-drop")                                          # no note: refused, nothing happens
+    assert mp.locator(".error-summary").is_visible()
+    assert api.sql("select status from calls where id = %s", (call_id,))[0][0] != "ended"
+    mp.fill("#f-note", "Asked for payment outside the platform")
+    mp.click("#confirm-drop")
+    mp.wait_for_url("**/staff/calls?done=dropped")
+    status, reason = api.sql("select status, end_reason from calls where id = %s", (call_id,))[0]
+    assert (status, reason) == ("ended", "dropped_by_monitor")
+    assert len(api.audit_rows("moderation.drop_call", str(call_id))) == 1
 
 
 def test_forbidden_paths_and_forged_posts(browse: Any, api: Api, client: TestClient, people: dict[str, User],
@@ -338,3 +364,43 @@ def test_the_workspace_of_an_astrology_order_draws_the_natal_wheel(lang: str, br
     sun = table.first.inner_text()
     assert ("Taurus" if lang == "en" else "الثور") in sun
     reader.check("reader-astro")
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_monitor_claims_a_case_blocks_after_confirming_and_resolves(lang: str, browse: Any, api: Api,
+                                                                     client: TestClient,
+                                                                     people: dict[str, User]) -> None:
+    offender = off_loop(lambda: api.user("client"))
+    case = ok(client.post("/reports", json={"subject_kind": "profile", "subject_id": offender.id,
+                                            "reason": "harassment", "details": "Rude messages after the call"},
+                          headers=people["client"].h), 201)
+    monitor = browse(lang)
+    log_in(monitor, people["monitor"])
+    mp = monitor.page
+    mp.click("nav a[href='/staff/cases']")
+    item = mp.locator(f"#case-{case['id']}")
+    assert "Rude messages" in item.inner_text()
+    monitor.check("monitor-cases")
+    item.locator(f"form[action='/staff/cases/{case['id']}/claim'] button").click()
+    mp.wait_for_url("**/staff/cases?done=claimed*")
+    item = mp.locator(f"#case-{case['id']}")
+    item.locator("a[href^='/staff/block']").click()
+    mp.wait_for_url("**/staff/block?*")
+    monitor.check("monitor-block-form")
+    mp.select_option("#f-reason", "harassment")
+    mp.select_option("#f-duration", "1440")
+    mp.fill("#f-note", "Repeated insults to the reader")
+    mp.fill("#f-evidence", f"case:{case['id']}")
+    mp.click("#review-block")
+    mp.wait_for_selector("#confirm-block")
+    assert api.sql("select count(*) from user_blocks where user_id = %s", (offender.id,))[0][0] == 0   # not yet
+    monitor.check("monitor-block-confirm")
+    mp.click("#confirm-block")
+    mp.wait_for_url("**/staff/cases?done=blocked")
+    rows = api.sql("select reason, ends_at - starts_at, case_id from user_blocks where user_id = %s", (offender.id,))
+    assert len(rows) == 1 and rows[0][0] == "harassment" and rows[0][1].total_seconds() == 86400
+    assert rows[0][2] == case["id"]
+    mp.fill(f"#f-note-{case['id']}", "Blocked for a day")
+    mp.locator(f"#case-{case['id']} button[value=resolved]").click()
+    mp.wait_for_url("**/staff/cases?done=resolved")
+    assert api.sql("select status from moderation_cases where id = %s", (case["id"],))[0][0] == "resolved"

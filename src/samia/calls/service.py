@@ -217,3 +217,57 @@ async def emergency_board(conn: AsyncConnection, hours: int = 24) -> list[dict[s
                                   order by r.status = 'ringing' desc, r.created_at desc limit 100"""
                               ).format(EMERGENCY_COLS), (hours,))
     return await cur.fetchall()
+
+
+async def moderation_action(ctx: Ctx, call_id: int, action: str, reason: str | None, note: str | None) -> None:
+    await ctx.conn.execute("insert into moderation_actions (actor_id, target_kind, target_id, action, reason, "
+                           "reason_code) values (auth.uid(), 'call', %s, %s, %s, %s)",
+                           (str(call_id), action, note, reason))
+    await ctx.conn.execute("select app.audit(%s, 'call', %s, %s)",
+                           (f"moderation.{action}", str(call_id), json.dumps({"reason": reason})))
+
+
+async def drop_call(ctx: Ctx, call_id: int, note: str) -> None:
+    """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
+    call = await fetch_call(ctx.conn, call_id)
+    if call["status"] == "ended":
+        raise AppError(409, "not_live", "the call has already ended")
+    ref = await provider_ref(ctx, call_id)
+    await make_voice(ctx.platform.settings).hangup(ref)
+    await record_event(ctx, call_id, "ended", None, "dropped_by_monitor", None)
+    await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",
+                           (call_id,))
+    await moderation_action(ctx, call_id, "drop_call", None, note)
+
+
+async def live_calls(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Calls ringing or connected now (staff), oldest first, with their safety flags' count."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {}, (select count(*) from call_flags f where f.call_id = calls.id) as flags "
+                              "from calls where status in ('ringing', 'started') order by created_at limit 200"
+                              ).format(CALL_COLS))
+    return await cur.fetchall()
+
+
+async def call_safety(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
+    """A call's redacted transcript, flags and incident (staff only; the raw text is never kept)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select speaker, text_redacted, redactions, at from call_transcripts where call_id = %s "
+                      "order by id", (call_id,))
+    segments = await cur.fetchall()
+    await cur.execute("select id, category, source, score, note, created_at from call_flags where call_id = %s "
+                      "order by id", (call_id,))
+    flags = await cur.fetchall()
+    await cur.execute("select id, case_id, flags, status, opened_at from safety_incidents where call_id = %s",
+                      (call_id,))
+    return {"call_id": call_id, "segments": segments, "flags": flags, "incident": await cur.fetchone()}
+
+
+async def recent_flags(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest safety flags across calls, with the redacted segment that raised each (staff)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("""select f.id, f.call_id, f.category, f.source, f.score, f.created_at,
+                                (select t.text_redacted from call_transcripts t where t.call_id = f.call_id
+                                  order by abs(extract(epoch from t.at - f.created_at)) limit 1) as excerpt
+                           from call_flags f order by f.id desc limit %s""", (limit,))
+    return await cur.fetchall()

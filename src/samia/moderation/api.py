@@ -176,8 +176,7 @@ async def resolve(case_id: Id, body: ResolveIn, ctx: Ctx = allow(*STAFF, probe=S
 # ---- blocks ---------------------------------------------------------------------------
 
 @router.post("/monitor/block-user", status_code=status.HTTP_201_CREATED)
-async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=Probe(
-        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null)"))) -> dict[str, Any]:
+async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=service.BLOCK_PROBE)) -> dict[str, Any]:
     """Block a client or reader (admins: also monitors). Their tokens stop working on the
     next request; a block with a duration lifts itself when it ends."""
     return await service.block_user(ctx.conn, body.user_id, reason=body.reason, note=body.note,

@@ -10,7 +10,12 @@ from psycopg import AsyncConnection, sql
 from psycopg.abc import QueryNoTemplate
 from psycopg.rows import dict_row
 
+from samia.core.access import Probe
 from samia.core.problems import AppError, not_found
+
+# what blocking rests on (the API and the monitor's block page)
+BLOCK_PROBE = Probe("select app.block_user(:other, 'spam', 'probe', '[]', 60, null)")
+REASONS = ("harassment", "abuse", "fraud", "copyright", "safety", "spam", "other")
 
 CASE_COLS = sql.SQL("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, "
                     "status, claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")

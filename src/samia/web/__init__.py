@@ -19,6 +19,7 @@ def install(app: FastAPI) -> None:
         account,
         booking,
         errors,
+        monitor_cases,
         monitor_console,
         orders,
         privacy,
@@ -30,7 +31,7 @@ def install(app: FastAPI) -> None:
 
     for module in (storefront, account, wallet, orders, booking, privacy):
         app.include_router(module.router)
-    for module in (staff_home, reader_console, monitor_console):   # the reader's and monitor's consoles
+    for module in (staff_home, reader_console, monitor_console, monitor_cases):   # the staff consoles
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH

@@ -34,14 +34,15 @@ def wheel(chart: dict[str, Any]) -> dict[str, Any]:
         signs.append({"x": x, "y": y, "glyph": SIGN_GLYPHS[i], "name": SIGNS[i]})
     bodies = []
     placed: list[float] = []
-    for name, body in (chart.get("planets") or {}).items():
-        lon = float(body["longitude"])
+    planets = chart.get("planets") or {}
+    for name in sorted(planets, key=lambda n: list(BODY_GLYPHS).index(n) if n in BODY_GLYPHS else 99):
+        lon = float(planets[name]["longitude"])
         # bodies within 8° of one drawn already step inwards, so that glyphs do not overlap
         crowd = sum(1 for p in placed if min(abs(p - lon), 360 - abs(p - lon)) < 8)
         placed.append(lon)
         x, y = _point(lon, start, SIGN_RING - 16 - crowd * 15)
         tx, ty = _point(lon, start, SIGN_RING)
         bodies.append({"name": name, "glyph": BODY_GLYPHS.get(name, "•"), "x": x, "y": y, "tx": tx, "ty": ty})
-    asc = _point(start, start, OUTER + 6) if chart.get("ascendant") else None
+    asc = _point(start, start, INNER - 6) if chart.get("ascendant") else None
     return {"glyph_of": BODY_GLYPHS, "size": SIZE, "c": CENTRE, "outer": OUTER, "ring": SIGN_RING, "inner": INNER,
             "spokes": spokes, "signs": signs, "bodies": bodies, "asc": asc}

@@ -12,6 +12,7 @@ CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favour
 # the staff consoles' sections, per role
 READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", "floor.nav.queue")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
+                                  ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency")]
 ADMIN: list[tuple[str, str]] = []
 SUPERADMIN: list[tuple[str, str]] = []
