@@ -6,6 +6,7 @@ forged posts; axe-core and a screenshot of every page at 1280x800 and on a table
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 from collections.abc import Iterator
@@ -404,3 +405,56 @@ def test_monitor_claims_a_case_blocks_after_confirming_and_resolves(lang: str, b
     mp.locator(f"#case-{case['id']} button[value=resolved]").click()
     mp.wait_for_url("**/staff/cases?done=resolved")
     assert api.sql("select status from moderation_cases where id = %s", (case["id"],))[0][0] == "resolved"
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_reader_sets_hours_and_cannot_go_offline_inside_an_approved_window(lang: str, browse: Any, api: Api,
+                                                                          client: TestClient,
+                                                                          people: dict[str, User]) -> None:
+    from zoneinfo import ZoneInfo
+
+    reader = browse(lang)
+    log_in(reader, people["reader"])
+    page = reader.page
+    page.click("nav a[href='/staff/availability']")
+    reader.check("reader-availability")
+    page.fill("#f-start-1", "17:00")
+    page.fill("#f-end-1", "09:00")                      # ends before it starts: refused, nothing saved
+    page.click("#save-week")
+    assert page.locator(".error-summary").is_visible()
+    for d in range(1, 6):
+        page.fill(f"#f-start-{d}", "09:00")
+        page.fill(f"#f-end-{d}", "17:30")
+    page.fill("#f-tz", "Asia/Beirut")
+    page.click("#save-week")
+    page.wait_for_url("**/staff/availability?done=rules")
+    rules = api.sql("select weekday, to_char(start_time, 'HH24:MI'), to_char(end_time, 'HH24:MI'), tz "
+                    "from availability_rules where reader_id = %s order by weekday", (people["reader"].id,))
+    assert rules == [(d, "09:00", "17:30", "Asia/Beirut") for d in range(1, 6)]
+
+    now = dt.datetime.now(ZoneInfo("Asia/Beirut")).replace(second=0, microsecond=0)
+    tomorrow = now + dt.timedelta(days=1)
+    page.fill("#f-ex_start", tomorrow.replace(hour=10, minute=0).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#f-ex_end", tomorrow.replace(hour=12, minute=0).strftime("%Y-%m-%dT%H:%M"))
+    page.select_option("#f-kind", "block")
+    page.click("#add-exception")
+    page.wait_for_url("**/staff/availability?done=exception")
+    assert page.locator("#ex-title ~ ul.list li").count() >= 1
+
+    page.fill("#f-w_start", (now - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#f-w_end", (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    page.click("#request-window")
+    page.wait_for_url("**/staff/availability?done=window")
+    window = api.sql("select id from instant_windows where reader_id = %s and status = 'requested' "
+                     "order by id desc limit 1", (people["reader"].id,))[0][0]
+    ok(client.post(f"/admin/instant-windows/{window}/approve", json={}, headers=people["admin"].h))
+
+    page.goto("/staff/availability")
+    if page.locator("#go-online").count():
+        page.click("#go-online")
+        page.wait_for_url("**/staff/availability?done=online")
+    page.click("#go-offline")
+    refused = page.locator("#refused")
+    assert refused.is_visible()
+    assert api.sql("select available from reader_status where reader_id = %s", (people["reader"].id,))[0][0] is True
+    reader.check("reader-availability-refused")

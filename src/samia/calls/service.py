@@ -271,3 +271,51 @@ async def recent_flags(conn: AsyncConnection, limit: int = 100) -> list[dict[str
                                   order by abs(extract(epoch from t.at - f.created_at)) limit 1) as excerpt
                            from call_flags f order by f.id desc limit %s""", (limit,))
     return await cur.fetchall()
+
+
+# ---- a reader's availability for instant calls (API and the reader's availability page) ----------
+
+WINDOW_COLS = sql.SQL("id, reader_id::text, lower(during) as starts_at, upper(during) as ends_at, status, note")
+WINDOW_REQUEST_PROBE = Probe("insert into instant_windows (reader_id, during) "
+                             "values (auth.uid(), tstzrange(now(), now() + interval '1h'))")
+
+
+async def set_status(ctx: Ctx, available: bool) -> dict[str, Any]:
+    """Go available or unavailable. Inside an admin-approved instant window a reader stays
+    available unless on a call: 409 `in_instant_window` (and the attempt is logged)."""
+    if not available:
+        cur = await ctx.conn.execute("select app.in_instant_window(auth.uid()) and not app.on_live_call(auth.uid())")
+        if (await cur.fetchone())[0]:  # type: ignore[index]
+            raise AppError(409, "in_instant_window", "you are inside an approved instant window and not on a call",
+                           audit={"event": "reader.unavailable_refused"})
+    await ctx.conn.execute("insert into reader_status (reader_id, available) values (auth.uid(), %s) "
+                           "on conflict (reader_id) do update set available = excluded.available", (available,))
+    await ctx.conn.execute("select app.audit('reader.availability', 'profile', auth.uid()::text, %s)",
+                           (json.dumps({"available": available}),))
+    return {"reader_id": ctx.user_id, "available": available}
+
+
+
+async def my_status(conn: AsyncConnection) -> dict[str, Any]:
+    """The calling reader's availability now, and whether an approved instant window holds them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select coalesce((select available from reader_status where reader_id = auth.uid()), false) "
+                      "as available, app.in_instant_window(auth.uid()) as in_window, "
+                      "app.on_live_call(auth.uid()) as on_call")
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def request_window(conn: AsyncConnection, starts_at: dt.datetime, ends_at: dt.datetime) -> dict[str, Any]:
+    """Ask an admin to approve a window in which the caller takes instant calls."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(%s, %s)) "
+                              "returning {}").format(WINDOW_COLS), (starts_at, ends_at))
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def my_windows(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The caller's instant windows that have not ended, soonest first."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from instant_windows where reader_id = auth.uid() and upper(during) > now() "
+                              "order by lower(during) limit 50").format(WINDOW_COLS))
+    return await cur.fetchall()

@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
         monitor_console,
         orders,
         privacy,
+        reader_availability,
         reader_console,
         staff_home,
         storefront,
@@ -31,7 +32,8 @@ def install(app: FastAPI) -> None:
 
     for module in (storefront, account, wallet, orders, booking, privacy):
         app.include_router(module.router)
-    for module in (staff_home, reader_console, monitor_console, monitor_cases):   # the staff consoles
+    # the staff consoles
+    for module in (staff_home, reader_console, reader_availability, monitor_console, monitor_cases):
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH

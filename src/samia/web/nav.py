@@ -10,7 +10,8 @@ CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favour
           ("/account/wallet", "nav.wallet"), ("/account", "nav.account")]
 
 # the staff consoles' sections, per role
-READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", "floor.nav.queue")]
+READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", "floor.nav.queue"),
+                                 ("/staff/availability", "floor.nav.availability")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
                                   ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency")]
