@@ -458,3 +458,29 @@ def test_reader_sets_hours_and_cannot_go_offline_inside_an_approved_window(lang:
     assert refused.is_visible()
     assert api.sql("select available from reader_status where reader_id = %s", (people["reader"].id,))[0][0] is True
     reader.check("reader-availability-refused")
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_reader_previews_then_saves_the_profile_and_sees_performance(lang: str, browse: Any, api: Api,
+                                                                     people: dict[str, User]) -> None:
+    reader = browse(lang)
+    log_in(reader, people["reader"])
+    page = reader.page
+    page.click("nav a[href='/staff/profile']")
+    page.fill("#f-display_name", f"Layla {lang.upper()}")
+    page.fill("#f-specialties", "love, career")
+    page.check("#f-lang_ar")
+    page.fill("#f-bio_en", "Calm, direct, kind.")
+    page.click("#preview")
+    assert f"Layla {lang.upper()}" in page.locator("#card-preview").inner_text()
+    saved = api.sql("select display_name from reader_profiles where reader_id = %s", (people["reader"].id,))
+    assert saved == [] or saved[0][0] != f"Layla {lang.upper()}"          # a preview saves nothing
+    reader.check("reader-profile-preview")
+    page.click("#save-profile")
+    page.wait_for_url("**/staff/profile?done=saved")
+    assert api.sql("select display_name, specialties from reader_profiles where reader_id = %s",
+                   (people["reader"].id,))[0] == (f"Layla {lang.upper()}", ["love", "career"])
+    page.click("nav a[href='/staff/performance']")
+    values = page.locator(".stat-value").all_inner_texts()
+    assert len(values) == 5 and int(values[0]) >= 1        # the order delivered in the first test
+    reader.check("reader-performance")

@@ -41,6 +41,8 @@ APPROVE_PROBE = Probe(
 REJECT_PROBE = Probe(
     "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review")
 
+PERFORMANCE_PROBE = Probe("select 1 from app.my_reader_stats(30)")
+
 DECK = "rider_waite"
 MAX_PHOTOS = 5
 
@@ -272,3 +274,13 @@ async def reject(ctx: Ctx, order_id: int, reason: str) -> None:
     """Send the work back to the reader with a reason."""
     await move(ctx, order_id, "rejected", reject_reason=reason)
     ctx.platform.metrics.orders.labels("rejected").inc()
+
+
+async def my_performance(ctx: Ctx, days: int = 30) -> dict[str, Any]:
+    """The calling reader's last `days`: deliveries, average hours to deliver, late deliveries,
+    and the monitors' approvals and rejections of their audio (app.my_reader_stats)."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select * from app.my_reader_stats(%s)", (days,))
+    row = await cur.fetchone() or {"delivered": 0, "avg_hours": None, "late": 0, "approved": 0, "rejected": 0}
+    decided = row["approved"] + row["rejected"]
+    return {**row, "days": days, "approval_rate": round(100 * row["approved"] / decided) if decided else None}

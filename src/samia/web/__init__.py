@@ -25,6 +25,7 @@ def install(app: FastAPI) -> None:
         privacy,
         reader_availability,
         reader_console,
+        reader_profile,
         staff_home,
         storefront,
         wallet,
@@ -33,7 +34,7 @@ def install(app: FastAPI) -> None:
     for module in (storefront, account, wallet, orders, booking, privacy):
         app.include_router(module.router)
     # the staff consoles
-    for module in (staff_home, reader_console, reader_availability, monitor_console, monitor_cases):
+    for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases):
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH

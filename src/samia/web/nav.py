@@ -11,7 +11,9 @@ CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favour
 
 # the staff consoles' sections, per role
 READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", "floor.nav.queue"),
-                                 ("/staff/availability", "floor.nav.availability")]
+                                 ("/staff/availability", "floor.nav.availability"),
+                                 ("/staff/performance", "floor.nav.performance"),
+                                 ("/staff/profile", "floor.nav.profile")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
                                   ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency")]
