@@ -25,7 +25,7 @@ DECIDED = ("illegal_transition", "conflict")   # the item moved on under us: som
 
 
 @router.get("/staff/review", response_class=HTMLResponse)
-async def review_queue(request: Request, ctx: Ctx = allow("monitor", cookie=True, probe=STAFF_PROBE)) -> Response:
+async def review_queue(request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=STAFF_PROBE)) -> Response:
     rows = await orders.review_queue(ctx)
     return render(request, "floor/review_queue.html", role=ctx.role, orders=rows,
                   done=request.query_params.get("done"))
@@ -50,13 +50,13 @@ async def item(request: Request, ctx: Ctx, order_id: int, refusal: Refusal | Non
 
 @router.get("/staff/review/{order_id}", response_class=HTMLResponse)
 async def review_item(order_id: Id, request: Request,
-                      ctx: Ctx = allow("monitor", cookie=True, readonly=False, probe=STAFF_PROBE)) -> Response:
+                      ctx: Ctx = allow(*STAFF, cookie=True, readonly=False, probe=STAFF_PROBE)) -> Response:
     return await item(request, ctx, order_id)
 
 
 @router.post("/staff/review/{order_id}/approve", response_class=HTMLResponse)
 async def approve(order_id: Id, request: Request,
-                  ctx: Ctx = allow("monitor", cookie=True, probe=orders.APPROVE_PROBE)) -> Response:
+                  ctx: Ctx = allow(*STAFF, cookie=True, probe=orders.APPROVE_PROBE)) -> Response:
     """Approve the file under review and deliver it. The loser of a race changes nothing and
     is told the item was already decided."""
     _, refusal = await attempt(ctx.conn, lambda: orders.approve(ctx, order_id))
@@ -67,7 +67,7 @@ async def approve(order_id: Id, request: Request,
 
 @router.post("/staff/review/{order_id}/reject", response_class=HTMLResponse)
 async def reject(order_id: Id, request: Request,
-                 ctx: Ctx = allow("monitor", cookie=True, probe=orders.REJECT_PROBE)) -> Response:
+                 ctx: Ctx = allow(*STAFF, cookie=True, probe=orders.REJECT_PROBE)) -> Response:
     form = await posted(request)
     reason = form.get("reason", "").strip()
     if not 3 <= len(reason) <= 2000:

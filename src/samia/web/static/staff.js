@@ -21,6 +21,9 @@
   document.addEventListener("htmx:beforeSwap", function (ev) {
     var slot = ev.detail.target;
     if (!slot || slot.id !== "ring") return;
+    // a signed-out session is sent to the log-in page: never swap that page into the slot
+    var url = ev.detail.xhr && ev.detail.xhr.responseURL;
+    if (url && url.indexOf("/staff/ring") < 0) { ev.detail.shouldSwap = false; return; }
     var now = slot.querySelector("[data-ring]");
     var m = /data-ring="([^"]+)"/.exec(ev.detail.serverResponse || "");
     if (now && m && now.getAttribute("data-ring") === m[1]) ev.detail.shouldSwap = false;
