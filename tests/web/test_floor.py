@@ -302,7 +302,12 @@ def test_emergency_rings_on_the_reader_console_and_the_board_shows_the_trace(
     assert "[PHONE]" in transcript and "70123456" not in mp.content()
     monitor.check("monitor-safety")
     mp.goto("/staff/calls")
-    row.locator("button").click()
+    row.locator("select[name=category]").select_option("safety")
+    row.locator(".flag-form button").click()
+    mp.wait_for_url("**/staff/calls?done=flagged")
+    assert api.sql("select category from call_flags where call_id = %s and source = 'monitor'",
+                   (call_id,)) == [("safety",)]
+    row.locator("form[action$='/drop'] button").click()
     mp.wait_for_selector("#confirm-drop")
     assert api.sql("select status from calls where id = %s", (call_id,))[0][0] != "ended"   # not yet
     monitor.check("monitor-drop-confirm")
@@ -484,3 +489,26 @@ def test_reader_previews_then_saves_the_profile_and_sees_performance(lang: str, 
     values = page.locator(".stat-value").all_inner_texts()
     assert len(values) == 5 and int(values[0]) >= 1        # the order delivered in the first test
     reader.check("reader-performance")
+
+
+def test_staff_acknowledge_a_ringing_siren_on_the_board(browse: Any, api: Api, client: TestClient,
+                                                        people: dict[str, User]) -> None:
+    shopper = browse("en")
+    log_in(shopper, people["client"])
+    shopper.page.goto("/")
+    shopper.page.check("#f-emergency_consent")
+    shopper.page.click(".emergency button.danger")
+    shopper.page.wait_for_url("**/my/emergency/*")
+    siren = {"id": int(shopper.page.url.rsplit("/", 1)[1])}
+    monitor = browse("en")
+    log_in(monitor, people["monitor"])
+    mp = monitor.page
+    mp.goto("/staff")
+    assert mp.locator(".stat.alert").count() >= 1             # a siren rings: the dashboard says so
+    mp.goto("/staff/emergency")
+    card = mp.locator(".board li.siren-ringing").filter(has_text=f"#{siren['id']}")
+    assert card.count() == 1
+    card.locator("button").click()
+    mp.wait_for_url("**/staff/emergency?done=acknowledged")
+    assert api.sql("select status from emergency_requests where id = %s", (siren["id"],))[0][0] == "acknowledged"
+    assert len(api.audit_rows("emergency.acknowledged", str(siren["id"]))) == 1

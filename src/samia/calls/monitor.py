@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from psycopg.rows import dict_row
 from pydantic import Field
 
 from samia.calls import service
@@ -48,11 +47,8 @@ async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) 
 
 @router.post("/monitor/calls/{call_id}/flag", status_code=status.HTTP_201_CREATED)
 async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await fetch_call(ctx.conn, call_id)
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select app.monitor_flag(%s, %s, %s) as id", (call_id, body.category, body.note))
-    await moderation_action(ctx, call_id, "flag", body.category, body.note)
-    return {"call_id": call_id, "flag_id": (await cur.fetchone())["id"], "category": body.category}  # type: ignore[index]
+    flag_id = await service.flag_call(ctx, call_id, body.category, body.note)
+    return {"call_id": call_id, "flag_id": flag_id, "category": body.category}
 
 
 @router.post("/monitor/calls/{call_id}/drop", response_model=CallOut)

@@ -319,3 +319,12 @@ async def my_windows(conn: AsyncConnection) -> list[dict[str, Any]]:
     await cur.execute(sql.SQL("select {} from instant_windows where reader_id = auth.uid() and upper(during) > now() "
                               "order by lower(during) limit 50").format(WINDOW_COLS))
     return await cur.fetchall()
+
+
+async def flag_call(ctx: Ctx, call_id: int, category: str, note: str | None) -> int:
+    """A monitor's flag on a call the caller may see, with a category; a moderation action."""
+    await fetch_call(ctx.conn, call_id)
+    cur = await ctx.conn.execute("select app.monitor_flag(%s, %s, %s)", (call_id, category, note))
+    flag_id = int((await cur.fetchone())[0])  # type: ignore[index]
+    await moderation_action(ctx, call_id, "flag", category, note)
+    return flag_id

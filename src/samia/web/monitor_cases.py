@@ -133,6 +133,7 @@ async def block(request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=mo
 async def _calls(request: Request, ctx: Ctx, refusal: Refusal | None = None) -> Response:
     return render(request, "floor/calls.html", status=refusal.status if refusal else 200, role=ctx.role,
                   calls=await calls.live_calls(ctx.conn), flags=await calls.recent_flags(ctx.conn, 30),
+                  reasons=moderation.REASONS,
                   errors=_errors(request, refusal), done=request.query_params.get("done"))
 
 
@@ -162,3 +163,15 @@ async def safety(call_id: Id, request: Request, ctx: Ctx = allow(*STAFF, cookie=
     call = await calls.fetch_call(ctx.conn, call_id)
     return render(request, "floor/safety.html", role=ctx.role, call=call, safety=await calls.call_safety(ctx.conn,
                                                                                                          call_id))
+
+
+@router.post("/staff/calls/{call_id}/flag", response_class=HTMLResponse)
+async def flag(call_id: Id, request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=STAFF_PROBE)) -> Response:
+    form = await posted(request)
+    category = form.get("category", "")
+    if category not in moderation.REASONS:
+        return await _calls(request, ctx, Refusal("required", 422, {f"category-{call_id}": "required"}))
+    _, refusal = await attempt(ctx.conn, lambda: calls.flag_call(ctx, call_id, category, None))
+    if refusal:
+        return await _calls(request, ctx, refusal)
+    return RedirectResponse("/staff/calls?done=flagged", status_code=303)
