@@ -8,7 +8,6 @@ import zoneinfo
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
-from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from samia.bookings import service
@@ -105,9 +104,7 @@ class BookingOut(BaseModel):
 @router.put("/readers/me/availability", response_model=list[RuleOut])
 async def set_availability(
     body: AvailabilityIn,
-    ctx: Ctx = allow("reader", probe=Probe(
-        "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
-        "values (auth.uid(), 1, '09:00', '10:00', 'UTC')")),
+    ctx: Ctx = allow("reader", probe=service.RULES_PROBE),
 ) -> list[dict[str, Any]]:
     """Replace the caller's weekly rules (local wall-clock times in `tz`)."""
     bad = [i for i, r in enumerate(body.rules) if r.end <= r.start]
@@ -115,36 +112,18 @@ async def set_availability(
         raise AppError(422, "validation_error", "a rule must end after it starts",
                        extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
                                           "type": "value_error"} for i in bad]})
-    await ctx.conn.execute("delete from availability_rules where reader_id = auth.uid()")
-    async with ctx.conn.cursor() as batch:
-        await batch.executemany(
-            "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
-            "values (auth.uid(), %s, %s, %s, %s)", [(r.weekday, r.start, r.end, body.tz) for r in body.rules])
-    await ctx.conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",
-                           (f'{{"rules": {len(body.rules)}}}',))
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select weekday, to_char(start_time, 'HH24:MI') as start, to_char(end_time, 'HH24:MI') as end,"
-                      " tz from availability_rules where reader_id = auth.uid() order by weekday, start_time")
-    return await cur.fetchall()
+    return await service.set_rules(ctx.conn, body.tz, [(r.weekday, r.start, r.end) for r in body.rules])
 
 
 @router.post("/readers/me/availability/exceptions", status_code=status.HTTP_201_CREATED,
              response_model=ExceptionOut)
 async def add_exception(
     body: ExceptionIn,
-    ctx: Ctx = allow("reader", probe=Probe(
-        "insert into availability_exceptions (reader_id, during, kind) "
-        "values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'block')")),
+    ctx: Ctx = allow("reader", probe=service.EXCEPTION_PROBE),
 ) -> dict[str, Any]:
     if body.ends_at <= body.starts_at:
         raise invalid(["body", "ends_at"], "ends_at must be after starts_at")
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "insert into availability_exceptions (reader_id, during, kind, note) "
-        "values (auth.uid(), tstzrange(%s, %s), %s, %s) "
-        "returning id, lower(during) as starts_at, upper(during) as ends_at, kind",
-        (body.starts_at, body.ends_at, body.kind, body.note))
-    return await cur.fetchone()  # type: ignore[return-value]
+    return await service.add_exception(ctx.conn, body.starts_at, body.ends_at, body.kind, body.note)
 
 
 @router.put("/admin/readers/{reader_id}/services", response_model=list[str])

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from samia.core.access import Ctx, Probe
-from samia.core.problems import not_found
+from samia.core.problems import AppError, invalid, not_found
 
 # what a hold rests on (API and booking page)
 HOLD_PROBE = Probe(
@@ -76,3 +76,59 @@ async def confirm_pre_ritual(conn: AsyncConnection, booking_id: int) -> None:
     """The client confirms the preparation the service asks for (Healing Energy's pre-ritual);
     the call cannot start before (app.confirm_pre_ritual, schema/09_bookings.sql)."""
     await conn.execute("select app.confirm_pre_ritual(%s)", (booking_id,))
+
+
+# ---- a reader's own weekly rules and exceptions (API and the reader's availability page) --------
+
+RULES_PROBE = Probe("insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+                    "values (auth.uid(), 1, '09:00', '10:00', 'UTC')")
+EXCEPTION_PROBE = Probe("insert into availability_exceptions (reader_id, during, kind) "
+                        "values (auth.uid(), tstzrange(now(), now() + interval '1 hour'), 'block')")
+
+
+async def list_rules(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The caller's weekly rules: local wall-clock times in their time zone."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select weekday, to_char(start_time, 'HH24:MI') as start, to_char(end_time, 'HH24:MI') as end,"
+                      " tz from availability_rules where reader_id = auth.uid() order by weekday, start_time")
+    return await cur.fetchall()
+
+
+async def set_rules(conn: AsyncConnection, tz: str, rules: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    """Replace the caller's weekly rules (ISO weekday, "HH:MM" start and end in `tz`)."""
+    bad = [i for i, (_, start, end) in enumerate(rules) if end <= start]
+    if bad:
+        raise AppError(422, "validation_error", "a rule must end after it starts",
+                       extra={"errors": [{"loc": ["body", "rules", i, "end"], "msg": "must be after start",
+                                          "type": "value_error"} for i in bad]})
+    await conn.execute("delete from availability_rules where reader_id = auth.uid()")
+    async with conn.cursor() as batch:
+        await batch.executemany(
+            "insert into availability_rules (reader_id, weekday, start_time, end_time, tz) "
+            "values (auth.uid(), %s, %s, %s, %s)", [(day, start, end, tz) for day, start, end in rules])
+    await conn.execute("select app.audit('availability.set', 'profile', auth.uid()::text, %s)",
+                       (f'{{"rules": {len(rules)}}}',))
+    return await list_rules(conn)
+
+
+async def add_exception(conn: AsyncConnection, starts_at: dt.datetime, ends_at: dt.datetime, kind: str,
+                        note: str | None) -> dict[str, Any]:
+    """A one-off change to the weekly rules: `block` (away) or `open` (extra hours)."""
+    if ends_at <= starts_at:
+        raise invalid(["body", "ends_at"], "ends_at must be after starts_at")
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "insert into availability_exceptions (reader_id, during, kind, note) "
+        "values (auth.uid(), tstzrange(%s, %s), %s, %s) "
+        "returning id, lower(during) as starts_at, upper(during) as ends_at, kind",
+        (starts_at, ends_at, kind, note))
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def list_exceptions(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The caller's exceptions that have not ended yet, soonest first."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, lower(during) as starts_at, upper(during) as ends_at, kind, note "
+                      "from availability_exceptions where reader_id = auth.uid() and upper(during) > now() "
+                      "order by lower(during) limit 50")
+    return await cur.fetchall()

@@ -4,7 +4,6 @@ one a reader stays available unless on a call; a trigger enforces it)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
@@ -12,9 +11,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import Field, model_validator
 
+from samia.calls import service
 from samia.core.access import ADMINS, AUTHENTICATED, Ctx, Probe, allow
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import not_found
 
 router = APIRouter(tags=["calls"])
 
@@ -39,20 +39,10 @@ class DecisionIn(Input):
 
 
 @router.put("/readers/me/status")
-async def set_status(body: StatusIn, ctx: Ctx = allow("reader", probe=Probe(
-        "insert into reader_status (reader_id, available) values (auth.uid(), true)"))) -> dict[str, Any]:
+async def set_status(body: StatusIn, ctx: Ctx = allow("reader", probe=service.ANSWER_PROBE)) -> dict[str, Any]:
     """Go available or unavailable. Inside an admin-approved instant window a reader stays
     available unless on a call: 409 `in_instant_window` (and the attempt is logged)."""
-    if not body.available:
-        cur = await ctx.conn.execute("select app.in_instant_window(auth.uid()) and not app.on_live_call(auth.uid())")
-        if (await cur.fetchone())[0]:  # type: ignore[index]
-            raise AppError(409, "in_instant_window", "you are inside an approved instant window and not on a call",
-                           audit={"event": "reader.unavailable_refused"})
-    await ctx.conn.execute("insert into reader_status (reader_id, available) values (auth.uid(), %s) "
-                           "on conflict (reader_id) do update set available = excluded.available", (body.available,))
-    await ctx.conn.execute("select app.audit('reader.availability', 'profile', auth.uid()::text, %s)",
-                           (json.dumps({"available": body.available}),))
-    return {"reader_id": ctx.user_id, "available": body.available}
+    return await service.set_status(ctx, body.available)
 
 
 @router.get("/readers/available")
@@ -67,18 +57,14 @@ async def available_readers(ctx: Ctx = allow(AUTHENTICATED)) -> list[dict[str, A
     return await cur.fetchall()
 
 
-WINDOW_COLS = sql.SQL("id, reader_id::text, lower(during) as starts_at, upper(during) as ends_at, status, note")
+WINDOW_COLS = service.WINDOW_COLS
 
 
 @router.post("/readers/me/instant-windows", status_code=status.HTTP_201_CREATED)
-async def request_window(body: WindowIn, ctx: Ctx = allow("reader", probe=Probe(
-        "insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(now(), now() + interval '1h'))"))
+async def request_window(body: WindowIn, ctx: Ctx = allow("reader", probe=service.WINDOW_REQUEST_PROBE)
         ) -> dict[str, Any]:
     """Ask an admin to approve a window in which you take instant calls."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(%s, %s)) "
-                              "returning {}").format(WINDOW_COLS), (body.starts_at, body.ends_at))
-    return await cur.fetchone()  # type: ignore[return-value]
+    return await service.request_window(ctx.conn, body.starts_at, body.ends_at)
 
 
 WINDOW_PROBE = Probe("update instant_windows set status = 'approved', decided_by = auth.uid() where id = :window")

@@ -4,16 +4,13 @@ answers or staff acknowledge it."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, status
-from psycopg import sql
-from psycopg.rows import dict_row
 from pydantic import Field
 
 from samia.calls import service
-from samia.calls.service import EMERGENCY_COLS, EMERGENCY_PROBE, CallOut, connect, fetch_emergency
+from samia.calls.service import EMERGENCY_PROBE, CallOut, fetch_emergency
 from samia.core.access import AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, allow, client_ip
 from samia.core.models import Id, Input
 
@@ -24,17 +21,6 @@ class EmergencyIn(Input):
     consent_given: Literal[True] = Field(description="the client agrees to be connected to whoever answers")
     note: Annotated[str, Field(max_length=500)] | None = None
     recording: bool = False
-
-
-async def _siren_raised_at(ctx: Ctx, request_id: int) -> dt.datetime | None:
-    cur = await ctx.conn.execute("select created_at from emergency_requests where id = %s", (request_id,))
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
-def _siren_answered(ctx: Ctx, raised: dt.datetime | None) -> None:
-    if raised is not None:
-        ctx.platform.metrics.siren_answer.observe((dt.datetime.now(dt.UTC) - raised).total_seconds())
 
 
 @router.post("/calls/emergency", status_code=status.HTTP_201_CREATED)
@@ -54,13 +40,8 @@ async def get_emergency(request_id: Id, ctx: Ctx = allow(AUTHENTICATED)) -> dict
 
 
 @router.post("/calls/emergency/{request_id}/answer", status_code=status.HTTP_201_CREATED, response_model=CallOut)
-async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=Probe(
-        "insert into reader_status (reader_id, available) values (auth.uid(), true)"))) -> dict[str, Any]:
-    raised = await _siren_raised_at(ctx, request_id)
-    cur = await ctx.conn.execute("select app.answer_emergency(%s)", (request_id,))
-    call_id = (await cur.fetchone())[0]  # type: ignore[index]
-    _siren_answered(ctx, raised)
-    return await connect(ctx, call_id)
+async def answer_emergency(request_id: Id, ctx: Ctx = allow("reader", probe=service.ANSWER_PROBE)) -> dict[str, Any]:
+    return await service.answer_emergency(ctx, request_id)
 
 
 @router.post("/calls/emergency/{request_id}/cancel")
@@ -73,18 +54,10 @@ async def cancel_emergency(request_id: Id, ctx: Ctx = allow("client", probe=Prob
 @router.get("/monitor/emergency")
 async def emergency_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Sirens still sounding, oldest first, with their escalation trace."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("""select {}, array(select e.event || '@' || e.level from emergency_events e
-                                          where e.request_id = r.id order by e.id) as trace
-                                    from emergency_requests r where status = 'ringing' order by created_at"""
-                              ).format(EMERGENCY_COLS))
-    return await cur.fetchall()
+    return await service.open_emergencies(ctx.conn)
 
 
 @router.post("/monitor/emergency/{request_id}/ack")
 async def acknowledge(request_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Acknowledge the siren: the escalation stops."""
-    raised = await _siren_raised_at(ctx, request_id)
-    await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
-    _siren_answered(ctx, raised)
-    return await fetch_emergency(ctx.conn, request_id)
+    return await service.acknowledge_emergency(ctx, request_id)

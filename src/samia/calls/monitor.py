@@ -3,14 +3,13 @@ moderation action and audited."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from psycopg.rows import dict_row
 from pydantic import Field
 
-from samia.calls.service import CallOut, fetch_call, provider_ref, record_event
+from samia.calls import service
+from samia.calls.service import CallOut, fetch_call, moderation_action, provider_ref
 from samia.core.access import STAFF, STAFF_PROBE, Ctx, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError
@@ -31,14 +30,6 @@ class DropIn(Input):
     note: Note
 
 
-async def _moderation(ctx: Ctx, call_id: int, action: str, reason: str | None, note: str | None) -> None:
-    await ctx.conn.execute("insert into moderation_actions (actor_id, target_kind, target_id, action, reason, "
-                           "reason_code) values (auth.uid(), 'call', %s, %s, %s, %s)",
-                           (str(call_id), action, note, reason))
-    await ctx.conn.execute("select app.audit(%s, 'call', %s, %s)",
-                           (f"moderation.{action}", str(call_id), json.dumps({"reason": reason})))
-
-
 @router.post("/monitor/calls/{call_id}/join")
 async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Join a live call listen-only (muted, no announcement)."""
@@ -50,29 +41,18 @@ async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) 
     await make_voice(ctx.platform.settings).join_silent(ref, Leg(phone))
     await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'monitor_joined', auth.uid())",
                            (call_id,))
-    await _moderation(ctx, call_id, "join_silent", None, None)
+    await moderation_action(ctx, call_id, "join_silent", None, None)
     return {"call_id": call_id, "joined": True, "muted": True}
 
 
 @router.post("/monitor/calls/{call_id}/flag", status_code=status.HTTP_201_CREATED)
 async def flag_call(call_id: Id, body: FlagIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await fetch_call(ctx.conn, call_id)
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select app.monitor_flag(%s, %s, %s) as id", (call_id, body.category, body.note))
-    await _moderation(ctx, call_id, "flag", body.category, body.note)
-    return {"call_id": call_id, "flag_id": (await cur.fetchone())["id"], "category": body.category}  # type: ignore[index]
+    flag_id = await service.flag_call(ctx, call_id, body.category, body.note)
+    return {"call_id": call_id, "flag_id": flag_id, "category": body.category}
 
 
 @router.post("/monitor/calls/{call_id}/drop", response_model=CallOut)
 async def drop_call(call_id: Id, body: DropIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
-    call = await fetch_call(ctx.conn, call_id)
-    if call["status"] == "ended":
-        raise AppError(409, "not_live", "the call has already ended")
-    ref = await provider_ref(ctx, call_id)
-    await make_voice(ctx.platform.settings).hangup(ref)
-    await record_event(ctx, call_id, "ended", None, "dropped_by_monitor", None)
-    await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",
-                           (call_id,))
-    await _moderation(ctx, call_id, "drop_call", None, body.note)
+    await service.drop_call(ctx, call_id, body.note)
     return await fetch_call(ctx.conn, call_id)

@@ -8,10 +8,10 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from psycopg.rows import dict_row
 from pydantic import Field
 
 from samia.calls.redact import redact
+from samia.calls.service import call_safety
 from samia.core.access import STAFF, STAFF_PROBE, Ctx, Probe, allow
 from samia.core.models import Id, Input
 
@@ -40,13 +40,4 @@ async def transcript(call_id: Id, body: SegmentIn, ctx: Ctx = allow("reader", *S
 @router.get("/monitor/calls/{call_id}/safety")
 async def safety(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """The call's redacted transcript, flags and incident, for monitors and admins."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select speaker, text_redacted, redactions, at from call_transcripts where call_id = %s "
-                      "order by id", (call_id,))
-    segments = await cur.fetchall()
-    await cur.execute("select id, category, source, score, note, created_at from call_flags where call_id = %s "
-                      "order by id", (call_id,))
-    flags = await cur.fetchall()
-    await cur.execute("select id, case_id, flags, status, opened_at from safety_incidents where call_id = %s",
-                      (call_id,))
-    return {"call_id": call_id, "segments": segments, "flags": flags, "incident": await cur.fetchone()}
+    return await call_safety(ctx.conn, call_id)

@@ -44,6 +44,9 @@ CONSENT_PROBE = Probe(
 # what raising the siren rests on (API and the emergency button)
 EMERGENCY_PROBE = Probe("select 1 from profiles where id = auth.uid() and role_id = 5")
 
+# what answering the siren rests on (API and the reader's ringing overlay)
+ANSWER_PROBE = Probe("insert into reader_status (reader_id, available) values (auth.uid(), true)")
+
 CALL_COLS = sql.SQL("id, kind, status, booking_id, client_id::text, reader_id::text, record, per_minute_minor, "
                     "currency::text, started_at, ended_at, end_reason, connected_seconds, billed_minor, created_at")
 
@@ -159,3 +162,169 @@ async def connect(ctx: Ctx, call_id: int) -> dict[str, Any]:
         ref = await voice.connect(call_id, legs)
     await record_event(ctx, call_id, "ringing", None, None, None, ref)
     return await fetch_call(ctx.conn, call_id)
+
+
+async def open_emergencies(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Sirens still sounding, oldest first, with their escalation trace (staff see the trace;
+    a reader sees the ringing requests only, which is what the ringing overlay needs)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("""select {}, array(select e.event || '@' || e.level from emergency_events e
+                                          where e.request_id = r.id order by e.id) as trace
+                                    from emergency_requests r where status = 'ringing' order by created_at"""
+                              ).format(EMERGENCY_COLS))
+    return await cur.fetchall()
+
+
+async def _siren_raised_at(ctx: Ctx, request_id: int) -> dt.datetime | None:
+    cur = await ctx.conn.execute("select created_at from emergency_requests where id = %s", (request_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _siren_answered(ctx: Ctx, raised: dt.datetime | None) -> None:
+    if raised is not None:
+        ctx.platform.metrics.siren_answer.observe((dt.datetime.now(dt.UTC) - raised).total_seconds())
+
+
+async def answer_emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
+    """A reader takes the siren: the call is created and dialled. A siren already answered or
+    acknowledged answers 409."""
+    raised = await _siren_raised_at(ctx, request_id)
+    cur = await ctx.conn.execute("select app.answer_emergency(%s)", (request_id,))
+    call_id = (await cur.fetchone())[0]  # type: ignore[index]
+    _siren_answered(ctx, raised)
+    return await connect(ctx, call_id)
+
+
+async def acknowledge_emergency(ctx: Ctx, request_id: int) -> dict[str, Any]:
+    """Staff acknowledge the siren: its escalation stops."""
+    raised = await _siren_raised_at(ctx, request_id)
+    await ctx.conn.execute("select app.close_emergency(%s, 'acknowledged')", (request_id,))
+    _siren_answered(ctx, raised)
+    return await fetch_emergency(ctx.conn, request_id)
+
+
+async def emergency_board(conn: AsyncConnection, hours: int = 24) -> list[dict[str, Any]]:
+    """The staff's emergency board: sirens still sounding first, then those closed in the last
+    `hours`, each with its escalation trace (event, level, when, who)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("""select {}, r.note, coalesce((select jsonb_agg(jsonb_build_object(
+                                     'event', e.event, 'level', e.level, 'at', e.recorded_at,
+                                     'actor', e.actor::text) order by e.id)
+                                   from emergency_events e where e.request_id = r.id), '[]') as trace
+                                   from emergency_requests r
+                                  where r.status = 'ringing' or r.closed_at > now() - make_interval(hours => %s)
+                                  order by r.status = 'ringing' desc, r.created_at desc limit 100"""
+                              ).format(EMERGENCY_COLS), (hours,))
+    return await cur.fetchall()
+
+
+async def moderation_action(ctx: Ctx, call_id: int, action: str, reason: str | None, note: str | None) -> None:
+    await ctx.conn.execute("insert into moderation_actions (actor_id, target_kind, target_id, action, reason, "
+                           "reason_code) values (auth.uid(), 'call', %s, %s, %s, %s)",
+                           (str(call_id), action, note, reason))
+    await ctx.conn.execute("select app.audit(%s, 'call', %s, %s)",
+                           (f"moderation.{action}", str(call_id), json.dumps({"reason": reason})))
+
+
+async def drop_call(ctx: Ctx, call_id: int, note: str) -> None:
+    """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
+    call = await fetch_call(ctx.conn, call_id)
+    if call["status"] == "ended":
+        raise AppError(409, "not_live", "the call has already ended")
+    ref = await provider_ref(ctx, call_id)
+    await make_voice(ctx.platform.settings).hangup(ref)
+    await record_event(ctx, call_id, "ended", None, "dropped_by_monitor", None)
+    await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'dropped', auth.uid())",
+                           (call_id,))
+    await moderation_action(ctx, call_id, "drop_call", None, note)
+
+
+async def live_calls(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Calls ringing or connected now (staff), oldest first, with their safety flags' count."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {}, (select count(*) from call_flags f where f.call_id = calls.id) as flags "
+                              "from calls where status in ('ringing', 'started') order by created_at limit 200"
+                              ).format(CALL_COLS))
+    return await cur.fetchall()
+
+
+async def call_safety(conn: AsyncConnection, call_id: int) -> dict[str, Any]:
+    """A call's redacted transcript, flags and incident (staff only; the raw text is never kept)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select speaker, text_redacted, redactions, at from call_transcripts where call_id = %s "
+                      "order by id", (call_id,))
+    segments = await cur.fetchall()
+    await cur.execute("select id, category, source, score, note, created_at from call_flags where call_id = %s "
+                      "order by id", (call_id,))
+    flags = await cur.fetchall()
+    await cur.execute("select id, case_id, flags, status, opened_at from safety_incidents where call_id = %s",
+                      (call_id,))
+    return {"call_id": call_id, "segments": segments, "flags": flags, "incident": await cur.fetchone()}
+
+
+async def recent_flags(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest safety flags across calls, with the redacted segment that raised each (staff)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("""select f.id, f.call_id, f.category, f.source, f.score, f.created_at,
+                                (select t.text_redacted from call_transcripts t where t.call_id = f.call_id
+                                  order by abs(extract(epoch from t.at - f.created_at)) limit 1) as excerpt
+                           from call_flags f order by f.id desc limit %s""", (limit,))
+    return await cur.fetchall()
+
+
+# ---- a reader's availability for instant calls (API and the reader's availability page) ----------
+
+WINDOW_COLS = sql.SQL("id, reader_id::text, lower(during) as starts_at, upper(during) as ends_at, status, note")
+WINDOW_REQUEST_PROBE = Probe("insert into instant_windows (reader_id, during) "
+                             "values (auth.uid(), tstzrange(now(), now() + interval '1h'))")
+
+
+async def set_status(ctx: Ctx, available: bool) -> dict[str, Any]:
+    """Go available or unavailable. Inside an admin-approved instant window a reader stays
+    available unless on a call: 409 `in_instant_window` (and the attempt is logged)."""
+    if not available:
+        cur = await ctx.conn.execute("select app.in_instant_window(auth.uid()) and not app.on_live_call(auth.uid())")
+        if (await cur.fetchone())[0]:  # type: ignore[index]
+            raise AppError(409, "in_instant_window", "you are inside an approved instant window and not on a call",
+                           audit={"event": "reader.unavailable_refused"})
+    await ctx.conn.execute("insert into reader_status (reader_id, available) values (auth.uid(), %s) "
+                           "on conflict (reader_id) do update set available = excluded.available", (available,))
+    await ctx.conn.execute("select app.audit('reader.availability', 'profile', auth.uid()::text, %s)",
+                           (json.dumps({"available": available}),))
+    return {"reader_id": ctx.user_id, "available": available}
+
+
+
+async def my_status(conn: AsyncConnection) -> dict[str, Any]:
+    """The calling reader's availability now, and whether an approved instant window holds them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select coalesce((select available from reader_status where reader_id = auth.uid()), false) "
+                      "as available, app.in_instant_window(auth.uid()) as in_window, "
+                      "app.on_live_call(auth.uid()) as on_call")
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def request_window(conn: AsyncConnection, starts_at: dt.datetime, ends_at: dt.datetime) -> dict[str, Any]:
+    """Ask an admin to approve a window in which the caller takes instant calls."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("insert into instant_windows (reader_id, during) values (auth.uid(), tstzrange(%s, %s)) "
+                              "returning {}").format(WINDOW_COLS), (starts_at, ends_at))
+    return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def my_windows(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The caller's instant windows that have not ended, soonest first."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from instant_windows where reader_id = auth.uid() and upper(during) > now() "
+                              "order by lower(during) limit 50").format(WINDOW_COLS))
+    return await cur.fetchall()
+
+
+async def flag_call(ctx: Ctx, call_id: int, category: str, note: str | None) -> int:
+    """A monitor's flag on a call the caller may see, with a category; a moderation action."""
+    await fetch_call(ctx.conn, call_id)
+    cur = await ctx.conn.execute("select app.monitor_flag(%s, %s, %s)", (call_id, category, note))
+    flag_id = int((await cur.fetchone())[0])  # type: ignore[index]
+    await moderation_action(ctx, call_id, "flag", category, note)
+    return flag_id

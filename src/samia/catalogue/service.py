@@ -153,6 +153,11 @@ async def reader_reviews(conn: AsyncConnection, reader_id: str, *, limit: int,
     return await cur.fetchall()
 
 
+# what a reader's own profile rests on (the API and the reader's profile page)
+READER_PROBE = Probe("insert into reader_profiles (reader_id, display_name) values (auth.uid(), 'Probe') "
+                     "on conflict (reader_id) do update set display_name = excluded.display_name")
+
+
 async def my_reader_profile(conn: AsyncConnection) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("select reader_id::text, display_name, bio_en, bio_ar, specialties, languages, "

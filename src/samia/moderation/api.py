@@ -10,13 +10,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from psycopg import sql
-from psycopg.abc import QueryNoTemplate
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from samia.core.access import ADMINS, STAFF, STAFF_PROBE, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.moderation import service
 
 router = APIRouter(tags=["moderation"])
 
@@ -120,21 +120,7 @@ class LineageIn(Input):
     order_id: CaseId | None = Field(None, description="omit to rebuild every order's links")
 
 
-CASE_COLS = sql.SQL("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, "
-                    "status, claimed_by::text, claim_expires_at, summary, evidence, resolution, created_at")
-APPEAL_COLS = sql.SQL("id, subject_kind, subject_id, appellant_id::text, statement, status, decision, rationale, "
-                      "created_at, decided_at")
-CASE_BY_ID = sql.SQL("select {} from moderation_cases where id = %s").format(CASE_COLS)
-APPEAL_BY_ID = sql.SQL("select {} from appeals where id = %s").format(APPEAL_COLS)
-
-
-async def _one(ctx: Ctx, query: QueryNoTemplate, params: tuple[Any, ...], what: str) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(query, params)
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found(what)
-    return row
+APPEAL_COLS, APPEAL_BY_ID = service.APPEAL_COLS, service.APPEAL_BY_ID
 
 
 # ---- reports and the cases queue ------------------------------------------------------
@@ -144,7 +130,7 @@ async def report(body: ReportIn, ctx: Ctx = allow("client", "reader", *STAFF, pr
         "insert into moderation_cases (source, reason, severity, subject_kind, subject_id, reporter_id) "
         "values ('report', 'spam', 1, 'profile', :other, auth.uid())"))) -> dict[str, Any]:
     """Report a person, an order, a call or a file. It joins the monitors' queue."""
-    return await _one(ctx, """
+    return await service.one(ctx.conn, """
         insert into moderation_cases (source, reason, severity, subject_kind, subject_id, reporter_id, summary)
         select 'report', r.code, r.severity, %s, %s, auth.uid(), %s from moderation_reasons r where r.code = %s
         returning id, subject_kind, subject_id, reason, status, created_at""",
@@ -171,46 +157,31 @@ async def cases(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """Reports, automated sweeps and escalations together: critical first, then golden,
     then oldest."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("""select {} from moderation_cases
-        where status = %(st)s and (%(r)s::text is null or reason = %(r)s) and (%(s)s::text is null or source = %(s)s)
-          and (%(k)s::text is null or subject_kind = %(k)s) and severity >= %(sev)s
-        order by severity desc, is_gold desc, created_at, id limit %(lim)s""").format(CASE_COLS),
-                      {"st": status_, "r": reason, "s": source, "k": subject_kind, "sev": min_severity, "lim": limit})
-    return await cur.fetchall()
+    return await service.list_cases(ctx.conn, status=status_, reason=reason, source=source,
+                                    subject_kind=subject_kind, min_severity=min_severity, limit=limit)
 
 
 @router.post("/monitor/cases/{case_id}/claim", response_model=CaseOut)
 async def claim(case_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Take a case for 15 minutes (renewable). Two monitors never hold the same case: the
     loser of a race gets 409."""
-    cur = await ctx.conn.execute("select app.claim_case(%s)", (case_id,))
-    if not (await cur.fetchone())[0]:  # type: ignore[index]
-        row = await _one(ctx, CASE_BY_ID, (case_id,), "case")
-        raise AppError(409, "case_taken" if row["status"] == "open" else "conflict",
-                       "another monitor holds this case" if row["status"] == "open" else f"the case is {row['status']}")
-    return await _one(ctx, CASE_BY_ID, (case_id,), "case")
+    return await service.claim_case(ctx.conn, case_id)
 
 
 @router.post("/monitor/cases/{case_id}/resolve", response_model=CaseOut)
 async def resolve(case_id: Id, body: ResolveIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await ctx.conn.execute("select app.resolve_case(%s, %s, %s)", (case_id, body.outcome, body.note))
-    return await _one(ctx, CASE_BY_ID, (case_id,), "case")
+    return await service.resolve_case(ctx.conn, case_id, body.outcome, body.note)
 
 
 # ---- blocks ---------------------------------------------------------------------------
 
 @router.post("/monitor/block-user", status_code=status.HTTP_201_CREATED)
-async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=Probe(
-        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null)"))) -> dict[str, Any]:
+async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=service.BLOCK_PROBE)) -> dict[str, Any]:
     """Block a client or reader (admins: also monitors). Their tokens stop working on the
     next request; a block with a duration lifts itself when it ends."""
-    cur = await ctx.conn.execute("select app.block_user(%s, %s, %s, %s, %s, %s)",
-                                 (body.user_id, body.reason, body.note, json.dumps(body.evidence),
-                                  body.duration_minutes, body.case_id))
-    block_id = (await cur.fetchone())[0]  # type: ignore[index]
-    return await _one(ctx, "select id, user_id::text, reason, note, evidence, starts_at, ends_at, case_id "
-                           "from user_blocks where id = %s", (block_id,), "block")
+    return await service.block_user(ctx.conn, body.user_id, reason=body.reason, note=body.note,
+                                    evidence=body.evidence, duration_minutes=body.duration_minutes,
+                                    case_id=body.case_id)
 
 
 @router.post("/monitor/unblock-user")
@@ -243,8 +214,8 @@ async def moderate_order(order_id: Id, body: ModerateIn, ctx: Ctx = allow(*STAFF
             for (key,) in keys:
                 await storage.delete(key)
         ctx.after_commit.append(remove)
-    row = await _one(ctx, "select id, status::text, held_at, unlisted_at from orders where id = %s", (order_id,),
-                     "order")
+    row = await service.one(ctx.conn, "select id, status::text, held_at, unlisted_at from orders where id = %s",
+                            (order_id,), "order")
     return {**row, "action": body.action, "escalation_case_id": case}
 
 
@@ -263,9 +234,9 @@ async def file_appeal(body: AppealIn, ctx: Ctx = allow("client", "reader", *STAF
     about = (await cur.fetchone())[0]  # type: ignore[index]
     if about is None or about != appellant:  # nothing to appeal, or not theirs: the same answer
         raise not_found(body.subject_kind)
-    return await _one(ctx, sql.SQL("""insert into appeals (subject_kind, subject_id, appellant_id, filed_by, statement)
-        values (%s, %s, %s, auth.uid(), %s) returning {}""").format(APPEAL_COLS),
-                      (body.subject_kind, body.subject_id, appellant, body.statement), "appeal")
+    return await service.one(ctx.conn, sql.SQL("""insert into appeals (subject_kind, subject_id, appellant_id,
+        filed_by, statement) values (%s, %s, %s, auth.uid(), %s) returning {}""").format(APPEAL_COLS),
+                             (body.subject_kind, body.subject_id, appellant, body.statement), "appeal")
 
 
 @router.get("/monitor/appeals", response_model=list[AppealOut])
@@ -282,7 +253,7 @@ async def appeals(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
 async def open_appeal(appeal_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Take a submitted appeal into review."""
     await ctx.conn.execute("select app.open_appeal(%s)", (appeal_id,))
-    return await _one(ctx, APPEAL_BY_ID, (appeal_id,), "appeal")
+    return await service.one(ctx.conn, APPEAL_BY_ID, (appeal_id,), "appeal")
 
 
 @router.post("/monitor/appeals/{appeal_id}/resolve", response_model=AppealOut)
@@ -290,7 +261,7 @@ async def resolve_appeal(appeal_id: Id, body: DecideIn, ctx: Ctx = allow(*STAFF,
                          ) -> dict[str, Any]:
     """Decide with a rationale. Overturning a block lifts it, which only an admin may do."""
     await ctx.conn.execute("select app.decide_appeal(%s, %s, %s)", (appeal_id, body.decision, body.rationale))
-    return await _one(ctx, APPEAL_BY_ID, (appeal_id,), "appeal")
+    return await service.one(ctx.conn, APPEAL_BY_ID, (appeal_id,), "appeal")
 
 
 # ---- lineage ------------------------------------------------------------------------------

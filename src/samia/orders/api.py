@@ -17,7 +17,6 @@ from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Pr
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
-from samia.media.store import store_upload
 from samia.orders import service
 from samia.orders.service import BirthIn
 
@@ -175,43 +174,28 @@ async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dic
 # ---- reader -------------------------------------------------------------------------
 
 @router.get("/reader/queue", response_model=list[OrderOut])
-async def reader_queue(ctx: Ctx = allow("reader", probe=Probe(
-        "select 1 from orders where assigned_reader = auth.uid()"))) -> list[dict[str, Any]]:
+async def reader_queue(ctx: Ctx = allow("reader", probe=service.READER_PROBE)) -> list[dict[str, Any]]:
     """Your open work: golden first, then the nearest delivery deadline."""
-    return await service.fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', "
-                                       "'in_progress', 'rejected')"), (),
-                               order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
+    return await service.reader_queue(ctx)
 
 
 @router.post("/orders/{order_id}/start", response_model=OrderOut)
-async def start_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
-        "update orders set status = 'in_progress' where id = :order_assigned"))) -> Any:
+async def start_order(order_id: Id, ctx: Ctx = allow("reader", probe=service.START_PROBE)) -> Any:
     """Start (or, after a rejection, resume) work on an order assigned to you."""
     await service.move(ctx, order_id, "in_progress")
     return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/output", response_model=OrderOut, openapi_extra={"requestBody": UPLOAD})
-async def upload_output(order_id: Id, request: Request, ctx: Ctx = allow("reader", probe=Probe(
-        "with m as (insert into media_assets (owner_id, kind, storage_key) values (auth.uid(), 'audio', 'probe/a') "
-        "returning id) update orders set output_media_id = (select id from m) where id = :order_wip"))) -> Any:
+async def upload_output(order_id: Id, request: Request, ctx: Ctx = allow("reader", probe=service.OUTPUT_PROBE)) -> Any:
     """The recorded reading (MP3, Ogg, WAV, M4A, WebM or FLAC, at most MAX_AUDIO_BYTES),
     checked with ffprobe. Replaces an earlier upload; each upload needs its own approval."""
-    cur = await ctx.conn.execute("select status::text from orders where id = %s for update", (order_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("order")
-    if row[0] != "in_progress":
-        raise AppError(409, "illegal_transition", f"audio is uploaded while the order is in progress, not {row[0]}")
-    media_id = await store_upload(ctx, await request.body(), kinds={"audio"}, prefix=f"orders/{order_id}/output",
-                                  purpose="order_output")
-    await ctx.conn.execute("update orders set output_media_id = %s where id = %s", (media_id, order_id))
+    await service.upload_output(ctx, order_id, await request.body())
     return await service.get_order(ctx, order_id)
 
 
 @router.post("/orders/{order_id}/submit", response_model=OrderOut)
-async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
-        "update orders set status = 'awaiting_approval' where id = :order_wip"))) -> Any:
+async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=service.SUBMIT_PROBE)) -> Any:
     """Send the uploaded audio for review; the monitor's clock starts."""
     await service.move(ctx, order_id, "awaiting_approval")
     return await service.get_order(ctx, order_id)
@@ -222,29 +206,22 @@ async def submit_order(order_id: Id, ctx: Ctx = allow("reader", probe=Probe(
 @router.get("/monitor/queue", response_model=list[OrderOut])
 async def monitor_queue(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> list[dict[str, Any]]:
     """Audio waiting for review: golden first, then the oldest submission."""
-    return await service.fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
-                               order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"))
+    return await service.review_queue(ctx)
 
 
 @router.post("/monitor/orders/{order_id}/approve", response_model=OrderOut)
-async def approve_order(order_id: Id, body: ApproveIn | None = None, ctx: Ctx = allow(*STAFF, probe=Probe(
-        "update orders set status = 'approved' where id = :order_review"))) -> Any:
+async def approve_order(order_id: Id, body: ApproveIn | None = None,
+                        ctx: Ctx = allow(*STAFF, probe=service.APPROVE_PROBE)) -> Any:
     """Approve the exact file under review (its sha256 is pinned) and, by default, deliver
     it to the client. Two concurrent approvals produce one: the second answers 409."""
-    await service.move(ctx, order_id, "approved")
-    ctx.platform.metrics.orders.labels("approved").inc()
-    if body is None or body.deliver:
-        await service.move(ctx, order_id, "delivered")
-        ctx.platform.metrics.orders.labels("delivered").inc()
+    await service.approve(ctx, order_id, deliver=body is None or body.deliver)
     return await service.get_order(ctx, order_id)
 
 
 @router.post("/monitor/orders/{order_id}/reject", response_model=OrderOut)
-async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, probe=Probe(
-        "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review"))) -> Any:
+async def reject_order(order_id: Id, body: RejectIn, ctx: Ctx = allow(*STAFF, probe=service.REJECT_PROBE)) -> Any:
     """Send the work back to the reader with a reason."""
-    await service.move(ctx, order_id, "rejected", reject_reason=body.reason)
-    ctx.platform.metrics.orders.labels("rejected").inc()
+    await service.reject(ctx, order_id, body.reason)
     return await service.get_order(ctx, order_id)
 
 

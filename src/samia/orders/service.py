@@ -26,6 +26,23 @@ from samia.readings import astro
 PLACE_PROBE = Probe(
     "insert into orders (user_id, service_id) select auth.uid(), id from services where code = 'tarot'")
 
+# what the reader's and the monitor's routes rest on (API and the staff pages)
+READER_PROBE = Probe(
+    "select 1 from orders where assigned_reader = auth.uid()")
+START_PROBE = Probe(
+    "update orders set status = 'in_progress' where id = :order_assigned")
+OUTPUT_PROBE = Probe(
+    "with m as (insert into media_assets (owner_id, kind, storage_key) values (auth.uid(), 'audio', 'probe/a') "
+    "returning id) update orders set output_media_id = (select id from m) where id = :order_wip")
+SUBMIT_PROBE = Probe(
+    "update orders set status = 'awaiting_approval' where id = :order_wip")
+APPROVE_PROBE = Probe(
+    "update orders set status = 'approved' where id = :order_review")
+REJECT_PROBE = Probe(
+    "update orders set status = 'rejected', reject_reason = 'probe' where id = :order_review")
+
+PERFORMANCE_PROBE = Probe("select 1 from app.my_reader_stats(30)")
+
 DECK = "rider_waite"
 MAX_PHOTOS = 5
 
@@ -211,3 +228,59 @@ async def add_photo(ctx: Ctx, order_id: int, data: bytes) -> None:
     await ctx.conn.execute("insert into order_attachments (order_id, media_id) values (%s, %s)", (order_id, media_id))
     await ctx.conn.execute("select app.audit('order.photo_added', 'order', %s, %s)",
                            (str(order_id), json.dumps({"media": media_id})))
+
+
+# ---- the reader's and the monitor's work ------------------------------------------------
+
+async def reader_queue(ctx: Ctx) -> list[dict[str, Any]]:
+    """The calling reader's open work: golden first, then the nearest delivery deadline."""
+    return await fetch(ctx, sql.SQL("o.assigned_reader = auth.uid() and o.status in ('assigned', "
+                                    "'in_progress', 'rejected')"), (),
+                       order=sql.SQL("o.is_gold desc, o.deliver_by, o.id"))
+
+
+async def review_queue(ctx: Ctx, limit: int = 100) -> list[dict[str, Any]]:
+    """Audio waiting for a monitor: golden first, then the oldest submission."""
+    return await fetch(ctx, sql.SQL("o.status = 'awaiting_approval'"), (),
+                       order=sql.SQL("o.is_gold desc, o.submitted_at, o.id"), limit=limit)
+
+
+async def upload_output(ctx: Ctx, order_id: int, data: bytes) -> int:
+    """The reader's recorded reading for an order in progress (checked with ffprobe); it
+    replaces an earlier upload, and each upload needs its own approval. Returns the media id."""
+    cur = await ctx.conn.execute("select status::text from orders where id = %s for update", (order_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("order")
+    if row[0] != "in_progress":
+        raise AppError(409, "illegal_transition", f"audio is uploaded while the order is in progress, not {row[0]}")
+    media_id = await store_upload(ctx, data, kinds={"audio"}, prefix=f"orders/{order_id}/output",
+                                  purpose="order_output")
+    await ctx.conn.execute("update orders set output_media_id = %s where id = %s", (media_id, order_id))
+    return media_id
+
+
+async def approve(ctx: Ctx, order_id: int, *, deliver: bool = True) -> None:
+    """Approve the exact file under review (the trigger pins its sha256) and, by default,
+    deliver it. Of two concurrent approvals one wins; the other answers 409."""
+    await move(ctx, order_id, "approved")
+    ctx.platform.metrics.orders.labels("approved").inc()
+    if deliver:
+        await move(ctx, order_id, "delivered")
+        ctx.platform.metrics.orders.labels("delivered").inc()
+
+
+async def reject(ctx: Ctx, order_id: int, reason: str) -> None:
+    """Send the work back to the reader with a reason."""
+    await move(ctx, order_id, "rejected", reject_reason=reason)
+    ctx.platform.metrics.orders.labels("rejected").inc()
+
+
+async def my_performance(ctx: Ctx, days: int = 30) -> dict[str, Any]:
+    """The calling reader's last `days`: deliveries, average hours to deliver, late deliveries,
+    and the monitors' approvals and rejections of their audio (app.my_reader_stats)."""
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select * from app.my_reader_stats(%s)", (days,))
+    row = await cur.fetchone() or {"delivered": 0, "avg_hours": None, "late": 0, "approved": 0, "rejected": 0}
+    decided = row["approved"] + row["rejected"]
+    return {**row, "days": days, "approval_rate": round(100 * row["approved"] / decided) if decided else None}

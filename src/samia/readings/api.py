@@ -4,17 +4,15 @@ drafts, which stay internal: no client-reachable route or policy returns them.""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, Probe, allow
+from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, allow
 from samia.core.models import Id, Input
 from samia.core.problems import not_found
-from samia.providers.ai import LABEL, make_drafter
 from samia.readings import service
 
 router = APIRouter(tags=["readings"])
@@ -91,54 +89,17 @@ async def deck(ctx: Ctx = allow(PUBLIC)) -> list[dict[str, Any]]:
 
 # ---- the readers' assistant (internal) ------------------------------------------------
 
-async def _brief(ctx: Ctx, order_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select s.code as service, o.question_text as question, o.chart from orders o "
-                      "join services s on s.id = o.service_id where o.id = %s and o.assigned_reader = auth.uid()",
-                      (order_id,))
-    brief = await cur.fetchone()
-    if brief is None:
-        raise not_found("order")
-    await cur.execute("select s.card_position, s.is_reversed, d.name_en, d.upright_en, d.reversed_en, "
-                      "t.positions -> (s.card_position - 1) ->> 'en' as position_en "
-                      "from tarot_v2_readings r join tarot_v2_card_selections s on s.reading_id = r.id "
-                      "join deck_cards d on d.id = s.card_id join tarot_spreads t on t.code = r.spread_code "
-                      "where r.order_id = %s order by s.card_position", (order_id,))
-    brief["cards"] = await cur.fetchall()
-    return brief
-
-
 @router.post("/reader/orders/{order_id}/assist/draft", status_code=status.HTTP_201_CREATED, response_model=DraftOut)
-async def draft(order_id: Id, ctx: Ctx = allow("reader", rate="assist_draft", probe=Probe(
-        "insert into reading_drafts (order_id, author_id, provider, body) "
-        "values (:order_wip, auth.uid(), 'local', 'probe')"))) -> dict[str, Any]:
+async def draft(order_id: Id, ctx: Ctx = allow("reader", rate="assist_draft", probe=service.DRAFT_PROBE)
+                ) -> dict[str, Any]:
     """An internal draft for the assigned reader, labelled as an assistant draft not for
     client delivery; 10 per hour. Never shown to the client; the deliverable is your audio."""
-    brief = await _brief(ctx, order_id)
-    drafter = make_drafter(ctx.platform.settings)
-    if drafter.name == "local":
-        text = await drafter.draft(brief)
-    else:
-        text = await ctx.platform.guarded(ctx.conn, "ai", lambda: drafter.draft(brief))
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("insert into reading_drafts (order_id, author_id, provider, body) "
-                      "values (%s, auth.uid(), %s, %s) returning id, order_id, label, provider, body, created_at",
-                      (order_id, drafter.name, text))
-    row = await cur.fetchone()
-    assert row is not None
-    assert row["label"] == LABEL
-    await ctx.conn.execute("select app.audit('reading.draft_created', 'order', %s, %s)",
-                           (str(order_id), json.dumps({"draft": row["id"], "provider": drafter.name})))
-    return row
+    return await service.create_draft(ctx, order_id)
 
 
 @router.get("/reader/orders/{order_id}/drafts", response_model=list[DraftOut])
-async def drafts(order_id: Id, ctx: Ctx = allow("reader", *STAFF, probe=Probe(
-        "select 1 from reading_drafts where order_id = :order_wip"))) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, order_id, label, provider, body, created_at from reading_drafts "
-                      "where order_id = %s order by id desc limit 50", (order_id,))
-    return await cur.fetchall()
+async def drafts(order_id: Id, ctx: Ctx = allow("reader", *STAFF, probe=service.DRAFTS_PROBE)) -> list[dict[str, Any]]:
+    return await service.list_drafts(ctx.conn, order_id)
 
 
 @router.get("/readings/{reading_id}/draft", response_model=DraftOut)

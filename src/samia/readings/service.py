@@ -8,12 +8,18 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from samia.core.access import Probe
+from samia.core.access import Ctx, Probe
 from samia.core.problems import AppError, not_found
+from samia.providers.ai import LABEL, make_drafter
 
 # what turning a card rests on (API and order page)
 REVEAL_PROBE = Probe(
     "select app.reveal_card(:reading, 1)")
+
+# the assistant's drafts: writing one (the reader) and reading them (the reader and staff)
+DRAFT_PROBE = Probe("insert into reading_drafts (order_id, author_id, provider, body) "
+                    "values (:order_wip, auth.uid(), 'local', 'probe')")
+DRAFTS_PROBE = Probe("select 1 from reading_drafts where order_id = :order_wip")
 
 CARD_FIELDS = ("code", "name_en", "name_ar", "arcana", "suit", "meaning_en", "meaning_ar")
 
@@ -72,4 +78,52 @@ async def list_spreads(conn: AsyncConnection) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("select code, name_en, name_ar, positions from tarot_spreads "
                       "order by jsonb_array_length(positions)")
+    return await cur.fetchall()
+
+
+# ---- the readers' assistant (internal) ------------------------------------------------
+
+async def _brief(ctx: Ctx, order_id: int) -> dict[str, Any]:
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("select s.code as service, o.question_text as question, o.chart from orders o "
+                      "join services s on s.id = o.service_id where o.id = %s and o.assigned_reader = auth.uid()",
+                      (order_id,))
+    brief = await cur.fetchone()
+    if brief is None:
+        raise not_found("order")
+    await cur.execute("select s.card_position, s.is_reversed, d.name_en, d.upright_en, d.reversed_en, "
+                      "t.positions -> (s.card_position - 1) ->> 'en' as position_en "
+                      "from tarot_v2_readings r join tarot_v2_card_selections s on s.reading_id = r.id "
+                      "join deck_cards d on d.id = s.card_id join tarot_spreads t on t.code = r.spread_code "
+                      "where r.order_id = %s order by s.card_position", (order_id,))
+    brief["cards"] = await cur.fetchall()
+    return brief
+
+
+async def create_draft(ctx: Ctx, order_id: int) -> dict[str, Any]:
+    """An internal draft for the order's assigned reader, labelled providers.ai.LABEL (an assistant draft, not for
+    client delivery). Never shown to the client; the deliverable is the reader's audio."""
+    brief = await _brief(ctx, order_id)
+    drafter = make_drafter(ctx.platform.settings)
+    if drafter.name == "local":
+        text = await drafter.draft(brief)
+    else:
+        text = await ctx.platform.guarded(ctx.conn, "ai", lambda: drafter.draft(brief))
+    cur = ctx.conn.cursor(row_factory=dict_row)
+    await cur.execute("insert into reading_drafts (order_id, author_id, provider, body) "
+                      "values (%s, auth.uid(), %s, %s) returning id, order_id, label, provider, body, created_at",
+                      (order_id, drafter.name, text))
+    row = await cur.fetchone()
+    assert row is not None
+    assert row["label"] == LABEL
+    await ctx.conn.execute("select app.audit('reading.draft_created', 'order', %s, %s)",
+                           (str(order_id), json.dumps({"draft": row["id"], "provider": drafter.name})))
+    return row
+
+
+async def list_drafts(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
+    """The order's assistant drafts, newest first (RLS: its reader and staff only)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, order_id, label, provider, body, created_at from reading_drafts "
+                      "where order_id = %s order by id desc limit 50", (order_id,))
     return await cur.fetchall()

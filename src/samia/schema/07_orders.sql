@@ -303,6 +303,27 @@ $$;
 revoke all on function app.pick_reader(bigint) from public;
 grant execute on function app.pick_reader(bigint) to authenticated, service_role;
 
+-- A reader's own record over the last p_days: deliveries and their average time, late ones,
+-- and the monitors' decisions on their audio (readers cannot read moderation_actions itself).
+create or replace function app.my_reader_stats(p_days integer default 30)
+returns table (delivered bigint, avg_hours numeric, late bigint, approved bigint, rejected bigint)
+language sql stable security definer set search_path = '' as $$
+  with mine as (select * from public.orders o where o.assigned_reader = auth.uid()),
+       decided as (select m.action from public.moderation_actions m join mine o on m.target_id = o.id::text
+                    where m.target_kind = 'order' and m.action in ('approve', 'reject')
+                      and m.created_at > now() - make_interval(days => p_days))
+  select (select count(*) from mine where delivered_at > now() - make_interval(days => p_days)),
+         (select round((avg(extract(epoch from delivered_at - created_at)) / 3600)::numeric, 1) from mine
+           where delivered_at > now() - make_interval(days => p_days)),
+         (select count(*) from mine where delivery_breached_at > now() - make_interval(days => p_days)),
+         (select count(*) from decided where action = 'approve'),
+         (select count(*) from decided where action = 'reject')
+   where (select app.user_role()) = 'reader'
+$$;
+
+revoke all on function app.my_reader_stats(integer) from public;
+grant execute on function app.my_reader_stats(integer) to authenticated;
+
 select app.lock_down('order_attachments', 'reader_strikes', 'order_escalations');
 
 -- Orders are placed by clients for themselves (not by admins on their behalf).

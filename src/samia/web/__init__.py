@@ -15,9 +15,27 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from samia.web import account, booking, errors, notifications, orders, privacy, storefront, wallet
+    from samia.web import (
+        account,
+        booking,
+        errors,
+        monitor_cases,
+        monitor_console,
+        notifications,
+        orders,
+        privacy,
+        reader_availability,
+        reader_console,
+        reader_profile,
+        staff_home,
+        storefront,
+        wallet,
+    )
 
     for module in (storefront, account, notifications, wallet, orders, booking, privacy):
+        app.include_router(module.router)
+    # the staff consoles
+    for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases):
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH

@@ -10,10 +10,18 @@ CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favour
           ("/account/wallet", "nav.wallet"), ("/account", "nav.account")]
 
 # the staff consoles' sections, per role
-READER: list[tuple[str, str]] = []
-MONITOR: list[tuple[str, str]] = []
+READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", "floor.nav.queue"),
+                                 ("/staff/availability", "floor.nav.availability"),
+                                 ("/staff/performance", "floor.nav.performance"),
+                                 ("/staff/profile", "floor.nav.profile")]
+MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
+                                  ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
+                                  ("/staff/emergency", "floor.nav.emergency")]
 ADMIN: list[tuple[str, str]] = []
 SUPERADMIN: list[tuple[str, str]] = []
+
+# where each role lands after signing in (else the storefront's home)
+HOME = {"reader": "/staff", "monitor": "/staff"}
 
 STAFF = {"reader": READER, "monitor": MONITOR, "admin": ADMIN, "superadmin": SUPERADMIN}
 
