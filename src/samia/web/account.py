@@ -14,6 +14,7 @@ from samia.auth import service as auth
 from samia.core.access import AUTHENTICATED, PUBLIC, Ctx, acting_as, allow, client_ip
 from samia.core.tokens import decode_access
 from samia.profiles.service import get_profile, list_countries, update_profile
+from samia.web import nav
 from samia.web.forms import LANG_SWITCH, Refusal, attempt, form_lang, posted, required, safe_next
 from samia.web.render import LANG_COOKIE, LANGS, Translator, lang_of, render
 from samia.web.session import end, pages, set_cookie, start
@@ -125,11 +126,15 @@ async def login(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role=
     claims = decode_access(ctx.platform.settings, tokens.access_token)
     await ctx.conn.execute("select set_config('role', 'authenticated', true), "
                            "set_config('request.jwt.claims', %s, true)", (claims.json,))
-    cur = await ctx.conn.execute("select locale from profiles where id = auth.uid()")
+    cur = await ctx.conn.execute("select p.locale, r.code from profiles p join roles r on r.id = p.role_id "
+                                 "where p.id = auth.uid()")
     row = await cur.fetchone()
     if row and row[0] in LANGS:
         remember_lang(request, row[0])
-    return see_other(safe_next(form.get("next")))
+    target = safe_next(form.get("next"))
+    if target == "/" and row:  # staff land on their console, not the shop
+        target = nav.LANDING.get(row[1], target)
+    return see_other(target)
 
 
 @router.post("/logout")

@@ -12,8 +12,15 @@ CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favour
 # the staff consoles' sections, per role
 READER: list[tuple[str, str]] = []
 MONITOR: list[tuple[str, str]] = []
-ADMIN: list[tuple[str, str]] = []
-SUPERADMIN: list[tuple[str, str]] = []
+ADMIN: list[tuple[str, str]] = [
+    ("/admin", "admin.nav.dashboard"), ("/admin/console/catalogue", "admin.nav.catalogue"),
+    ("/admin/console/payments", "admin.nav.payments"), ("/admin/console/controls", "admin.nav.controls"),
+    ("/admin/console/users", "admin.nav.users"), ("/admin/console/ops", "admin.nav.ops"),
+    ("/admin/console/audit", "admin.nav.audit")]
+SUPERADMIN: list[tuple[str, str]] = [*ADMIN, ("/admin/console/super", "admin.nav.super")]
+
+# where each staff role lands after logging in (unless the login was on the way somewhere)
+LANDING = {"admin": "/admin", "superadmin": "/admin"}
 
 STAFF = {"reader": READER, "monitor": MONITOR, "admin": ADMIN, "superadmin": SUPERADMIN}
 

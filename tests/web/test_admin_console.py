@@ -1,0 +1,184 @@
+"""The admin console without a browser: every page renders for an admin in both languages,
+is out of reach of a monitor (403, no data) and of a forged post (CSRF), and its actions go
+through the API's functions (audited, refused the same way)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from samia.config import Settings
+
+from ..conftest import make_settings
+from ..helpers import PASSWORD, Api, User, ok
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+PAGES = ["/admin", "/admin/console/catalogue", "/admin/console/payments", "/admin/console/payments/reconciliation",
+         "/admin/console/payments/methods", "/admin/console/controls"]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(SAMIA_DATA_DIR=str(tmp_path_factory.mktemp("admin-data")),
+                         BANK_TRANSFER_INSTRUCTIONS="IBAN LB00 TEST 0000; reference: your payment id")
+
+
+@pytest.fixture(scope="module")
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False, client=("203.0.113.7", 50000)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def web(client: TestClient) -> TestClient:
+    """The same client (one app, one pool): the API ignores the page cookies."""
+    return client
+
+
+def sign_in(web: TestClient, email: str) -> str:
+    """Log in through the page; returns where the login sent them."""
+    web.cookies.clear()
+    token = csrf(web, "/login")
+    r = web.post("/login", data={"_csrf": token, "email": email, "password": PASSWORD, "next": "/"},
+                 follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r.headers["location"]
+
+
+def csrf(web: TestClient, path: str) -> str:
+    return re.search(r'name="_csrf" value="([0-9a-f]+)"', web.get(path).text).group(1)  # type: ignore[union-attr]
+
+
+def waiting_transfer(api: Api, client: TestClient, admin: User, proof: bytes | None = PNG) -> tuple[User, int]:
+    """A client's booking paid by bank transfer, with the proof uploaded: it waits for an admin."""
+    reader = api.user("reader")
+    ok(client.put(f"/admin/readers/{reader.id}/services", json={"services": ["tarot"]}, headers=admin.h))
+    rules = [{"weekday": d, "start": "00:00", "end": "23:30"} for d in range(1, 8)]
+    ok(client.put("/readers/me/availability", json={"tz": "UTC", "rules": rules}, headers=reader.h))
+    me = api.user("client")
+    when = dt.datetime.now(dt.UTC).replace(hour=10, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+    booking = ok(client.post("/bookings/hold", json={"reader_id": reader.id, "service": "tarot",
+                                                      "starts_at": when.isoformat()}, headers=me.h), 201)["id"]
+    pay = ok(client.post("/payments", json={"booking_id": booking, "method": "bank_transfer"}, headers=me.h), 201)
+    if proof:
+        ok(client.post(f"/payments/{pay['id']}/proof", content=proof, headers={**me.h, "Content-Type": "image/png"}))
+    return me, pay["id"]
+
+
+@pytest.fixture(scope="module")
+def admin(api: Api, client: TestClient) -> User:
+    ok(client.put("/admin/services/tarot", json={"price_minor": 1500, "currency": "USD"},
+                  headers=api.user("admin").h))
+    return api.user("admin")
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_every_page_renders_for_an_admin(lang: str, web: TestClient, admin: User) -> None:
+    assert sign_in(web, admin.email) == "/admin"  # admins land on their console
+    for path in PAGES:
+        r = web.get(path, headers={"Accept-Language": lang})
+        assert r.status_code == 200, (path, r.text[:2000])
+        assert f'lang="{lang}"' in r.text and 'href="/static/admin.css"' in r.text
+        assert 'href="/admin/console/users"' in r.text and 'href="/my/orders"' not in r.text
+
+
+def test_a_monitor_gets_403_and_no_data_and_a_client_too(web: TestClient, api: Api, client: TestClient,
+                                                         admin: User) -> None:
+    _, pay_id = waiting_transfer(api, client, admin)
+    for role in ("monitor", "client", "reader"):
+        sign_in(web, api.user(role).email)
+        for path in [*PAGES, f"/admin/console/payments/{pay_id}/decline"]:
+            r = web.get(path)
+            assert r.status_code == 403, (role, path)
+            assert f"Transfer {pay_id}" not in r.text and "IBAN" not in r.text and "feature_flags" not in r.text
+        assert "/admin/console" not in web.get("/account").text  # nor in their navigation
+        r = web.post(f"/admin/console/payments/{pay_id}/approve", data={"_csrf": csrf(web, "/account")})
+        assert r.status_code == 403
+    assert api.sql("select status from payment_transactions where id = %s", (pay_id,)) == [("requires_action",)]
+    web.cookies.clear()
+    r = web.get("/admin/console/payments", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+def test_forged_posts_without_csrf_change_nothing(web: TestClient, api: Api, client: TestClient, admin: User) -> None:
+    _, pay_id = waiting_transfer(api, client, admin)
+    sign_in(web, admin.email)
+    for path, data in ((f"/admin/console/payments/{pay_id}/approve", {}),
+                       ("/admin/console/catalogue/tarot", {"price": "1.00", "is_active": "yes"}),
+                       ("/admin/console/controls/flags/feature.tarotV2", {"rollout_pct": "0"})):
+        for forged in (data, {**data, "_csrf": "0" * 64}):
+            r = web.post(path, data=forged)
+            assert r.status_code == 403 and "text/html" in r.headers["content-type"], path
+    assert api.sql("select status from payment_transactions where id = %s", (pay_id,)) == [("requires_action",)]
+    assert api.sql("select price_minor from services where code = 'tarot'") == [(1500,)]
+
+
+def test_a_price_set_on_the_page_is_the_storefronts_at_once_and_audited(web: TestClient, api: Api,
+                                                                       admin: User) -> None:
+    sign_in(web, admin.email)
+    token = csrf(web, "/admin/console/catalogue")
+    r = web.post("/admin/console/catalogue/tarot", data={"_csrf": token, "price": "abc", "is_active": "yes"})
+    assert r.status_code == 422 and 'href="#f-tarot-price"' in r.text
+    r = web.post("/admin/console/catalogue/tarot", data={"_csrf": token, "price": "17.50", "per_minute": "0.00",
+                                                         "gold_surcharge": "5", "duration": "30", "is_active": "yes"},
+                 follow_redirects=False)
+    assert r.status_code == 303 and "done=saved" in r.headers["location"]
+    assert next(s for s in web.get("/services").json() if s["code"] == "tarot")["price_minor"] == 1750
+    assert "$17.50" in web.get("/catalogue").text
+    assert api.sql("select actor::text, meta->'price_minor' from audit_log where event = 'service.update' "
+                   "and entity_id = 'tarot' order by id desc limit 1") == [(admin.id, [1500, 1750])]
+
+
+def test_approving_a_transfer_shows_the_proof_and_answers_already_decided_after(
+        web: TestClient, api: Api, client: TestClient, admin: User) -> None:
+    _, pay_id = waiting_transfer(api, client, admin)
+    sign_in(web, admin.email)
+    page = web.get("/admin/console/payments").text
+    proof = re.search(rf'id="transfer-{pay_id}".*?<img src="([^"]+)"', page, re.S)
+    assert proof, "the proof is shown inline"
+    img = web.get(proof.group(1).replace("&amp;", "&"))
+    assert img.status_code == 200 and img.content == PNG
+    token = csrf(web, "/admin/console/payments")
+    r = web.post(f"/admin/console/payments/{pay_id}/approve", data={"_csrf": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("done=approved")
+    assert api.sql("select t.status, b.status from payment_transactions t join bookings b on b.id = t.booking_id "
+                   "where t.id = %s", (pay_id,)) == [("succeeded", "confirmed")]
+    r = web.post(f"/admin/console/payments/{pay_id}/approve", data={"_csrf": token})
+    assert r.status_code == 409 and "already decided" in r.text
+    assert api.sql("select count(*) from audit_log where event = 'payment.settled' and entity_id = %s",
+                   (str(pay_id),)) == [(1,)]
+
+
+def test_a_decline_needs_a_reason_and_the_confirmation(web: TestClient, api: Api, client: TestClient,
+                                                       admin: User) -> None:
+    _, pay_id = waiting_transfer(api, client, admin)
+    sign_in(web, admin.email)
+    path = f"/admin/console/payments/{pay_id}/decline"
+    token = csrf(web, path)
+    r = web.post(path, data={"_csrf": token, "reason": "The money never arrived"})
+    assert r.status_code == 422 and 'href="#f-confirm"' in r.text
+    assert api.sql("select status from payment_transactions where id = %s", (pay_id,)) == [("requires_action",)]
+    r = web.post(path, data={"_csrf": token, "reason": "The money never arrived", "confirm": "yes"},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select status, failure_reason from payment_transactions where id = %s",
+                   (pay_id,)) == [("failed", "The money never arrived")]
+
+
+def test_a_flag_flipped_on_the_page_applies_to_the_next_request(web: TestClient, api: Api, client: TestClient,
+                                                                admin: User) -> None:
+    someone = api.user("client")
+    before = ok(client.get("/flags", headers=someone.h))["feature.tarotV2"]
+    sign_in(web, admin.email)
+    token = csrf(web, "/admin/console/controls")
+    data = {"_csrf": token, "rollout_pct": "100"} | ({} if before else {"enabled": "yes"})
+    r = web.post("/admin/console/controls/flags/feature.tarotV2", data=data, follow_redirects=False)
+    assert r.status_code == 303
+    assert ok(client.get("/flags", headers=someone.h))["feature.tarotV2"] is (not before)
+    r = web.post("/admin/console/controls/flags/feature.tarotV2", data={"_csrf": token, "rollout_pct": "101"})
+    assert r.status_code == 422
