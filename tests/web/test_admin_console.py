@@ -19,7 +19,8 @@ from ..helpers import PASSWORD, Api, User, ok
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PAGES = ["/admin", "/admin/console/catalogue", "/admin/console/payments", "/admin/console/payments/reconciliation",
-         "/admin/console/payments/methods", "/admin/console/controls"]
+         "/admin/console/payments/methods", "/admin/console/controls", "/admin/console/users",
+         "/admin/console/orders"]
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,62 @@ def test_a_flag_flipped_on_the_page_applies_to_the_next_request(web: TestClient,
     assert ok(client.get("/flags", headers=someone.h))["feature.tarotV2"] is (not before)
     r = web.post("/admin/console/controls/flags/feature.tarotV2", data={"_csrf": token, "rollout_pct": "101"})
     assert r.status_code == 422
+
+
+def test_roles_within_the_guardrails_which_the_database_enforces(web: TestClient, api: Api, admin: User) -> None:
+    target = api.user("client")
+    sign_in(web, admin.email)
+    page = web.get(f"/admin/console/users/{target.id}").text
+    assert "Only the owner grants" in page and '<option value="superadmin"' not in page
+    token = csrf(web, f"/admin/console/users/{target.id}")
+    r = web.post(f"/admin/console/users/{target.id}", data={"_csrf": token, "first_name": "Nour", "last_name": "Test",
+                                                              "role": "monitor"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select r.code from profiles p join roles r on r.id = p.role_id where p.id = %s",
+                   (target.id,)) == [("monitor",)]
+    # a forged form granting the superadmin role: the database refuses it, audited
+    r = web.post(f"/admin/console/users/{target.id}", data={"_csrf": token, "role": "superadmin"})
+    assert r.status_code == 403 and "Only the owner (superadmin)" in r.text
+    assert api.sql("select r.code from profiles p join roles r on r.id = p.role_id where p.id = %s",
+                   (target.id,)) == [("monitor",)]
+    denied = api.sql("select count(*) from audit_log where event = 'access.denied' and actor = %s", (admin.id,))
+    assert denied[0][0] >= 1
+    found = web.get("/admin/console/users", params={"q": target.email[:12]}).text
+    assert target.email in found
+
+
+def test_a_block_needs_its_confirmation(web: TestClient, api: Api, client: TestClient, admin: User) -> None:
+    target = api.user("client")
+    sign_in(web, admin.email)
+    path = f"/admin/console/users/{target.id}/block"
+    token = csrf(web, path)
+    data = {"_csrf": token, "reason": "spam", "duration": "60", "note": "Posting links in every review"}
+    r = web.post(path, data=data)
+    assert r.status_code == 422 and 'href="#f-confirm"' in r.text
+    assert client.get("/me", headers=target.h).status_code == 200
+    r = web.post(path, data={**data, "confirm": "yes"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get("/me", headers=target.h).status_code == 401  # signed out at the next request
+    assert api.sql("select reason, blocked_by::text from user_blocks where user_id = %s",
+                   (target.id,)) == [("spam", admin.id)]
+
+
+def test_an_order_goes_to_the_least_loaded_reader(web: TestClient, api: Api, client: TestClient,
+                                                  admin: User) -> None:
+    busy, free = api.user("reader"), api.user("reader")
+    for r in (busy, free):
+        ok(client.put(f"/admin/readers/{r.id}/services", json={"services": ["coffee"]}, headers=admin.h))
+    api.sql("update services set price_minor = 0 where code = 'coffee'")
+    me = api.user("client")
+    first, second = (ok(client.post("/orders", json={"service": "coffee", "question": q}, headers=me.h), 201)
+                     for q in ("Love?", "Work?"))
+    for order in (first, second):  # a coffee-cup reading needs a photo of the cup
+        ok(client.post(f"/orders/{order['id']}/photos", content=PNG, headers={**me.h, "Content-Type": "image/png"}))
+    ok(client.post(f"/orders/{first['id']}/assign", json={"reader_id": busy.id}, headers=admin.h))
+    sign_in(web, admin.email)
+    page = web.get("/admin/console/orders").text
+    assert f'id="order-{second["id"]}"' in page and "Least loaded" in page
+    r = web.post(f"/admin/console/orders/{second['id']}/assign",
+                 data={"_csrf": csrf(web, "/admin/console/orders"), "reader": "least_loaded"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select assigned_reader::text from orders where id = %s", (second["id"],)) == [(free.id,)]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from samia.core.access import ADMINS, STAFF, STAFF_PROBE, Ctx, Probe, allow
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.moderation import blocks
 
 router = APIRouter(tags=["moderation"])
 
@@ -201,25 +202,20 @@ async def resolve(case_id: Id, body: ResolveIn, ctx: Ctx = allow(*STAFF, probe=S
 # ---- blocks ---------------------------------------------------------------------------
 
 @router.post("/monitor/block-user", status_code=status.HTTP_201_CREATED)
-async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=Probe(
-        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null)"))) -> dict[str, Any]:
+async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=blocks.BLOCK_PROBE)) -> dict[str, Any]:
     """Block a client or reader (admins: also monitors). Their tokens stop working on the
     next request; a block with a duration lifts itself when it ends."""
-    cur = await ctx.conn.execute("select app.block_user(%s, %s, %s, %s, %s, %s)",
-                                 (body.user_id, body.reason, body.note, json.dumps(body.evidence),
-                                  body.duration_minutes, body.case_id))
-    block_id = (await cur.fetchone())[0]  # type: ignore[index]
+    block_id = await blocks.block_user(ctx.conn, body.user_id, reason=body.reason, note=body.note,
+                                       evidence=body.evidence, duration_minutes=body.duration_minutes,
+                                       case_id=body.case_id)
     return await _one(ctx, "select id, user_id::text, reason, note, evidence, starts_at, ends_at, case_id "
                            "from user_blocks where id = %s", (block_id,), "block")
 
 
 @router.post("/monitor/unblock-user")
-async def unblock_user(body: UnblockIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null), app.unblock_user(:other, 'probe')"))
-        ) -> dict[str, Any]:
+async def unblock_user(body: UnblockIn, ctx: Ctx = allow(*ADMINS, probe=blocks.UNBLOCK_PROBE)) -> dict[str, Any]:
     """Lift a block. Admins only (a monitor blocks; only an admin unblocks)."""
-    cur = await ctx.conn.execute("select app.unblock_user(%s, %s)", (body.user_id, body.note))
-    return {"user_id": body.user_id, "blocks_lifted": (await cur.fetchone())[0]}  # type: ignore[index]
+    return {"user_id": body.user_id, "blocks_lifted": await blocks.unblock_user(ctx.conn, body.user_id, body.note)}
 
 
 # ---- orders ---------------------------------------------------------------------------

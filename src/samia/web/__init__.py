@@ -16,12 +16,11 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     from samia.web import account, booking, errors, notifications, orders, privacy, storefront, wallet
-    from samia.web import admin_console, admin_controls, admin_payments
+    from samia.web.admin import install as install_admin
 
     for module in (storefront, account, notifications, wallet, orders, booking, privacy):
         app.include_router(module.router)
-    for module in (admin_console, admin_payments, admin_controls):  # the admin console (/admin…)
-        app.include_router(module.router)
+    install_admin(app)  # the admin console: /admin and /admin/console/…
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH
     app.mount("/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="static")

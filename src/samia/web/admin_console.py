@@ -6,19 +6,24 @@ API, calling the same feature functions."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.catalogue import service as catalogue
 from samia.core.access import ADMINS, Ctx, allow
+from samia.core.problems import AppError, from_db_error
 from samia.ops import dashboard
 from samia.web.forms import Refusal, attempt, posted
 from samia.web.render import Translator, lang_of, render
 from samia.web.session import pages
 
+T = TypeVar("T")
 router = pages("web", "admin")
 HOME = "/admin"
 CONSOLE = "/admin/console"
@@ -45,6 +50,33 @@ def age(t: Translator, seconds: float | None) -> str:
     if s < 48 * 3600:
         return t("admin.age.hours", n=round(s / 3600))
     return t("admin.age.days", n=round(s / 86400))
+
+
+async def act(ctx: Ctx, action: Callable[[], Awaitable[T]]) -> tuple[T | None, Refusal | None]:
+    """`forms.attempt`, and for a refusal the database guards (a 403 the API would audit after
+    its rollback) the same `access.denied` row, written once the savepoint is undone."""
+    audit: dict[str, Any] | None = None
+
+    async def run() -> T:
+        nonlocal audit
+        try:
+            return await action()
+        except psycopg.Error as exc:
+            err = from_db_error(exc)
+            audit = err.audit
+            raise err from exc
+        except AppError as err:
+            audit = err.audit
+            raise
+
+    result, refusal = await attempt(ctx.conn, run)
+    if refusal is not None and audit:
+        route = getattr(ctx.request.scope.get("route"), "path", ctx.request.url.path)
+        meta = {"reason": refusal.code, "method": ctx.request.method, "route": route,
+                **{k: v for k, v in audit.items() if k != "event"}}
+        await ctx.conn.execute("select app.audit(%s, 'route', %s, %s)",
+                               (audit.get("event", "access.denied"), route, json.dumps(meta)))
+    return result, refusal
 
 
 def done(url: str, what: str) -> RedirectResponse:
@@ -117,7 +149,7 @@ async def save_service(code: str, request: Request,
             bad[f"{code}-duration"] = "invalid_duration"
     if bad:
         return await _catalogue(request, ctx, Refusal("validation_error", 422, bad), form, code)
-    _, refusal = await attempt(ctx.conn, lambda: catalogue.update_service(ctx.conn, code, changes, None))
+    _, refusal = await act(ctx, lambda: catalogue.update_service(ctx.conn, code, changes, None))
     if refusal:
         return await _catalogue(request, ctx, refusal, form, code)
     return done(f"{CONSOLE}/catalogue#svc-{code}", "saved")

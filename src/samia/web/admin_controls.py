@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from samia.core.access import ADMIN_PROBE, ADMINS, Ctx, allow
 from samia.ops import flags, incidents, limits, providers
-from samia.web.admin_console import CONSOLE, console, done
-from samia.web.forms import Refusal, attempt, posted
+from samia.web.admin_console import CONSOLE, act, console, done
+from samia.web.forms import Refusal, posted
 from samia.web.session import pages
 
 router = pages("web", "admin")
@@ -46,7 +46,7 @@ async def save_flag(key: str, request: Request, ctx: Ctx = allow(*ADMINS, cookie
     if not KEY.match(key) or pct is None:
         return await _page(request, ctx, Refusal("validation_error", 422, {f"flag-{key}": "invalid_percent"}), form,
                            key)
-    _, refusal = await attempt(ctx.conn, lambda: flags.update_flag(
+    _, refusal = await act(ctx, lambda: flags.update_flag(
         ctx.conn, key, {"enabled": form.get("enabled") == "yes", "rollout_pct": pct}))
     if refusal:
         return await _page(request, ctx, refusal, form, key)
@@ -60,7 +60,7 @@ async def save_limit(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, pr
     name, value = form.get("name", ""), _int(form.get("limit"), 1, 1_000_000)
     if value is None or not re.fullmatch(r"[a-z_]{1,60}", name):
         return await _page(request, ctx, Refusal("validation_error", 422, {f"limit-{name}": "invalid_limit"}), form)
-    _, refusal = await attempt(ctx.conn, lambda: limits.set_limits(ctx.conn, {f"rate_{name}": value}))
+    _, refusal = await act(ctx, lambda: limits.set_limits(ctx.conn, {f"rate_{name}": value}))
     if refusal:
         return await _page(request, ctx, refusal, form)
     return done(f"{CONTROLS}#limits", "limit")
@@ -71,7 +71,7 @@ async def switch_provider(provider: str, request: Request, ctx: Ctx = allow(*ADM
                           ) -> Response:
     form = await posted(request)
     reason = form.get("reason", "").strip()[:300] or None
-    _, refusal = await attempt(ctx.conn, lambda: providers.toggle(ctx, provider, enabled=form.get("enabled") == "yes",
+    _, refusal = await act(ctx, lambda: providers.toggle(ctx, provider, enabled=form.get("enabled") == "yes",
                                                                   reason=reason))
     if refusal:
         return await _page(request, ctx, refusal, form)
@@ -86,7 +86,7 @@ async def save_budget(provider: str, request: Request, ctx: Ctx = allow(*ADMINS,
     if calls is None or pct is None or not re.fullmatch(r"[a-z_]{2,20}", provider):
         return await _page(request, ctx, Refusal("validation_error", 422, {f"budget-{provider}": "invalid_budget"}),
                            form)
-    _, refusal = await attempt(ctx.conn, lambda: incidents.set_provider_budget(
+    _, refusal = await act(ctx, lambda: incidents.set_provider_budget(
         ctx.conn, provider, calls, pct, form.get("degrade") == "yes"))
     if refusal:
         return await _page(request, ctx, refusal, form)

@@ -18,8 +18,8 @@ from samia.core.problems import AppError
 from samia.finance import service as finance
 from samia.media import service as media
 from samia.payments import admin as payments
-from samia.web.admin_console import CONSOLE, console, done
-from samia.web.forms import Refusal, attempt, posted
+from samia.web.admin_console import CONSOLE, act, console, done
+from samia.web.forms import Refusal, posted
 from samia.web.session import pages
 
 router = pages("web", "admin")
@@ -56,7 +56,7 @@ async def transfers_page(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True
 @router.post(f"{PAYMENTS}/{{payment_id}}/approve", response_class=HTMLResponse)
 async def approve(payment_id: Id, request: Request,
                   ctx: Ctx = allow(*ADMINS, cookie=True, probe=payments.TRANSFERS_PROBE)) -> Response:
-    _, refusal = await attempt(ctx.conn, lambda: payments.approve_transfer(ctx, payment_id))
+    _, refusal = await act(ctx, lambda: payments.approve_transfer(ctx, payment_id))
     if refusal:
         return await _transfers(request, ctx, refusal)
     return done(PAYMENTS, "approved")
@@ -90,7 +90,7 @@ async def decline(payment_id: Id, request: Request,
         fields["confirm"] = "confirm_required"
     if fields:
         return await _decline_form(request, ctx, payment_id, form, Refusal("validation_error", 422, fields))
-    _, refusal = await attempt(ctx.conn, lambda: payments.decline_transfer(ctx, payment_id, reason))
+    _, refusal = await act(ctx, lambda: payments.decline_transfer(ctx, payment_id, reason))
     if refusal:
         return await _decline_form(request, ctx, payment_id, form, refusal)
     return done(PAYMENTS, "declined")
@@ -129,7 +129,7 @@ async def save_method(code: str, request: Request,
     if code not in payments.METHODS or any(not COUNTRIES.fullmatch(c) for c in listed) or len(listed) > 250:
         return await _methods(request, ctx, Refusal("validation_error", 422, {f"{code}-countries": "bad_countries"}),
                               form)
-    _, refusal = await attempt(ctx.conn, lambda: payments.set_method_policy(
+    _, refusal = await act(ctx, lambda: payments.set_method_policy(
         ctx.conn, code, enabled=form.get("enabled") == "yes", all_countries=form.get("scope") == "all",
         countries=listed))
     if refusal:

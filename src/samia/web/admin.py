@@ -1,0 +1,14 @@
+"""The admin console's routers, mounted by `samia.web.install`: the dashboard and catalogue
+(admin_console), payments, platform controls, users and orders, operations and audit, and the
+super admin's page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from samia.web import admin_console, admin_controls, admin_payments, admin_users
+
+
+def install(app: FastAPI) -> None:
+    for module in (admin_console, admin_payments, admin_controls, admin_users):
+        app.include_router(module.router)
