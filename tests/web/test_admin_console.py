@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,15 +19,23 @@ from samia.config import Settings
 from ..conftest import make_settings
 from ..helpers import PASSWORD, Api, User, ok
 
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PAGES = ["/admin", "/admin/console/catalogue", "/admin/console/payments", "/admin/console/payments/reconciliation",
          "/admin/console/payments/methods", "/admin/console/controls", "/admin/console/users",
-         "/admin/console/orders"]
+         "/admin/console/orders", "/admin/console/ops", "/admin/console/ops/runbooks",
+         "/admin/console/ops/runbooks/incident-sev1", "/admin/console/ops/observability", "/admin/console/audit"]
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(SAMIA_DATA_DIR=str(tmp_path_factory.mktemp("admin-data")),
+    """Bank transfers on; the repository's runbooks plus one carrying markup and a script link."""
+    books = tmp_path_factory.mktemp("runbooks")
+    for path in (ROOT / "RUNBOOKS").glob("*.md"):
+        shutil.copy(path, books / path.name)
+    (books / "evil.md").write_text("# Evil <b>bold</b>\n\n<script>alert(1)</script>\n\n"
+                                   "[click](javascript:alert(1)) [sev1](/admin/runbooks/incident-sev1)\n")
+    return make_settings(SAMIA_DATA_DIR=str(tmp_path_factory.mktemp("admin-data")), RUNBOOKS_DIR=str(books),
                          BANK_TRANSFER_INSTRUCTIONS="IBAN LB00 TEST 0000; reference: your payment id")
 
 
@@ -242,3 +252,76 @@ def test_an_order_goes_to_the_least_loaded_reader(web: TestClient, api: Api, cli
                  data={"_csrf": csrf(web, "/admin/console/orders"), "reader": "least_loaded"}, follow_redirects=False)
     assert r.status_code == 303
     assert api.sql("select assigned_reader::text from orders where id = %s", (second["id"],)) == [(free.id,)]
+
+
+def test_runbooks_render_as_safe_html(web: TestClient, admin: User) -> None:
+    sign_in(web, admin.email)
+    page = web.get("/admin/console/ops/runbooks/evil").text
+    article = page[page.index('<article class="runbook'):page.index("</article>")]
+    assert "<script>" not in article and "&lt;script&gt;alert(1)&lt;/script&gt;" in article
+    assert "<b>" not in article and 'href="javascript:' not in article
+    assert 'href="/admin/console/ops/runbooks/incident-sev1"' in article  # the API's paths become the console's
+    assert web.get("/admin/console/ops/runbooks/..%2Fetc").status_code == 404
+
+
+def test_an_incident_declared_acknowledged_and_resolved_on_the_page(web: TestClient, api: Api, admin: User) -> None:
+    sign_in(web, admin.email)
+    token = csrf(web, "/admin/console/ops")
+    r = web.post("/admin/console/ops/incidents", data={"_csrf": token, "title": "Payments slow", "severity": "SEV2"},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    page = r.headers["location"].split("?")[0]
+    (incident_id,) = api.sql("select id from incidents where title = 'Payments slow'")[0]
+    assert page == f"/admin/console/ops/incidents/{incident_id}"
+    assert "incident-sev2" in web.get(page).text
+    r = web.post(f"{page}/status", data={"_csrf": token, "status": "resolved", "note": "Fixed the pool"},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    timeline = web.get(page).text
+    assert "Fixed the pool" in timeline and "Declared" in timeline
+    assert api.sql("select status from incidents where id = %s", (incident_id,)) == [("resolved",)]
+
+
+def test_attestations_are_made_and_downloaded_from_the_audit_page(web: TestClient, api: Api, admin: User) -> None:
+    sign_in(web, admin.email)
+    r = web.post("/admin/console/audit/attest", data={"_csrf": csrf(web, "/admin/console/audit")},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    (att_id, rows) = api.sql("select id, rows from audit_attestations order by id desc limit 1")[0]
+    page = web.get("/admin/console/audit").text
+    assert f"samia audit verify --export audit-attestation-{att_id}.jsonl" in page
+    export = web.get(f"/admin/console/audit/attestations/{att_id}/export")
+    assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
+    assert len(export.content.splitlines()) == rows
+    filtered = web.get("/admin/console/audit", params={"event": "audit.*"}).text
+    assert "audit.attested" in filtered and "service.update" not in filtered
+
+
+def test_the_owner_page_is_the_superadmins_alone(web: TestClient, api: Api, admin: User) -> None:
+    owner = api.user("superadmin")
+    sign_in(web, admin.email)
+    assert web.get("/admin/console/super").status_code == 403
+    assert 'href="/admin/console/super"' not in web.get("/admin").text
+    victim = api.user("client")
+    assert web.get(f"/admin/console/super/users/{victim.id}/delete").status_code == 403
+    sign_in(web, owner.email)
+    token = csrf(web, "/admin/console/super")
+    r = web.post("/admin/console/super/admins", data={
+        "_csrf": token, "first_name": "Rana", "last_name": "Admin", "email": "rana.admin@example.com",
+        "password": "a-long-enough-password", "dob": "1988-02-03", "role": "admin"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select r.code from profiles p join roles r on r.id = p.role_id "
+                   "where p.email = 'rana.admin@example.com'") == [("admin",)]
+    r = web.post("/admin/console/super/secrets/rotate", data={"_csrf": token})
+    assert r.status_code == 422 and 'href="#f-confirm"' in r.text
+    r = web.post("/admin/console/super/secrets/rotate", data={"_csrf": token, "confirm": "yes"},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select count(*) from audit_log where event = 'secrets.rotated' and actor = %s",
+                   (owner.id,)) == [(1,)]
+    path = f"/admin/console/super/users/{victim.id}/delete"
+    assert web.post(path, data={"_csrf": token}).status_code == 422
+    assert api.sql("select deleted_at is null from profiles where id = %s", (victim.id,)) == [(True,)]
+    assert web.post(path, data={"_csrf": token, "confirm": "yes"}, follow_redirects=False).status_code == 303
+    assert api.sql("select deleted_at is not null, email is null from profiles where id = %s",
+                   (victim.id,)) == [(True, True)]

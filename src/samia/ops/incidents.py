@@ -92,6 +92,7 @@ class BudgetIn(Input):
     degrade: bool = True
 
 
+DECLARE_PROBE = Probe("select app.incident_declare('probe', 'SEV3', '{}', null)")
 ROTA_PROBE = Probe("insert into oncall_rota (level, user_id, during) values (1, auth.uid(), "
                    "tstzrange(now(), now() + '1h'))")
 
@@ -117,8 +118,7 @@ async def get_incident(conn: AsyncConnection, incident_id: int) -> dict[str, Any
 
 
 @router.post("/admin/incident/declare", status_code=status.HTTP_201_CREATED)
-async def declare(body: DeclareIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "select app.incident_declare('probe', 'SEV3', '{}', null)"))) -> dict[str, Any]:
+async def declare(body: DeclareIn, ctx: Ctx = allow(*ADMINS, probe=DECLARE_PROBE)) -> dict[str, Any]:
     """Declare an incident: its severity's runbook is linked and the on-call monitor paged."""
     return await declare_incident(ctx.conn, body.title, body.severity, body.note, body.runbooks)
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from samia.web import admin_console, admin_controls, admin_payments, admin_users
+from samia.web import (
+    admin_audit,
+    admin_console,
+    admin_controls,
+    admin_ops,
+    admin_payments,
+    admin_super,
+    admin_users,
+)
 
 
 def install(app: FastAPI) -> None:
-    for module in (admin_console, admin_payments, admin_controls, admin_users):
+    for module in (admin_console, admin_payments, admin_controls, admin_users, admin_ops, admin_audit, admin_super):
         app.include_router(module.router)
