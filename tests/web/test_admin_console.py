@@ -163,6 +163,11 @@ def test_approving_a_transfer_shows_the_proof_and_answers_already_decided_after(
     assert r.status_code == 409 and "already decided" in r.text
     assert api.sql("select count(*) from audit_log where event = 'payment.settled' and entity_id = %s",
                    (str(pay_id),)) == [(1,)]
+    # the same admin approves the next one too (each settlement has its own reference)
+    _, second = waiting_transfer(api, client, admin)
+    r = web.post(f"/admin/console/payments/{second}/approve", data={"_csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.sql("select status from payment_transactions where id = %s", (second,)) == [("succeeded",)]
 
 
 def test_a_decline_needs_a_reason_and_the_confirmation(web: TestClient, api: Api, client: TestClient,

@@ -47,10 +47,12 @@ async def _waiting_transfer(conn: AsyncConnection, payment_id: int) -> None:
 
 
 async def approve_transfer(ctx: Ctx, payment_id: int) -> dict[str, Any]:
-    """The money arrived: settle it (ledger + booking confirmation). Audited with the admin."""
+    """The money arrived: settle it (ledger + booking confirmation). Audited with the admin.
+    The reference names the transfer and the admin: provider references are unique per
+    provider, so one naming the admin alone let each admin approve a single transfer ever."""
     await _waiting_transfer(ctx.conn, payment_id)
     async with acting_as(ctx, "samia_payments"):
-        await ctx.conn.execute("select app.settle_charge(%s, %s)", (payment_id, f"manual:{ctx.user_id}"))
+        await ctx.conn.execute("select app.settle_charge(%s, %s)", (payment_id, f"manual:{payment_id}:{ctx.user_id}"))
     return await payment(ctx.conn, payment_id)
 
 
