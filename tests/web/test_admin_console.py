@@ -5,8 +5,10 @@ through the API's functions (audited, refused the same way)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 PAGES = ["/admin", "/admin/console/catalogue", "/admin/console/payments", "/admin/console/payments/reconciliation",
          "/admin/console/payments/methods", "/admin/console/controls", "/admin/console/users",
          "/admin/console/orders", "/admin/console/ops", "/admin/console/ops/runbooks",
-         "/admin/console/ops/runbooks/incident-sev1", "/admin/console/ops/observability", "/admin/console/audit"]
+         "/admin/console/ops/runbooks/incident-sev1", "/admin/console/ops/observability", "/admin/console/audit",
+         "/admin/console/decks"]
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +333,48 @@ def test_the_owner_page_is_the_superadmins_alone(web: TestClient, api: Api, admi
     assert web.post(path, data={"_csrf": token, "confirm": "yes"}, follow_redirects=False).status_code == 303
     assert api.sql("select deleted_at is not null, email is null from profiles where id = %s",
                    (victim.id,)) == [(True, True)]
+
+
+def deck_zip(codes: list[str], *, broken: str | None = None, drop: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for code in codes:
+            if code == drop:
+                continue
+            z.writestr(f"{code}.png", b"not an image at all" if code == broken else PNG + code.encode())
+    return buf.getvalue()
+
+
+def test_deck_art_is_replaced_all_or_nothing(web: TestClient, api: Api, admin: User, settings: Settings) -> None:
+    codes = [c for (c,) in api.sql("select code from deck_cards where deck_code = 'rider_waite' order by id")]
+    assert len(codes) == 79 and "back" in codes
+    sign_in(web, admin.email)
+    token = csrf(web, "/admin/console/decks")
+    path = "/admin/console/decks/rider_waite/art"
+
+    def post(data: bytes) -> Any:
+        return web.post(path, data={"_csrf": token}, files={"zip": ("deck.zip", data, "application/zip")},
+                        follow_redirects=False)
+
+    r = post(deck_zip(codes))
+    assert r.status_code == 303
+    art = api.sql("select code, art_media_id from deck_cards where deck_code = 'rider_waite' order by id")
+    assert all(m is not None for _, m in art) and len({m for _, m in art}) == 79
+    stored = sorted((settings.data_dir / "storage").rglob("*"))
+    # a bad zip: one entry is not an image, or the back is missing, or it is no zip at all
+    for bad in (deck_zip(codes, broken=codes[1]), deck_zip(codes, drop="back"), b"PK not really"):
+        r = post(bad)
+        assert r.status_code == 422 and 'class="error-summary"' in r.text, r.status_code
+        assert api.sql("select code, art_media_id from deck_cards where deck_code = 'rider_waite' "
+                       "order by id") == art
+        assert sorted((settings.data_dir / "storage").rglob("*")) == stored  # no file left behind
+    # switched off: refused, the art stays
+    api.sql("update feature_flags set enabled = false where key = 'uploads.deckBulk'")
+    try:
+        assert "uploads.deckBulk" in web.get("/admin/console/decks").text
+        assert post(deck_zip(codes)).status_code == 409
+        assert api.sql("select code, art_media_id from deck_cards where deck_code = 'rider_waite' "
+                       "order by id") == art
+    finally:
+        api.sql("update feature_flags set enabled = true where key = 'uploads.deckBulk'")
+    assert api.sql("select meta->>'cards' from audit_log where event = 'deck.art_replaced'") == [("79",)]

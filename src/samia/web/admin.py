@@ -10,6 +10,7 @@ from samia.web import (
     admin_audit,
     admin_console,
     admin_controls,
+    admin_decks,
     admin_ops,
     admin_payments,
     admin_super,
@@ -18,5 +19,6 @@ from samia.web import (
 
 
 def install(app: FastAPI) -> None:
-    for module in (admin_console, admin_payments, admin_controls, admin_users, admin_ops, admin_audit, admin_super):
+    for module in (admin_console, admin_payments, admin_controls, admin_users, admin_ops, admin_audit, admin_super,
+                   admin_decks):
         app.include_router(module.router)

@@ -53,8 +53,9 @@ def age(t: Translator, seconds: float | None) -> str:
 
 
 async def act(ctx: Ctx, action: Callable[[], Awaitable[T]]) -> tuple[T | None, Refusal | None]:
-    """`forms.attempt`, and for a refusal the database guards (a 403 the API would audit after
-    its rollback) the same `access.denied` row, written once the savepoint is undone."""
+    """`forms.attempt`, and for a refusal: the outside effects the attempt registered to undo
+    (stored files) undone with its savepoint, and for one the database guards (a 403 the API
+    would audit after its rollback) the same `access.denied` row."""
     audit: dict[str, Any] | None = None
 
     async def run() -> T:
@@ -69,7 +70,11 @@ async def act(ctx: Ctx, action: Callable[[], Awaitable[T]]) -> tuple[T | None, R
             audit = err.audit
             raise
 
+    undo_from = len(ctx.on_rollback)
     result, refusal = await attempt(ctx.conn, run)
+    if refusal is not None:  # the savepoint is undone: so are the files the attempt stored
+        while len(ctx.on_rollback) > undo_from:
+            await ctx.on_rollback.pop()()
     if refusal is not None and audit:
         route = getattr(ctx.request.scope.get("route"), "path", ctx.request.url.path)
         meta = {"reason": refusal.code, "method": ctx.request.method, "route": route,

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from samia.core.access import ADMIN_PROBE, ADMINS, STAFF_PROBE, Ctx, allow
+from samia.core.access import ADMIN_PROBE, ADMINS, Ctx, allow
 from samia.core.models import Id
 from samia.core.problems import not_found
 from samia.ops import incidents, metrics, runbooks
@@ -24,6 +24,8 @@ from samia.web.render import zone_of
 from samia.web.session import pages
 
 router = pages("web", "admin")
+# monitors follow incidents from their own console; these pages are the admins'
+ADMIN_OPS = incidents.DECLARE_PROBE
 OPS = f"{CONSOLE}/ops"
 SEVERITIES = ("SEV1", "SEV2", "SEV3")
 STATUSES = ("open", "mitigated", "resolved")
@@ -55,12 +57,12 @@ async def _ops(request: Request, ctx: Ctx, refusal: Refusal | None = None, form:
 
 
 @router.get(OPS, response_class=HTMLResponse)
-async def ops_page(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=STAFF_PROBE)) -> Response:
+async def ops_page(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=ADMIN_OPS)) -> Response:
     return await _ops(request, ctx)
 
 
 @router.post(f"{OPS}/incidents", response_class=HTMLResponse)
-async def declare(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=incidents.DECLARE_PROBE)
+async def declare(request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=ADMIN_OPS)
                   ) -> Response:
     form = await posted(request)
     title, note = form.get("title", "").strip(), form.get("note", "").strip()[:2000] or None
@@ -84,13 +86,13 @@ async def _incident(request: Request, ctx: Ctx, incident_id: int, refusal: Refus
 
 
 @router.get(f"{OPS}/incidents/{{incident_id}}", response_class=HTMLResponse)
-async def incident_page(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=STAFF_PROBE)
+async def incident_page(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=ADMIN_OPS)
                         ) -> Response:
     return await _incident(request, ctx, incident_id)
 
 
 @router.post(f"{OPS}/incidents/{{incident_id}}/ack", response_class=HTMLResponse)
-async def ack(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=STAFF_PROBE)
+async def ack(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=ADMIN_OPS)
               ) -> Response:
     _, refusal = await act(ctx, lambda: incidents.ack_incident(ctx.conn, incident_id))
     if refusal:
@@ -99,7 +101,7 @@ async def ack(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cooki
 
 
 @router.post(f"{OPS}/incidents/{{incident_id}}/status", response_class=HTMLResponse)
-async def set_status(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=STAFF_PROBE)
+async def set_status(incident_id: Id, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True, probe=ADMIN_OPS)
                      ) -> Response:
     form = await posted(request)
     if form.get("status") not in STATUSES:

@@ -39,8 +39,10 @@ async def super_page(request: Request, ctx: Ctx = allow("superadmin", cookie=Tru
 
 
 @router.post(f"{SUPER}/admins", response_class=HTMLResponse)
-async def create_admin(request: Request, ctx: Ctx = allow("superadmin", cookie=True, probe=users.CREATE_PROBE)
+async def create_admin(request: Request, ctx: Ctx = allow("superadmin", cookie=True, probe=secrets.SUPER)
                        ) -> Response:
+    """Staff accounts from the owner's page (the database also lets admins create non-owner
+    accounts through the API; this page is the owner's, hence its probe)."""
     form = await posted(request)
     refusal = required(form, "email", "password", "first_name", "last_name", "dob")
     fields = dict(refusal.fields) if refusal else {}

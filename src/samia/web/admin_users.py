@@ -30,7 +30,7 @@ Role = Annotated[str | None, Query(pattern=r"^(superadmin|admin|reader|monitor|c
 @router.get(USERS, response_class=HTMLResponse)
 async def users_page(request: Request, q: Annotated[str | None, Query(max_length=100)] = None, role: Role = None,
                      after: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
-                     ctx: Ctx = allow(*ADMINS, cookie=True, probe=users.READ_PROBE)) -> Response:
+                     ctx: Ctx = allow(*ADMINS, cookie=True, probe=users.EDIT_PROBE)) -> Response:
     found = await users.find_users(ctx.conn, role=role or None, query=q, after=after, limit=50)
     return console(request, ctx, "users.html", found=found, form={"q": q or "", "role": role or ""},
                    roles=users.ROLES)
@@ -49,7 +49,7 @@ async def _user(request: Request, ctx: Ctx, user_id: str, refusal: Refusal | Non
 
 @router.get(f"{USERS}/{{user_id}}", response_class=HTMLResponse)
 async def user_page(user_id: uuid.UUID, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True,
-                                                                         probe=users.READ_PROBE)) -> Response:
+                                                                         probe=users.EDIT_PROBE)) -> Response:
     return await _user(request, ctx, str(user_id))
 
 
@@ -71,14 +71,15 @@ async def save_user(user_id: uuid.UUID, request: Request, ctx: Ctx = allow(*ADMI
 
 @router.get(f"{USERS}/{{user_id}}/block", response_class=HTMLResponse)
 async def block_form(user_id: uuid.UUID, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True,
-                                                                          probe=blocks.BLOCK_PROBE)) -> Response:
+                                                                          probe=users.EDIT_PROBE)) -> Response:
     """The confirmation step: reason, duration, evidence, and a box to tick."""
     return await _user(request, ctx, str(user_id), form={"duration": "1440"}, template="user_block.html")
 
 
 @router.post(f"{USERS}/{{user_id}}/block", response_class=HTMLResponse)
 async def block(user_id: uuid.UUID, request: Request, ctx: Ctx = allow(*ADMINS, cookie=True,
-                                                                     probe=blocks.BLOCK_PROBE)) -> Response:
+                                                                     probe=users.EDIT_PROBE)) -> Response:
+    # monitors block too, from their own console; this page is the admins' (hence its probe)
     form = await posted(request)
     fields = {}
     if form.get("reason") not in blocks.REASONS:
