@@ -140,7 +140,8 @@ def test_the_admin_console_in_a_browser(lang: str, context: Any, api: Api, clien
                        ("/admin/console/ops", "admin-ops"),
                        ("/admin/console/ops/runbooks/incident-sev2", "admin-runbook"),
                        ("/admin/console/ops/observability", "admin-observability"),
-                       ("/admin/console/audit", "admin-audit")):
+                       ("/admin/console/audit", "admin-audit"),
+                       ("/admin/console/decks", "admin-decks")):
         page.goto(path)
         p.check(name)
     page.goto("/admin/console/ops")
