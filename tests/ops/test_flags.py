@@ -52,6 +52,8 @@ def test_seed_flags_have_their_defaults(api) -> None:
     flags = dict(api.sql("select key, enabled from feature_flags"))
     assert flags == {"feature.tarotV2": True, "feature.readerInstant": True, "feature.emergencyExtension": True,
                      "feature.dailyZodiac": True, "billing.emergencyProgressivePricing": False,
+                     # issue 14: the admin console's bulk upload of a deck's art
+                     "uploads.deckBulk": True,
                      # issue 12: one kill switch per messaging stream
                      **{f"messaging.{s}": True for s in ("campaigns", "email", "webpush", "fcm", "apns", "sms",
                                                          "whatsapp")}}

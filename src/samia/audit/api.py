@@ -7,17 +7,16 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
+from samia.audit import service
 from samia.audit.service import record_attestation
-from samia.core.access import ADMINS, Ctx, Probe, allow
+from samia.core.access import ADMINS, Ctx, allow
 from samia.core.models import Id
-from samia.core.problems import not_found
 
 router = APIRouter(tags=["audit"])
 
-READ = Probe("select 1 from audit_log")
+READ = service.READ_PROBE
 
 
 class AuditRow(BaseModel):
@@ -57,29 +56,12 @@ async def audit_log(ctx: Ctx = allow(*ADMINS, probe=READ),
                     before: Annotated[int | None, Query(ge=1, le=2**62, description="keyset: ids below")] = None,
                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
     """Newest first. Page with `before` = the last id you received."""
-    prefix = event[:-1] + "%" if event and event.endswith("*") else event
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("""
-        select id, chain_pos, created_at, actor::text, actor_role, event, entity, entity_id, meta, request_id,
-               row_hash from audit_log
-         where (%(event)s::text is null or event like %(event)s)
-           and (%(entity)s::text is null or entity = %(entity)s)
-           and (%(entity_id)s::text is null or entity_id = %(entity_id)s)
-           and (%(actor)s::uuid is null or actor = %(actor)s::uuid)
-           and (%(since)s::timestamptz is null or created_at >= %(since)s)
-           and (%(until)s::timestamptz is null or created_at < %(until)s)
-           and (%(before)s::bigint is null or id < %(before)s)
-         order by id desc limit %(limit)s""",
-                      {"event": prefix, "entity": entity, "entity_id": entity_id, "actor": actor, "since": since,
-                       "until": until, "before": before, "limit": limit})
-    return await cur.fetchall()
+    return await service.audit_rows(ctx.conn, event=event, entity=entity, entity_id=entity_id, actor=actor,
+                                    since=since, until=until, before=before, limit=limit)
 
 
 @router.post("/admin/audit/attest", status_code=status.HTTP_201_CREATED, response_model=Attestation)
-async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
-        "storage_key, created_by) values (0, repeat('0', 64), 0, repeat('0', 64), 's', 'k', 'probe', auth.uid())"))
-        ) -> dict[str, Any]:
+async def attest(ctx: Ctx = allow(*ADMINS, probe=service.ATTEST_PROBE)) -> dict[str, Any]:
     """Seal the chain and sign a snapshot of it: the export (JSON lines), its head, and an
     Ed25519 detached signature. Check it offline with `samia audit verify --export FILE
     --sig SIG --pubkey KEY`."""
@@ -89,22 +71,13 @@ async def attest(ctx: Ctx = allow(*ADMINS, probe=Probe(
 
 @router.get("/admin/audit/attestations", response_model=list[Attestation])
 async def attestations(ctx: Ctx = allow(*ADMINS, probe=READ)) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, "
-                      "'/admin/audit/attestations/' || id || '/export' as export_url from audit_attestations "
-                      "order by id desc limit 100")
-    return await cur.fetchall()
+    return await service.attestations(ctx.conn)
 
 
 @router.get("/admin/audit/attestations/{attestation_id}/export", response_class=Response,
             responses={200: {"content": {"application/x-ndjson": {}}, "description": "the signed export"}})
 async def attestation_export(attestation_id: Id, ctx: Ctx = allow(*ADMINS, probe=READ)) -> Response:
-    cur = await ctx.conn.execute("select storage_key, signature, public_key from audit_attestations where id = %s",
-                                 (attestation_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("attestation")
-    data = await ctx.platform.storage.get(row[0])
+    data, signature, public_key = await service.attestation_export(ctx.conn, ctx.platform.storage, attestation_id)
     return Response(data, media_type="application/x-ndjson",
-                    headers={"X-Signature-Ed25519": row[1], "X-Public-Key-Ed25519": row[2],
+                    headers={"X-Signature-Ed25519": signature, "X-Public-Key-Ed25519": public_key,
                              "Cache-Control": "private, no-store"})

@@ -3,6 +3,7 @@ attestation row, and (after commit) the anchor in the append-only anchor store."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,10 +15,16 @@ from psycopg.rows import dict_row
 from samia.audit.anchor import Anchor, make_anchors, new_anchor
 from samia.audit.trail import export, public_key_b64
 from samia.config import Settings
+from samia.core.access import Probe
 from samia.core.ports import Storage
+from samia.core.problems import not_found
 
 log = structlog.get_logger("samia.audit")
 
+READ_PROBE = Probe("select 1 from audit_log")
+ATTEST_PROBE = Probe(
+    "insert into audit_attestations (head_pos, head_hash, rows, export_sha256, signature, public_key, "
+    "storage_key, created_by) values (0, repeat('0', 64), 0, repeat('0', 64), 's', 'k', 'probe', auth.uid())")
 EXPORTS = "audit/attestations"
 ARCHIVED_EXPORTS = "archive/audit-exports"  # exports past their retention (samia.privacy.archive)
 ANCHOR_SUFFIX = ".anchor.json"
@@ -70,3 +77,45 @@ async def append_anchor(settings: Settings, anchor: Anchor) -> None:
         await make_anchors(settings).append(anchor)
     except Exception:
         log.error("audit_anchor_not_written", attestation_id=anchor.attestation_id, exc_info=True)
+
+
+async def audit_rows(conn: AsyncConnection, *, event: str | None = None, entity: str | None = None,
+                     entity_id: str | None = None, actor: str | None = None, since: dt.datetime | None = None,
+                     until: dt.datetime | None = None, before: int | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+    """The audit log, newest first, filtered; `event` is exact or a prefix ending in *; page
+    with `before` = the last id received."""
+    prefix = event[:-1] + "%" if event and event.endswith("*") else event
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        select id, chain_pos, created_at, actor::text, actor_role, event, entity, entity_id, meta, request_id,
+               row_hash from audit_log
+         where (%(event)s::text is null or event like %(event)s)
+           and (%(entity)s::text is null or entity = %(entity)s)
+           and (%(entity_id)s::text is null or entity_id = %(entity_id)s)
+           and (%(actor)s::uuid is null or actor = %(actor)s::uuid)
+           and (%(since)s::timestamptz is null or created_at >= %(since)s)
+           and (%(until)s::timestamptz is null or created_at < %(until)s)
+           and (%(before)s::bigint is null or id < %(before)s)
+         order by id desc limit %(limit)s""",
+                      {"event": prefix, "entity": entity, "entity_id": entity_id, "actor": actor, "since": since,
+                       "until": until, "before": before, "limit": limit})
+    return await cur.fetchall()
+
+
+async def attestations(conn: AsyncConnection) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select id, head_pos, head_hash, rows, export_sha256, signature, public_key, created_at, "
+                      "'/admin/audit/attestations/' || id || '/export' as export_url from audit_attestations "
+                      "order by id desc limit 100")
+    return await cur.fetchall()
+
+
+async def attestation_export(conn: AsyncConnection, storage: Storage, attestation_id: int) -> tuple[bytes, str, str]:
+    """The signed export's bytes, its Ed25519 signature and public key (base64)."""
+    cur = await conn.execute("select storage_key, signature, public_key from audit_attestations where id = %s",
+                             (attestation_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise not_found("attestation")
+    return await storage.get(row[0]), str(row[1]), str(row[2])

@@ -165,7 +165,7 @@ class ReviewOut(BaseModel):
     created_at: dt.datetime
 
 
-ADMIN_PROBE = Probe("update services set price_minor = price_minor where code = 'tarot'")
+ADMIN_PROBE = svc.ADMIN_PROBE
 READER_PROBE = svc.READER_PROBE
 REVIEW_PROBE = Probe("select app.decide_review(:review, 'publish_review', 'other', 'probe')")
 

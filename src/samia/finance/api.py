@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from samia.core.access import Ctx, Probe, allow
+from samia.core.access import Ctx, allow
+from samia.finance import service
 
 router = APIRouter(tags=["finance"])
 
@@ -36,13 +37,7 @@ class Reconciliation(BaseModel):
 @router.get("/admin/finance/reconciliation", response_model=Reconciliation)
 async def reconciliation(
     date: Annotated[dt.date | None, Query(description="UTC day; default yesterday")] = None,
-    ctx: Ctx = allow("admin", "superadmin", probe=Probe("select 1 from payment_transactions where user_id = :other")),
+    ctx: Ctx = allow("admin", "superadmin", probe=service.PROBE),
 ) -> dict[str, Any]:
     """Provider transactions vs ledger vs bookings for one day, with every mismatch listed."""
-    day = date or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
-    cur = await ctx.conn.execute("select provider, kind, payments, amount_minor from app.reconciliation_totals(%s)",
-                                 (day,))
-    totals = [dict(zip(("provider", "kind", "payments", "amount_minor"), r, strict=True)) for r in await cur.fetchall()]
-    cur = await ctx.conn.execute("select kind, ref, detail from app.reconciliation(%s)", (day,))
-    mismatches = [dict(zip(("kind", "ref", "detail"), r, strict=True)) for r in await cur.fetchall()]
-    return {"date": day, "balanced": not mismatches, "totals": totals, "mismatches": mismatches}
+    return await service.reconciliation(ctx.conn, date or service.default_day())

@@ -185,12 +185,9 @@ async def block_user(body: BlockIn, ctx: Ctx = allow(*STAFF, probe=service.BLOCK
 
 
 @router.post("/monitor/unblock-user")
-async def unblock_user(body: UnblockIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "select app.block_user(:other, 'spam', 'probe', '[]', 60, null), app.unblock_user(:other, 'probe')"))
-        ) -> dict[str, Any]:
+async def unblock_user(body: UnblockIn, ctx: Ctx = allow(*ADMINS, probe=service.UNBLOCK_PROBE)) -> dict[str, Any]:
     """Lift a block. Admins only (a monitor blocks; only an admin unblocks)."""
-    cur = await ctx.conn.execute("select app.unblock_user(%s, %s)", (body.user_id, body.note))
-    return {"user_id": body.user_id, "blocks_lifted": (await cur.fetchone())[0]}  # type: ignore[index]
+    return {"user_id": body.user_id, "blocks_lifted": await service.unblock_user(ctx.conn, body.user_id, body.note)}
 
 
 # ---- orders ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from samia.core.problems import AppError, not_found
 
 # what blocking rests on (the API and the monitor's block page)
 BLOCK_PROBE = Probe("select app.block_user(:other, 'spam', 'probe', '[]', 60, null)")
+UNBLOCK_PROBE = Probe("select app.block_user(:other, 'spam', 'probe', '[]', 60, null), "
+                      "app.unblock_user(:other, 'probe')")
 REASONS = ("harassment", "abuse", "fraud", "copyright", "safety", "spam", "other")
 
 CASE_COLS = sql.SQL("id, source, rule, reason, severity, subject_kind, subject_id, subject_user::text, is_gold, "
@@ -64,7 +66,7 @@ async def resolve_case(conn: AsyncConnection, case_id: int, outcome: str, note: 
 
 
 async def block_user(conn: AsyncConnection, user_id: str, *, reason: str, note: str | None, evidence: list[str],
-                     duration_minutes: int | None, case_id: int | None) -> dict[str, Any]:
+                     duration_minutes: int | None, case_id: int | None = None) -> dict[str, Any]:
     """Block a client or reader (admins: also monitors). Their tokens stop working on the next
     request; a block with a duration lifts itself when it ends."""
     cur = await conn.execute("select app.block_user(%s, %s, %s, %s, %s, %s)",
@@ -72,3 +74,9 @@ async def block_user(conn: AsyncConnection, user_id: str, *, reason: str, note: 
     block_id = (await cur.fetchone())[0]  # type: ignore[index]
     return await one(conn, "select id, user_id::text, reason, note, evidence, starts_at, ends_at, case_id "
                            "from user_blocks where id = %s", (block_id,), "block")
+
+
+async def unblock_user(conn: AsyncConnection, user_id: str, note: str) -> int:
+    """Lift every active block of the person (admins only); returns how many were lifted."""
+    cur = await conn.execute("select app.unblock_user(%s, %s)", (user_id, note))
+    return int((await cur.fetchone())[0])  # type: ignore[index]

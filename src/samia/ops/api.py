@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, Probe, allow
-from samia.core.problems import AppError
+from samia.core.access import ANON_CLAIMS, PRELUDE, PUBLIC, Ctx, allow
 from samia.db.migrate import available
+from samia.ops import limits as rate_limits
 
 router = APIRouter(tags=["ops"])
-
-RATE_KEY = re.compile(r"^rate_([a-z_]+?)(_per_hour)?$")
 
 
 async def _state(ctx: Ctx) -> dict[str, Any]:
@@ -72,45 +69,17 @@ async def live(ctx: Ctx = allow(PUBLIC, db=False)) -> dict[str, bool]:
     return {"live": True}
 
 
-async def _limits(ctx: Ctx) -> dict[str, Any]:
-    cur = await ctx.conn.execute("select name, limit_count, window_seconds, per, description, updated_at "
-                                 "from rate_limits order by name")
-    rows = await cur.fetchall()
-    out: dict[str, Any] = {}
-    for name, limit, window, _per, _desc, _at in rows:
-        out[f"rate_{name}_per_hour" if window == 3600 else f"rate_{name}"] = limit
-    out["limits"] = [{"name": n, "limit": lim, "window_seconds": w, "per": p, "description": d,
-                      "updated_at": at.isoformat()} for n, lim, w, p, d, at in rows]
-    return out
-
-
 @router.get("/api/ops/rate_limits")
-async def get_rate_limits(ctx: Ctx = allow("admin", "superadmin",
-                                           probe=Probe("select 1 from rate_limits"))) -> dict[str, Any]:
-    return await _limits(ctx)
+async def get_rate_limits(ctx: Ctx = allow("admin", "superadmin", probe=rate_limits.READ_PROBE)) -> dict[str, Any]:
+    return await rate_limits.limits(ctx.conn)
 
 
 @router.post("/api/ops/rate_limits")
 async def set_rate_limits(
     body: Annotated[dict[str, Annotated[int, Field(ge=1, le=1_000_000, strict=True)]],
                     Body(examples=[{"rate_orders_per_hour": 15, "rate_phone_verify_per_hour": 3}])],
-    ctx: Ctx = allow("admin", "superadmin", probe=Probe("update rate_limits set limit_count = limit_count")),
+    ctx: Ctx = allow("admin", "superadmin", probe=rate_limits.WRITE_PROBE),
 ) -> dict[str, Any]:
     """Keys as in seeds 004: `rate_<name>_per_hour` (sets an hourly window) or `rate_<name>`
     (keeps the limit's window). Every change is audited."""
-    cur = await ctx.conn.execute("select name from rate_limits")
-    known = {r[0] for r in await cur.fetchall()}
-    errors = []
-    for key, value in body.items():
-        m = RATE_KEY.match(key)
-        if not m or m.group(1) not in known:
-            errors.append({"loc": ["body", key], "msg": f"unknown limit; known: {sorted(known)}",
-                           "type": "unknown_limit"})
-            continue
-        await ctx.conn.execute(
-            "update rate_limits set limit_count = %s, window_seconds = case when %s then 3600 "
-            "else window_seconds end where name = %s", (value, m.group(2) is not None, m.group(1)))
-    if errors or not body:
-        raise AppError(422, "validation_error", "no limits changed", extra={"errors": errors or [
-            {"loc": ["body"], "msg": "give at least one limit", "type": "missing"}]})
-    return await _limits(ctx)
+    return await rate_limits.set_limits(ctx.conn, body)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
@@ -50,26 +50,34 @@ async def my_flags(ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, bool]:
     return dict(await cur.fetchall())
 
 
-@router.get("/admin/flags", response_model=list[FlagOut])
-async def list_flags(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
+async def all_flags(conn: AsyncConnection) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute(FLAG_SQL + sql.SQL(" order by key"))
     return await cur.fetchall()
 
 
-@router.patch("/admin/flags/{key}", response_model=FlagOut)
-async def set_flag(key: Key, body: FlagPatch, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> dict[str, Any]:
-    """Change a flag (the kill switch is enabled=false); takes effect on the next request."""
-    changes = body.model_dump(exclude_unset=True)
+async def update_flag(conn: AsyncConnection, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a flag's fields (audited by trigger); the next request evaluates the new value."""
     if changes:
         sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes)
         stmt = sql.SQL("update feature_flags set {} where key = %(key)s returning key").format(sets)
-        updated = await ctx.conn.execute(stmt, {**changes, "key": key})
+        updated = await conn.execute(stmt, {**changes, "key": key})
         if await updated.fetchone() is None:
             raise not_found("flag")
-    cur = ctx.conn.cursor(row_factory=dict_row)
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute(FLAG_SQL + sql.SQL(" where key = %s"), (key,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("flag")
     return row
+
+
+@router.get("/admin/flags", response_model=list[FlagOut])
+async def list_flags(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> list[dict[str, Any]]:
+    return await all_flags(ctx.conn)
+
+
+@router.patch("/admin/flags/{key}", response_model=FlagOut)
+async def set_flag(key: Key, body: FlagPatch, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN)) -> dict[str, Any]:
+    """Change a flag (the kill switch is enabled=false); takes effect on the next request."""
+    return await update_flag(ctx.conn, key, body.model_dump(exclude_unset=True))

@@ -7,10 +7,11 @@ overview for admins."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
@@ -91,12 +92,18 @@ class BudgetIn(Input):
     degrade: bool = True
 
 
+DECLARE_PROBE = Probe("select app.incident_declare('probe', 'SEV3', '{}', null)")
+ROTA_PROBE = Probe("insert into oncall_rota (level, user_id, during) values (1, auth.uid(), "
+                   "tstzrange(now(), now() + '1h'))")
+
+
 INCIDENT_COLS = sql.SQL("id, title, severity, status, source, runbooks, level, declared_by::text, created_at, "
                         "mitigated_at, resolved_at")
 
 
-async def _incident(ctx: Ctx, incident_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
+async def get_incident(conn: AsyncConnection, incident_id: int) -> dict[str, Any]:
+    """The incident with its timeline and pages."""
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute(sql.SQL("select {} from incidents where id = %s").format(INCIDENT_COLS), (incident_id,))
     row = await cur.fetchone()
     if row is None:
@@ -111,20 +118,29 @@ async def _incident(ctx: Ctx, incident_id: int) -> dict[str, Any]:
 
 
 @router.post("/admin/incident/declare", status_code=status.HTTP_201_CREATED)
-async def declare(body: DeclareIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "select app.incident_declare('probe', 'SEV3', '{}', null)"))) -> dict[str, Any]:
+async def declare(body: DeclareIn, ctx: Ctx = allow(*ADMINS, probe=DECLARE_PROBE)) -> dict[str, Any]:
     """Declare an incident: its severity's runbook is linked and the on-call monitor paged."""
-    runbooks = sorted({RUNBOOK[body.severity], *body.runbooks})
-    cur = await ctx.conn.execute("select app.incident_declare(%s, %s, %s, %s)",
-                                 (body.title, body.severity, runbooks, body.note))
-    return await _incident(ctx, (await cur.fetchone())[0])  # type: ignore[index]
+    return await declare_incident(ctx.conn, body.title, body.severity, body.note, body.runbooks)
+
+
+async def declare_incident(conn: AsyncConnection, title: str, severity: str, note: str | None,
+                           runbooks: list[str] | None = None) -> dict[str, Any]:
+    """Declare: the severity's runbook is linked and the on-call monitor paged (app.incident_declare)."""
+    linked = sorted({RUNBOOK[severity], *(runbooks or [])})
+    cur = await conn.execute("select app.incident_declare(%s, %s, %s, %s)", (title, severity, linked, note))
+    return await get_incident(conn, (await cur.fetchone())[0])  # type: ignore[index]
 
 
 @router.get("/admin/incidents")
 async def incidents(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                     status_: Annotated[Literal["open", "mitigated", "resolved"] | None,
                                        Query(alias="status")] = None) -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
+    return await list_incidents(ctx.conn, status_)
+
+
+async def list_incidents(conn: AsyncConnection, status_: str | None = None) -> list[dict[str, Any]]:
+    """Open first, by severity, newest first (at most 100)."""
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute(sql.SQL("select {} from incidents where %s::text is null or status = %s "
                               "order by (status = 'resolved'), severity, created_at desc limit 100"
                               ).format(INCIDENT_COLS), (status_, status_))
@@ -134,35 +150,61 @@ async def incidents(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
 @router.get("/admin/incidents/{incident_id}")
 async def incident(incident_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """The incident with its timeline and pages."""
-    return await _incident(ctx, incident_id)
+    return await get_incident(ctx.conn, incident_id)
 
 
 @router.post("/admin/incidents/{incident_id}/ack")
 async def ack(incident_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Acknowledge your page: the escalation stops."""
-    await ctx.conn.execute("select app.incident_ack(%s)", (incident_id,))
-    return await _incident(ctx, incident_id)
+    await ack_incident(ctx.conn, incident_id)
+    return await get_incident(ctx.conn, incident_id)
+
+
+async def ack_incident(conn: AsyncConnection, incident_id: int) -> None:
+    await conn.execute("select app.incident_ack(%s)", (incident_id,))
+
+
+async def set_incident_status(conn: AsyncConnection, incident_id: int, status_: str, note: str | None) -> None:
+    await conn.execute("select app.incident_status(%s, %s, %s)", (incident_id, status_, note))
 
 
 @router.post("/admin/incidents/{incident_id}/status")
 async def set_status(incident_id: Id, body: StatusIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
-    await ctx.conn.execute("select app.incident_status(%s, %s, %s)", (incident_id, body.status, body.note))
-    return await _incident(ctx, incident_id)
+    await set_incident_status(ctx.conn, incident_id, body.status, body.note)
+    return await get_incident(ctx.conn, incident_id)
 
 
 @router.post("/admin/oncall", status_code=status.HTTP_201_CREATED)
-async def add_rota(body: RotaIn, ctx: Ctx = allow(*ADMINS, probe=Probe(
-        "insert into oncall_rota (level, user_id, during) values (1, auth.uid(), tstzrange(now(), now() + '1h'))"))
-        ) -> dict[str, Any]:
-    if body.ends_at <= body.starts_at:
-        raise AppError(422, "validation_error", "ends_at must be after starts_at")
-    cur = ctx.conn.cursor(row_factory=dict_row)
+async def add_rota(body: RotaIn, ctx: Ctx = allow(*ADMINS, probe=ROTA_PROBE)) -> dict[str, Any]:
+    return await add_shift(ctx.conn, body.level, body.user_id, body.starts_at, body.ends_at)
+
+
+async def add_shift(conn: AsyncConnection, level: int, user_id: str, starts_at: dt.datetime,
+                    ends_at: dt.datetime) -> dict[str, Any]:
+    if ends_at <= starts_at:
+        raise AppError(422, "validation_error", "ends_at must be after starts_at",
+                       extra={"errors": [{"loc": ["body", "ends_at"], "msg": "after the start",
+                                          "type": "ends_before_start"}]})
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute("insert into oncall_rota (level, user_id, during) values (%s, %s, tstzrange(%s, %s)) "
                       "returning id, level, user_id::text, lower(during) as starts_at, upper(during) as ends_at",
-                      (body.level, body.user_id, body.starts_at, body.ends_at))
+                      (level, user_id, starts_at, ends_at))
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def rota(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Shifts that have not ended, soonest first, with the person's name and role."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("""
+        select o.id, o.level, o.user_id::text, lower(o.during) as starts_at, upper(o.during) as ends_at,
+               coalesce(nullif(trim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), ''),
+                        p.email::text) as name,
+               o.during @> now() as now_on
+          from oncall_rota o left join profiles p on p.id = o.user_id
+         where upper(o.during) > now() order by lower(o.during), o.level limit 100""")
+    return await cur.fetchall()
 
 
 @router.put("/me/quiet-hours")
@@ -201,7 +243,11 @@ async def alertmanager(body: AlertmanagerIn, authorization: str | None = Header(
 async def budget(ctx: Ctx = allow(*ADMINS, probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
     """This month's calls per provider against its budget; over budget with degrade on, the
     provider answers 503 `budget_exhausted` until the month turns or the budget is raised."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
+    return await budgets(ctx.conn)
+
+
+async def budgets(conn: AsyncConnection) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
     await cur.execute("""
         select p.provider, coalesce(u.calls, 0) as calls, coalesce(u.failures, 0) as failures, b.monthly_calls,
                b.alert_pct, coalesce(b.degrade, false) as degrade,
@@ -219,14 +265,21 @@ async def budget(ctx: Ctx = allow(*ADMINS, probe=ADMIN_PROBE)) -> list[dict[str,
 @router.put("/admin/budget/{provider}")
 async def set_budget(provider: Annotated[str, Field(pattern=r"^[a-z_]{2,20}$")], body: BudgetIn,
                      ctx: Ctx = allow(*ADMINS, probe=ADMIN_PROBE)) -> dict[str, Any]:
-    await ctx.conn.execute("insert into provider_budgets (provider, monthly_calls, alert_pct, degrade) "
-                           "values (%s, %s, %s, %s) on conflict (provider) do update set "
-                           "monthly_calls = excluded.monthly_calls, alert_pct = excluded.alert_pct, "
-                           "degrade = excluded.degrade, updated_at = now()",
-                           (provider, body.monthly_calls, body.alert_pct, body.degrade))
-    await ctx.conn.execute("select app.audit('provider.budget', 'provider', %s, %s::jsonb)",
-                           (provider, body.model_dump_json()))
+    await set_provider_budget(ctx.conn, provider, body.monthly_calls, body.alert_pct, body.degrade)
     return {"provider": provider, **body.model_dump()}
+
+
+async def set_provider_budget(conn: AsyncConnection, provider: str, monthly_calls: int, alert_pct: int,
+                              degrade: bool) -> None:
+    """A provider's monthly call budget (audited)."""
+    await conn.execute("insert into provider_budgets (provider, monthly_calls, alert_pct, degrade) "
+                       "values (%s, %s, %s, %s) on conflict (provider) do update set "
+                       "monthly_calls = excluded.monthly_calls, alert_pct = excluded.alert_pct, "
+                       "degrade = excluded.degrade, updated_at = now()",
+                       (provider, monthly_calls, alert_pct, degrade))
+    await conn.execute("select app.audit('provider.budget', 'provider', %s, %s::jsonb)",
+                       (provider, json.dumps({"monthly_calls": monthly_calls, "alert_pct": alert_pct,
+                                              "degrade": degrade})))
 
 
 @router.get("/admin/health/overview")

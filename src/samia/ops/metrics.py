@@ -52,9 +52,13 @@ async def _collect(platform: Platform) -> None:
 async def observability(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
     """SLO status and error budget from this API process's live metrics (since it started;
     the fleet-wide view is Prometheus with ops/prometheus/slo_rules.yml and ops/grafana/)."""
+    return await observability_report(ctx.platform)
+
+
+async def observability_report(platform: Platform) -> dict[str, Any]:
     from samia.ops import slo
 
-    await _collect(ctx.platform)
-    breakers = {name: b.state for name, b in ctx.platform.breakers.items()}
-    return {"scope": "this API process since start", "slos": slo.status(ctx.platform.metrics.registry),
+    await _collect(platform)
+    breakers = {name: b.state for name, b in platform.breakers.items()}
+    return {"scope": "this API process since start", "slos": slo.status(platform.metrics.registry),
             "breakers": breakers, "dashboards": sorted(p.name for p in (slo.ROOT / "ops" / "grafana").glob("*.json"))}

@@ -47,7 +47,7 @@ class ToggleIn(Input):
     reason: Annotated[str, Field(max_length=300)] | None = None
 
 
-async def _health(ctx: Ctx, only: str | None = None) -> list[dict[str, Any]]:
+async def provider_health(ctx: Ctx, only: str | None = None) -> list[dict[str, Any]]:
     cur = await ctx.conn.execute("select provider, enabled, reason, updated_at from provider_toggles "
                                  "where %(p)s::text is null or provider = %(p)s order by provider", {"p": only})
     out = []
@@ -61,14 +61,19 @@ async def _health(ctx: Ctx, only: str | None = None) -> list[dict[str, Any]]:
 
 @router.get("/admin/providers/health", response_model=list[ProviderHealth])
 async def providers_health(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
-    return await _health(ctx)
+    return await provider_health(ctx)
 
 
 @router.post("/admin/providers/toggle", response_model=ProviderHealth)
 async def toggle_provider(body: ToggleIn, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> dict[str, Any]:
     """Switch a provider off (its calls answer 503 provider_disabled at once) or back on."""
+    return await toggle(ctx, body.provider, enabled=body.enabled, reason=body.reason)
+
+
+async def toggle(ctx: Ctx, provider: str, *, enabled: bool, reason: str | None) -> dict[str, Any]:
+    """The admin switch (audited by trigger); every process reads it on each call."""
     cur = await ctx.conn.execute("update provider_toggles set enabled = %s, reason = %s where provider = %s "
-                                 "returning provider", (body.enabled, body.reason, body.provider))
+                                 "returning provider", (enabled, reason, provider))
     if await cur.fetchone() is None:
         raise not_found("provider")
-    return (await _health(ctx, body.provider))[0]
+    return (await provider_health(ctx, provider))[0]

@@ -133,9 +133,7 @@ async def _put(ctx: Ctx, name: str, value: str) -> int:
 @router.get("/admin/secrets", response_model=list[SecretMeta])
 async def list_secrets(ctx: Ctx = allow("superadmin", probe=SUPER)) -> list[dict[str, Any]]:
     """Names, versions and which master key sealed them. Never values."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select * from app.secret_names()")
-    return await cur.fetchall()
+    return await secret_names(ctx.conn)
 
 
 @router.post("/admin/secrets", status_code=status.HTTP_201_CREATED, response_model=SecretMeta)
@@ -152,28 +150,41 @@ async def put_secret(body: SecretIn, ctx: Ctx = allow("superadmin", probe=SUPER)
 async def rotate(body: RotateIn, ctx: Ctx = allow("superadmin", probe=SUPER)) -> dict[str, Any]:
     """Rotate: a new value for one secret, and/or re-seal every current value under the
     newest master key (values sealed with an older key stay readable until then)."""
-    if (body.name is None) != (body.value is None):
+    return await rotate_secrets(ctx, body.name, body.value, reencrypt=body.reencrypt)
+
+
+async def secret_names(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Names, versions and which master key sealed them. Never values."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select * from app.secret_names()")
+    return await cur.fetchall()
+
+
+async def rotate_secrets(ctx: Ctx, name: str | None, value: str | None, *, reencrypt: bool) -> dict[str, Any]:
+    """A new value for one secret, and/or every current value re-sealed under the newest master
+    key (values sealed with an older key stay readable until then). Audited, values never."""
+    if (name is None) != (value is None):
         raise AppError(422, "validation_error", "give name and value together")
     out: dict[str, Any] = {}
     meta: dict[str, Any] = {}
-    if body.name and body.value:
-        out["new_version"] = {"name": body.name, "version": await _put(ctx, body.name, body.value)}
+    if name and value:
+        out["new_version"] = {"name": name, "version": await _put(ctx, name, value)}
         meta["version"] = out["new_version"]["version"]
-    if body.reencrypt:
+    if reencrypt:
         keys = master_keys(ctx.platform.settings)
         newest = current_key(keys)
         cur = await ctx.conn.execute("select name, version, key_id, nonce, ciphertext from app.secret_all() "
                                      "where key_id <> %s", (newest,))
         moved = 0
-        for name, version, kid, nonce, ciphertext in await cur.fetchall():
-            value = open_(keys, name, version, kid, bytes(nonce), bytes(ciphertext))
-            _, new_nonce, new_ct = seal(keys, name, version, value)
+        for sname, version, kid, nonce, ciphertext in await cur.fetchall():
+            plain = open_(keys, sname, version, kid, bytes(nonce), bytes(ciphertext))
+            _, new_nonce, new_ct = seal(keys, sname, version, plain)
             await ctx.conn.execute("select app.secret_reseal(%s, %s, %s, %s, %s)",
-                                   (name, version, newest, new_nonce, new_ct))
+                                   (sname, version, newest, new_nonce, new_ct))
             moved += 1
         out["reencrypted"] = meta["reencrypted"] = moved
         out["key_id"] = meta["key_id"] = newest
     ctx.after_commit.append(lambda: apply_stored(ctx.platform))
     await ctx.conn.execute("select app.audit('secrets.rotated', 'secrets', %s, %s)",
-                           (body.name or "*", json.dumps(meta)))
+                           (name or "*", json.dumps(meta)))
     return out

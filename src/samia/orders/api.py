@@ -10,14 +10,12 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, status
-from psycopg import sql
 from pydantic import BaseModel, Field
 
 from samia.core.access import ADMINS, AUTHENTICATED, STAFF, STAFF_PROBE, Ctx, Probe, acting_as, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
-from samia.orders import service
+from samia.orders import assignment, service
 from samia.orders.service import BirthIn
 
 router = APIRouter(tags=["orders"])
@@ -144,31 +142,20 @@ async def archive_order(order_id: Id, ctx: Ctx = allow("client", *ADMINS, probe=
 
 # ---- admin --------------------------------------------------------------------------
 
-ASSIGN_PROBE = Probe("update orders set assigned_reader = :reader, status = 'assigned' where id = :order_new")
+ASSIGN_PROBE = assignment.ASSIGN_PROBE
 
 
 @router.post("/orders/{order_id}/assign", response_model=OrderOut)
 async def assign_order(order_id: Id, body: AssignIn, ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> Any:
     """Assign a reader, or omit `reader_id` for the least-loaded active reader who offers
     the service. Also reassigns work in progress (the new reader starts afresh)."""
-    reader = body.reader_id
-    if reader is None:
-        cur = await ctx.conn.execute("select app.pick_reader(service_id)::text from orders where id = %s", (order_id,))
-        row = await cur.fetchone()
-        if row is None:
-            raise not_found("order")
-        if row[0] is None:
-            raise AppError(409, "no_reader_available", "no active reader offers this service")
-        reader = row[0]
-    await service.move(ctx, order_id, "assigned", assigned_reader=reader)
-    return await service.get_order(ctx, order_id)
+    return await assignment.assign(ctx, order_id, body.reader_id)
 
 
 @router.get("/admin/queue", response_model=list[OrderOut])
 async def admin_queue(ctx: Ctx = allow(*ADMINS, probe=ASSIGN_PROBE)) -> list[dict[str, Any]]:
     """Orders waiting for a reader: golden first, then oldest."""
-    return await service.fetch(ctx, sql.SQL("o.status = 'new'"), (),
-                               order=sql.SQL("o.is_gold desc, o.created_at, o.id"))
+    return await assignment.unassigned(ctx)
 
 
 # ---- reader -------------------------------------------------------------------------

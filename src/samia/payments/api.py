@@ -13,15 +13,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from samia.core.access import Ctx, Probe, acting_as, allow
+from samia.core.access import Ctx, Probe, allow
 from samia.core.idempotency import Idempotency
 from samia.core.models import Id, Input
-from samia.core.problems import AppError, not_found
+from samia.core.problems import AppError
 from samia.media.store import store_upload
-from samia.payments import service
+from samia.payments import admin, service
 
 router = APIRouter(tags=["payments"])
 
@@ -143,22 +142,10 @@ async def wallet(ctx: Ctx = allow("client", "reader", "monitor", "admin", "super
 
 @router.put("/admin/payments/methods/{code}", response_model=MethodPolicyOut)
 async def set_method(code: Literal["card", "square", "usdt", "bank_transfer", "wallet"], body: MethodPolicyIn,
-                     ctx: Ctx = allow("admin", "superadmin", probe=Probe(
-                         "update payment_methods set enabled = enabled where code = 'card'"))) -> dict[str, Any]:
+                     ctx: Ctx = allow("admin", "superadmin", probe=admin.METHODS_PROBE)) -> dict[str, Any]:
     """Where a method is offered: everywhere, or in the listed countries. Audited."""
-    await ctx.conn.execute("update payment_methods set enabled = %s, all_countries = %s where code = %s",
-                           (body.enabled, body.all_countries, code))
-    await ctx.conn.execute("delete from payment_method_countries where method = %s", (code,))
-    async with ctx.conn.cursor() as batch:
-        await batch.executemany("insert into payment_method_countries (method, country_code) values (%s, %s)",
-                              [(code, c) for c in sorted(set(body.countries))])
-    await ctx.conn.execute("select app.audit('payment.method_policy', 'payment_method', %s, %s)",
-                           (code, json.dumps(body.model_dump())))
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select m.code, m.enabled, m.all_countries, array(select c.country_code::text "
-                      "from payment_method_countries c where c.method = m.code order by 1) as countries "
-                      "from payment_methods m where m.code = %s", (code,))
-    return await cur.fetchone()  # type: ignore[return-value]
+    return await admin.set_method_policy(ctx.conn, code, enabled=body.enabled, all_countries=body.all_countries,
+                                         countries=body.countries)
 
 
 PROOF_BODY = {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
@@ -186,47 +173,22 @@ class DeclineIn(Input):
     reason: Annotated[str, Field(min_length=3, max_length=500)]
 
 
-ADMIN_PROBE = Probe("select 1 from payment_transactions where user_id = :other")
-
-
 @router.get("/admin/payments/transfers", response_model=list[TransferOut])
-async def transfer_queue(ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> list[dict[str, Any]]:
+async def transfer_queue(ctx: Ctx = allow("admin", "superadmin", probe=admin.TRANSFERS_PROBE)) -> list[dict[str, Any]]:
     """Bank transfers waiting for a decision, oldest first (those with proof first)."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("""
-        select t.id, t.kind, t.provider, t.status, t.amount_minor, t.currency::text, t.booking_id,
-               b.status as booking_status, t.failure_reason, t.created_at, t.user_id::text,
-               (t.metadata->>'proof_media_id')::bigint as proof_media_id
-          from payment_transactions t left join bookings b on b.id = t.booking_id
-         where t.provider = 'bank_transfer' and t.status = 'requires_action'
-         order by (t.metadata ? 'proof_media_id') desc, t.created_at""")
-    return await cur.fetchall()
-
-
-async def _waiting_transfer(ctx: Ctx, payment_id: int) -> None:
-    cur = await ctx.conn.execute("select status from payment_transactions where id = %s and provider = 'bank_transfer'",
-                                 (payment_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("transfer")
-    if row[0] != "requires_action":
-        raise AppError(409, "conflict", f"this transfer was already decided ({row[0]})")
+    return await admin.transfer_queue(ctx.conn)
 
 
 @router.post("/admin/payments/{payment_id}/approve", response_model=PaymentOut)
-async def approve_transfer(payment_id: Id, ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> Any:
-    """The money arrived: settle it (ledger + booking confirmation). Audited with the admin."""
-    await _waiting_transfer(ctx, payment_id)
-    async with acting_as(ctx, "samia_payments"):
-        await ctx.conn.execute("select app.settle_charge(%s, %s)", (payment_id, f"manual:{ctx.user_id}"))
-    return await service.payment(ctx.conn, payment_id)
+async def approve_transfer(payment_id: Id, ctx: Ctx = allow("admin", "superadmin", probe=admin.TRANSFERS_PROBE)
+                           ) -> Any:
+    """The money arrived: settle it (ledger + booking confirmation). Audited with the admin.
+    Once only: a transfer already decided answers 409 `already_decided`."""
+    return await admin.approve_transfer(ctx, payment_id)
 
 
 @router.post("/admin/payments/{payment_id}/decline", response_model=PaymentOut)
 async def decline_transfer(payment_id: Id, body: DeclineIn,
-                           ctx: Ctx = allow("admin", "superadmin", probe=ADMIN_PROBE)) -> Any:
+                           ctx: Ctx = allow("admin", "superadmin", probe=admin.TRANSFERS_PROBE)) -> Any:
     """No (valid) transfer: fail it, release the booking's hold and tell the client why."""
-    await _waiting_transfer(ctx, payment_id)
-    async with acting_as(ctx, "samia_payments"):
-        await ctx.conn.execute("select app.fail_charge(%s, %s)", (payment_id, body.reason))
-    return await service.payment(ctx.conn, payment_id)
+    return await admin.decline_transfer(ctx, payment_id, body.reason)

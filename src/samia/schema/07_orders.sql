@@ -492,3 +492,40 @@ create policy reading_drafts_insert on public.reading_drafts for insert to authe
   with check (author_id = (select auth.uid()) and (select app.user_role()) = 'reader'
               and exists (select 1 from public.orders o where o.id = order_id
                                                        and o.assigned_reader = (select auth.uid())));
+
+-- Deck art: an admin replaces a whole deck's images at once (every face and the back, or
+-- nothing), while the flag uploads.deckBulk is on. p_art maps each card code to an uploaded
+-- image the caller stored in this transaction. Audited with the deck and the count.
+create or replace function app.replace_deck_art(p_deck text, p_art jsonb) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  n integer;
+  expected integer;
+begin
+  if (select app.user_role()) is distinct from 'admin' and (select app.user_role()) is distinct from 'superadmin' then
+    raise exception 'only admins replace deck art' using errcode = '42501', hint = 'forbidden';
+  end if;
+  if not app.flag_on('uploads.deckBulk') then
+    raise exception 'bulk deck uploads are switched off' using errcode = '55000', hint = 'feature_disabled';
+  end if;
+  select count(*) into expected from public.deck_cards where deck_code = p_deck;
+  if expected = 0 then
+    raise exception 'no such deck' using errcode = 'P0002', hint = 'not_found';
+  end if;
+  if (select count(*) from jsonb_object_keys(p_art)) <> expected
+     or exists (select 1 from jsonb_object_keys(p_art) k
+                 where not exists (select 1 from public.deck_cards d where d.deck_code = p_deck and d.code = k))
+     or exists (select 1 from jsonb_each_text(p_art) a
+                 where not exists (select 1 from public.media_assets m where m.id = a.value::bigint
+                                      and m.kind = 'image' and m.owner_id = auth.uid())) then
+    raise exception 'the art must name every card of the deck once, each an image you uploaded'
+      using errcode = '23514', hint = 'deck_incomplete';
+  end if;
+  update public.deck_cards d set art_media_id = (p_art ->> d.code)::bigint where d.deck_code = p_deck;
+  get diagnostics n = row_count;
+  perform app.audit('deck.art_replaced', 'deck', p_deck, jsonb_build_object('cards', n));
+  return n;
+end
+$$;
+revoke all on function app.replace_deck_art(text, jsonb) from public;
+grant execute on function app.replace_deck_art(text, jsonb) to authenticated;

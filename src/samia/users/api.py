@@ -9,14 +9,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from psycopg import sql
-from psycopg.rows import dict_row
 from pydantic import BaseModel, EmailStr, Field
 
-from samia.core.access import Ctx, Probe, allow
+from samia.core.access import Ctx, allow
 from samia.core.models import Input
-from samia.core.problems import invalid
-from samia.profiles.service import COLUMNS, ProfileOut, get_profile, update_profile
+from samia.profiles.service import ProfileOut, update_profile
+from samia.users import service
 
 router = APIRouter(tags=["admin"])
 
@@ -50,67 +48,36 @@ class UserPage(BaseModel):
 
 @router.get("/admin/users", response_model=UserPage)
 async def list_users(
-    ctx: Ctx = allow("monitor", "admin", "superadmin",
-                     probe=Probe("select 1 from profiles where id = :other")),
+    ctx: Ctx = allow("monitor", "admin", "superadmin", probe=service.READ_PROBE),
     role: Role | None = None,
+    q: Annotated[str | None, Query(max_length=100, description="part of the email, name or phone")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: Annotated[str | None, Query(description="next_cursor of the previous page",
                                        pattern=r"^[0-9a-f-]{36}$")] = None,
 ) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("""select {}
-           from profiles p join roles r on r.id = p.role_id
-          where p.deleted_at is null
-            and (%(role)s::text is null or r.code = %(role)s)
-            and (%(after)s::uuid is null or p.id > %(after)s::uuid)
-          order by p.id
-          limit %(limit)s""").format(COLUMNS),
-        {"role": role, "after": after, "limit": limit + 1})
-    rows = await cur.fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": rows[-1]["id"] if more else None}
+    return await service.find_users(ctx.conn, role=role, query=q, after=after, limit=limit)
 
 
 @router.post("/admin/users", status_code=status.HTTP_201_CREATED, response_model=ProfileOut)
-async def create_user(
-    body: UserCreate,
-    ctx: Ctx = allow("admin", "superadmin",
-                     probe=Probe("insert into profiles (email, role_id) values ('probe@example.invalid', 5)")),
-) -> dict[str, Any]:
+async def create_user(body: UserCreate, ctx: Ctx = allow("admin", "superadmin", probe=service.CREATE_PROBE)
+                      ) -> dict[str, Any]:
     """Staff accounts carry a date of birth (18+, as the database also insists)."""
-    if body.role != "client" and body.dob is None:
-        raise invalid(["body", "dob"], "a staff account needs a date of birth", code="dob_required")
-    cur = await ctx.conn.execute(
-        """insert into profiles (email, first_name, last_name, dob, country, is_test, role_id)
-           values (%s, %s, %s, %s, %s, %s, (select id from roles where code = %s)) returning id""",
-        (body.email, body.first_name, body.last_name, body.dob, body.country, body.is_test, body.role))
-    uid = str((await cur.fetchone())[0])  # type: ignore[index]
-    pw_hash = await ctx.platform.passwords.hash(body.password)
-    await ctx.conn.execute("select app.set_initial_password(%s, %s)", (uid, pw_hash))
-    return await get_profile(ctx.conn, uid)
+    return await service.create_user(ctx.conn, ctx.platform, email=body.email, password=body.password, role=body.role,
+                                     first_name=body.first_name, last_name=body.last_name, dob=body.dob,
+                                     country=body.country, is_test=body.is_test)
 
 
 @router.patch("/admin/users/{user_id}", response_model=ProfileOut)
-async def patch_user(
-    user_id: uuid.UUID,
-    body: UserPatch,
-    ctx: Ctx = allow("admin", "superadmin",
-                     probe=Probe("update profiles set last_name = last_name where id = :other")),
-) -> dict[str, Any]:
+async def patch_user(user_id: uuid.UUID, body: UserPatch,
+                     ctx: Ctx = allow("admin", "superadmin", probe=service.EDIT_PROBE)) -> dict[str, Any]:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     return await update_profile(ctx.conn, str(user_id), changes)
 
 
 @router.delete("/admin/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_user(
-    user_id: uuid.UUID,
-    ctx: Ctx = allow("superadmin",
-                     probe=Probe("update profiles set deleted_at = now() where id = :other")),
-) -> Response:
+async def delete_user(user_id: uuid.UUID, ctx: Ctx = allow("superadmin", probe=service.DELETE_PROBE)) -> Response:
     """Closes the account and erases its personal data everywhere, as a data-subject erasure
     does (files, sessions, transcripts, analytics ids); payments and the audit trail keep the
     (now anonymous) id. The database refuses anyone but the superadmin, and their own account."""
-    await ctx.conn.execute("select app.admin_erase_user(%s)", (str(user_id),))
-    await ctx.conn.execute("select app.defer('dsr_sweep')")  # the erased files leave storage
+    await service.erase_user(ctx.conn, str(user_id))
     return Response(status_code=204)

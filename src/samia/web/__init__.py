@@ -31,12 +31,14 @@ def install(app: FastAPI) -> None:
         storefront,
         wallet,
     )
+    from samia.web.admin import install as install_admin
 
     for module in (storefront, account, notifications, wallet, orders, booking, privacy):
         app.include_router(module.router)
     # the staff consoles
     for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases):
         app.include_router(module.router)
+    install_admin(app)  # the admin console: /admin and /admin/console/…
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH
     app.mount("/static", GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=1024), name="static")

@@ -17,11 +17,15 @@ READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", 
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
                                   ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency")]
-ADMIN: list[tuple[str, str]] = []
-SUPERADMIN: list[tuple[str, str]] = []
+ADMIN: list[tuple[str, str]] = [
+    ("/admin", "admin.nav.dashboard"), ("/admin/console/catalogue", "admin.nav.catalogue"),
+    ("/admin/console/payments", "admin.nav.payments"), ("/admin/console/controls", "admin.nav.controls"),
+    ("/admin/console/users", "admin.nav.users"), ("/admin/console/ops", "admin.nav.ops"),
+    ("/admin/console/audit", "admin.nav.audit"), ("/admin/console/decks", "admin.nav.decks")]
+SUPERADMIN: list[tuple[str, str]] = [*ADMIN, ("/admin/console/super", "admin.nav.super")]
 
 # where each role lands after signing in (else the storefront's home)
-HOME = {"reader": "/staff", "monitor": "/staff"}
+HOME = {"reader": "/staff", "monitor": "/staff", "admin": "/admin", "superadmin": "/admin"}
 
 STAFF = {"reader": READER, "monitor": MONITOR, "admin": ADMIN, "superadmin": SUPERADMIN}
 
