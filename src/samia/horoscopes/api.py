@@ -83,8 +83,6 @@ async def today(request: Request, sign: Sign | None = None, scope: Scope = "dail
 async def on_day(day: dt.date, request: Request, sign: Sign | None = None, scope: Scope = "daily",
                  ctx: Ctx = allow(PUBLIC)) -> Response:
     """One day's (or, monthly, that month's) published horoscopes; 404 when none are published."""
-    if day > service.beirut_day() + dt.timedelta(days=1):
-        raise not_found("horoscopes")
     resp = await _day(ctx, request, scope, day, True, sign)
     if resp.status_code == 200 and not json.loads(bytes(resp.body))["items"]:
         raise not_found("horoscopes")

@@ -245,5 +245,6 @@ async def staff_day(conn: AsyncConnection, scope: str, day: dt.date) -> list[dic
                            from horoscope_drafts d where d.horoscope_id = h.id), '[]'::jsonb) as drafts
           from app.horoscope_guard(%s, %s) g
           left join horoscopes h on h.id = g.horoscope_id
-          left join media_assets m on m.id = h.audio_media_id""", (scope, day))
+          left join media_assets m on m.id = h.audio_media_id
+         order by array_position(%s::text[], g.zodiac)""", (scope, day, list(SIGNS)))
     return await cur.fetchall()

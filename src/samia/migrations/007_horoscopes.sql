@@ -130,6 +130,8 @@ delete from app.deferrable_tasks where name in ('horoscope_publish', 'horoscope_
 drop table public.horoscope_push_log, public.horoscope_subscriptions, public.horoscope_publish_runs,
   public.horoscope_drafts;
 drop index public.horoscopes_published;
+-- schema/08_horoscopes.sql's policy reads the status column; the next `up` re-applies the file
+drop policy if exists horoscopes_update on public.horoscopes;
 alter table public.horoscopes drop constraint horoscopes_pinned, drop constraint horoscopes_zodiac,
   drop column status, drop column text_en, drop column text_ar, drop column audio_lang, drop column audio_sha256,
   drop column clip_id, drop column reject_reason, drop column published_at, drop column updated_at;

@@ -57,6 +57,11 @@ grant select on public.horoscope_clips to authenticated;
 drop policy if exists horoscope_clips_read on public.horoscope_clips;
 create policy horoscope_clips_read on public.horoscope_clips for select to authenticated
   using ((select app.is_staff()));
+-- speech made in the console is a clip of its own (fetched ones come through app.horoscope_submit)
+grant insert on public.horoscope_clips to authenticated;
+drop policy if exists horoscope_clips_tts on public.horoscope_clips;
+create policy horoscope_clips_tts on public.horoscope_clips for insert to authenticated
+  with check ((select app.is_staff()) and source = 'tts' and submitted_by = (select auth.uid()));
 
 grant select, insert, update, delete on public.horoscope_captions to authenticated;
 drop policy if exists horoscope_captions_read on public.horoscope_captions;
