@@ -140,6 +140,7 @@ def served(dsns: db.Dsns) -> Iterator[str]:
                                    STRIPE_WEBHOOK_SECRET="whsec_served", USDT_IPN_SECRET="ipn_served",
                                    SQUARE_WEBHOOK_SIGNATURE_KEY="sq_served", METRICS_TOKEN="served-metrics-token-x",
                                    TWILIO_AUTH_TOKEN="served-twilio-token",
+                                   SNS_TOPIC_ARNS="arn:aws:sns:eu-west-1:123456789012:served-ses",
                                    ALERTMANAGER_TOKEN="served-alertmanager-token"),
                      dsns=dsns)
     with socket.socket() as s:

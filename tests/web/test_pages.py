@@ -380,23 +380,23 @@ def test_privacy_forms_need_the_csrf_token_and_a_signed_in_user(web: TestClient,
 def test_the_privacy_banner_needs_the_csrf_token_and_redirects_only_locally(web: TestClient, api: Api) -> None:
     web.cookies.clear()
     page = web.get("/")
-    assert 'action="/consent"' in page.text
-    r = web.post("/consent", data={"choice": "all", "next": "/"}, follow_redirects=False)
+    assert 'action="/privacy/choices"' in page.text
+    r = web.post("/privacy/choices", data={"choice": "all", "next": "/"}, follow_redirects=False)
     assert r.status_code == 403
     assert "samia_consent" not in r.headers.get("set-cookie", "")
     token = csrf(web, "/")
-    r = web.post("/consent", data={"_csrf": token, "choice": "all", "next": "//evil.example.com/x"},
+    r = web.post("/privacy/choices", data={"_csrf": token, "choice": "all", "next": "//evil.example.com/x"},
                  follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
     visitor = web.cookies.get("samia_visitor")
     assert api.sql("select analytics, marketing from cookie_consents where visitor_id = %s", (visitor,)) == [
         (True, True)]
-    assert 'action="/consent"' not in web.get("/").text  # asked once
+    assert 'action="/privacy/choices"' not in web.get("/").text  # asked once
     # a forged visitor id is ignored: a fresh random one names the choice instead
     token = csrf(web, "/privacy")
     seed = next(c.value for c in web.cookies.jar if c.name == "samia_csrf")
     web.cookies.clear()
-    r = web.post("/consent", data={"_csrf": token, "choice": "necessary"}, follow_redirects=False,
+    r = web.post("/privacy/choices", data={"_csrf": token, "choice": "necessary"}, follow_redirects=False,
                  headers={"Cookie": f"samia_csrf={seed}; samia_visitor=not-a-uuid"})
     given = re.search(r"samia_visitor=([0-9a-f-]{36});", r.headers.get("set-cookie", ""))
     assert r.status_code == 303 and given and given.group(1) != visitor

@@ -137,7 +137,7 @@ async def dispatch_pending(platform: Sender, limit: int = 500, batch: int = 100,
                 if not rows:
                     break
                 outcomes = await _send_all(platform, conn, channels, rows, concurrency)
-                await _record(conn, outcomes)
+                await _record(conn, outcomes, at)
                 handled += len(rows)
     finally:
         await channels.aclose()
@@ -246,7 +246,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     return max(retry_after or 0.0, secrets.SystemRandom().uniform(1.0, ceiling))
 
 
-async def _record(conn: AsyncConnection, outcomes: list[Outcome]) -> None:
+async def _record(conn: AsyncConnection, outcomes: list[Outcome], at: dt.datetime | None = None) -> None:
     ids, states, refs, errors, dead, delays = [], [], [], [], [], []
     gone_devices: list[int] = []
     suppress: list[tuple[str, str, str]] = []
@@ -282,11 +282,13 @@ async def _record(conn: AsyncConnection, outcomes: list[Outcome]) -> None:
            set state = u.state, provider_ref = coalesce(u.ref, s.provider_ref), error = u.error,
                dead_letter = u.dead, updated_at = now(),
                sent_at = case when u.state = 'sent' then now() else s.sent_at end,
-               not_before = case when u.state = 'queued' then now() + make_interval(secs => u.delay)
+               -- the retry waits from the run's clock (`at`, when a catch-up or test runs ahead)
+               not_before = case when u.state = 'queued'
+                                 then greatest(now(), coalesce(%s, now())) + make_interval(secs => u.delay)
                                  else s.not_before end
           from unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::float8[])
                as u (id, state, ref, error, dead, delay)
-         where s.id = u.id and s.state = 'sending'""", (ids, states, refs, errors, dead, delays))
+         where s.id = u.id and s.state = 'sending'""", (at, ids, states, refs, errors, dead, delays))
     if gone_devices:
         await conn.execute("delete from devices where id = any(%s)", (gone_devices,))
     for channel, address, reason in suppress:

@@ -171,7 +171,8 @@ returns table (id bigint, channel text, key uuid, template text, params jsonb, c
 language sql volatile security definer set search_path = '' as $$
   with due as (
     select s.id from public.notification_sends s
-     where s.state = 'queued' and s.not_before <= coalesce(p_at, now()) and s.channel = any(p_channels)
+    -- `p_at` (a catch-up run's or a test's clock) only moves time forward: what is due now is due
+     where s.state = 'queued' and s.not_before <= greatest(p_at, now()) and s.channel = any(p_channels)
        and (p_marketing or not s.marketing)
      order by s.not_before, s.id limit p_limit for update skip locked),
   claimed as (

@@ -51,7 +51,7 @@ async def document(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> R
                   disclosures=notes, choice=choice, done=request.query_params.get("done", ""))
 
 
-@router.post("/consent")
+@router.post("/privacy/choices")
 async def consent(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, rate="consent", readonly=False)
                   ) -> Response:
     """The banner's answer ("all" or "necessary") or the policy page's boxes: recorded for the
