@@ -239,7 +239,7 @@ async def staff_day(conn: AsyncConnection, scope: str, day: dt.date) -> list[dic
     await cur.execute("""
         select g.zodiac as sign, g.reasons as guard, h.id, h.status, h.text_en, h.text_ar, h.audio_lang,
                h.audio_media_id, h.audio_sha256, h.reject_reason, h.clip_id, m.duration_sec,
-               (m.meta->>'lufs')::float as lufs,
+               (m.meta->>'lufs')::float as lufs, m.sha256 as media_sha256,
                coalesce((select jsonb_agg(jsonb_build_object('lang', d.lang, 'label', d.label, 'body', d.body)
                                           order by d.lang)
                            from horoscope_drafts d where d.horoscope_id = h.id), '[]'::jsonb) as drafts

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.core.access import PUBLIC, STAFF, Ctx, Probe, allow
 from samia.horoscopes import service
+from samia.media.store import signed_url
 from samia.web.forms import attempt, posted
 from samia.web.render import lang_of, render
 from samia.web.session import pages
@@ -43,6 +44,9 @@ def _day_of(request: Request) -> dt.date:
 
 async def _board(request: Request, ctx: Ctx, day: dt.date, done: str = "", error: str = "") -> Response:
     signs = await service.staff_day(ctx.conn, "daily", day)
+    for s in signs:  # the file as it is now (approval pins it), through a short-lived signed URL
+        s["audio"] = (signed_url(ctx.platform.settings, s["audio_media_id"], s["media_sha256"])[0]
+                      if s["audio_media_id"] and s["media_sha256"] else None)
     return render(request, "horoscopes/board.html", role=ctx.role, signs=signs, day=day, done=done, error=error,
                   prev=day - dt.timedelta(days=1), next=day + dt.timedelta(days=1))
 
