@@ -19,7 +19,8 @@ class BodyTooLarge(Exception):
 
 
 # routes that take a file as their body get the upload cap instead of the JSON one
-UPLOAD_PATHS = re.compile(r"^/(payments/\d+/proof|orders/\d+/(output|photos)|my/orders/new/coffee)$")
+UPLOAD_PATHS = re.compile(r"^/(payments/\d+/proof|orders/\d+/(output|photos)|my/orders/new/coffee"
+                          r"|monitor/horoscopes/upload)$")
 
 
 class RequestContext:

@@ -145,7 +145,7 @@ class ListenIn(Input):
 
 
 @router.post("/horoscopes/listen", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def listen(body: ListenIn, ctx: Ctx = allow(PUBLIC, readonly=False)) -> Response:
+async def listen(body: ListenIn, ctx: Ctx = allow(PUBLIC, readonly=False, rate="horoscope_listen")) -> Response:
     """A player started or finished a published horoscope: an analytics event, no PII (a
     signed-in user's id only as analytics consent allows)."""
     await ctx.conn.execute("select app.horoscope_listen(%s, %s, %s, %s, %s)",

@@ -122,10 +122,15 @@ create table public.horoscope_push_log (
   primary key (user_id, day)
 );
 
+-- listen events are anonymous writes: held per address
+insert into public.rate_limits (name, limit_count, window_seconds, per, description) values
+  ('horoscope_listen', 600, 3600, 'ip', 'horoscope listen events per address');
+
 -- what POST /api/cron/<task> may queue (the fetch job carries a clip id: app.horoscope_submit queues it)
 insert into app.deferrable_tasks values ('horoscope_publish'), ('horoscope_push'), ('voice_refresh');
 
 -- migrate:down
+delete from public.rate_limits where name = 'horoscope_listen';
 delete from app.deferrable_tasks where name in ('horoscope_publish', 'horoscope_push', 'voice_refresh');
 drop table public.horoscope_push_log, public.horoscope_subscriptions, public.horoscope_publish_runs,
   public.horoscope_drafts;
