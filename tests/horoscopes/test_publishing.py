@@ -246,3 +246,23 @@ def test_beirut_midnight_helpers_follow_dst() -> None:
     autumn = dt.datetime(2027, 10, 30, 20, 0, tzinfo=dt.UTC)  # 23:00 EEST
     assert service.next_midnight(autumn) == dt.datetime(2027, 10, 30, 22, 0, tzinfo=dt.UTC)  # 00:00 EET
     assert service.seconds_to_midnight(autumn) == 7200
+
+
+def test_audio_is_served_only_while_its_bytes_match_the_pinned_hash(client, api, settings) -> None:
+    import hashlib
+
+    from samia.providers.storage import make_storage
+
+    day = dt.date(2031, 11, 11)
+    ids = approved_day(api, day, ("Aries", "Taurus"), status="published")
+    storage = make_storage(settings)
+    good, swapped, approved = b"ID3" + b"\x01" * 5000, b"ID3" + b"\x02" * 5000, b"ID3" + b"\x03" * 5000
+    for hid, data, pinned in ((ids[0], good, good), (ids[1], swapped, approved)):
+        key = asyncio.run(storage.put(data, prefix="horoscopes", content_type="audio/mpeg"))
+        sha = hashlib.sha256(pinned).hexdigest()
+        api.sql("update media_assets set storage_key = %s, sha256 = %s where id = "
+                "(select audio_media_id from horoscopes where id = %s)", (key, sha, hid))
+        api.sql("update horoscopes set audio_sha256 = %s where id = %s", (sha, hid))
+    r = client.get(f"/horoscopes/audio/daily/{day}/Aries")
+    assert r.status_code == 200 and r.content == good
+    problem(client.get(f"/horoscopes/audio/daily/{day}/Taurus"), 409, "media_changed")

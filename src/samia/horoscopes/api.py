@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -55,7 +56,7 @@ class Day(BaseModel):
 
 def _cached_json(request: Request, body: dict[str, Any], *, private: bool) -> Response:
     tag = service.etag(body)
-    headers = {"ETag": tag, "Vary": "Authorization, Accept-Language",
+    headers = {"ETag": tag, "Vary": "Authorization",
                "Cache-Control": f"{'private' if private else 'public'}, max-age={service.seconds_to_midnight()}"}
     if service.etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
@@ -106,6 +107,25 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
     return (start, end) if 0 <= start <= end else None
 
 
+# Published audio by its pinned sha256, per process and bounded: the key is the content's own
+# hash, checked when the bytes were read, so a cached entry can only ever be the approved file.
+_AUDIO: OrderedDict[str, bytes] = OrderedDict()
+AUDIO_CACHE_BYTES = 64 * 1_048_576
+
+
+async def _pinned_bytes(ctx: Ctx, key: str, sha: str) -> bytes:
+    if (data := _AUDIO.get(sha)) is not None:
+        _AUDIO.move_to_end(sha)
+        return data
+    data = await ctx.platform.storage.get(key)
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise AppError(409, "media_changed", "the stored file no longer matches what was approved")
+    _AUDIO[sha] = data
+    while sum(len(v) for v in _AUDIO.values()) > AUDIO_CACHE_BYTES and len(_AUDIO) > 1:
+        _AUDIO.popitem(last=False)
+    return data
+
+
 @router.get("/horoscopes/audio/{scope}/{day}/{sign}", response_class=Response,
             responses={200: {"content": {"audio/mpeg": {}}, "description": "the approved audio"},
                        206: {"description": "the requested byte range"}, 304: {"description": "not modified"},
@@ -122,9 +142,7 @@ async def audio_file(scope: Scope, day: dt.date, sign: Sign, request: Request, c
                "Cache-Control": f"public, max-age={service.seconds_to_midnight()}"}
     if service.etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
-    data = await ctx.platform.storage.get(key)
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise AppError(409, "media_changed", "the stored file no longer matches what was approved")
+    data = await _pinned_bytes(ctx, key, sha)
     rng = request.headers.get("range")
     if rng and (request.headers.get("if-range") in (None, tag)):
         span = _range(rng, len(data))
