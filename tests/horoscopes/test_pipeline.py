@@ -247,3 +247,20 @@ def test_publish_is_exactly_once_under_concurrent_workers(api, owner_dsn) -> Non
         t.join()
     assert sum('"outcome": "published"' in o for o in outcomes) == 1, outcomes
     assert api.sql("select count(*) from horoscopes where ref_date = %s and status = 'published'", (day,)) == [(12,)]
+
+
+def test_the_ytdlp_binary_fetches_too(media_site, tmp_path) -> None:
+    """YTDLP_BIN: the same fetch through a yt-dlp executable (here the package's own script)."""
+    import shutil as sh
+    from pathlib import Path
+
+    from samia.horoscopes import audio
+    from tests.conftest import make_settings
+
+    base, _ = media_site
+    binary = sh.which("yt-dlp") or str(Path(__file__).resolve().parents[2] / ".venv/bin/yt-dlp")
+    settings = make_settings(YTDLP_BIN=binary, HOROSCOPE_INGEST_HOSTS="127.0.0.1")
+    got = asyncio.run(audio.fetch(settings, f"{base}/leo.mp4", tmp_path))
+    assert got.path.read_bytes()[4:8] == b"ftyp"
+    done = asyncio.run(audio.normalise(got.path))
+    assert 3.5 < done.seconds < 4.5 and -18.5 < done.lufs < -13.5

@@ -266,3 +266,42 @@ def test_audio_is_served_only_while_its_bytes_match_the_pinned_hash(client, api,
     r = client.get(f"/horoscopes/audio/daily/{day}/Aries")
     assert r.status_code == 200 and r.content == good
     problem(client.get(f"/horoscopes/audio/daily/{day}/Taurus"), 409, "media_changed")
+
+
+def test_the_http_speech_provider_on_loopback(tmp_path) -> None:
+    """ElevenLabs' documented calls, faked at the network edge: the key in xi-api-key, MP3 back."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.helpers import serving
+
+    mp3 = tmp_path / "voice.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=3",
+                    "-c:a", "libmp3lame", str(mp3)], check=True)
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Fake(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, body: bytes, ctype: str) -> None:
+            seen.append((self.command, self.path, self.headers.get("xi-api-key")))
+            self.send_response(200 if self.headers.get("xi-api-key") == "k-123" else 401)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(mp3.read_bytes(), "audio/mpeg")
+
+        def do_GET(self) -> None:
+            self._answer(b'{"voice_id": "v-1"}', "application/json")
+
+    with serving(Fake) as base:
+        settings = make_settings(TTS_PROVIDER="elevenlabs", TTS_API_KEY="k-123", TTS_VOICE_ID="v-1",
+                                 TTS_BASE_URL=base)
+        spoken = asyncio.run(audio.speak(settings, "Leo: a door opens.", "en"))
+        assert 2.5 < spoken.seconds < 3.5 and rms_db(spoken.data) > -35
+        assert asyncio.run(audio.refresh_voice(settings)) == {"provider": "elevenlabs", "refreshed": True}
+    assert seen == [("POST", "/v1/text-to-speech/v-1", "k-123"), ("GET", "/v1/voices/v-1", "k-123")]
