@@ -181,7 +181,8 @@ def test_daily_push_once_per_user_and_day_under_concurrent_runs(client, api, own
         ok(client.put("/me/horoscope-subscription", headers=u.h, json={"local_time": "00:00"}))
     api.sql("insert into consents (user_id, channel, opted_in, lawful_basis, source) "
             "values (%s, 'push', false, 'consent', 'api')", (users[2].id,))
-    ok(client.put("/me/horoscope-subscription", headers=people["client"].h, json={"local_time": "23:59:59"}))
+    ok(client.put("/me/horoscope-subscription", headers=people["client"].h, json={"local_time": "23:59"}))
+    problem(client.put("/me/horoscope-subscription", headers=people["client"].h, json={"local_time": "25:00"}), 422)
     barrier = threading.Barrier(4)
     counts: list[int] = []
 

@@ -172,13 +172,15 @@ async def listen(body: ListenIn, ctx: Ctx = allow(PUBLIC, readonly=False, rate="
 
 
 class SubscriptionIn(Input):
-    local_time: dt.time = Field(dt.time(8, 0), description="when, in your time zone (profile tz, else Beirut)")
+    # HH:MM, not a JSON-Schema "time" (that one requires a UTC offset; this is wall-clock time)
+    local_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = Field(
+        "08:00", description="when, HH:MM in your time zone (profile tz, else Beirut)")
 
 
 @router.put("/me/horoscope-subscription", response_model=SubscriptionIn)
-async def subscribe(body: SubscriptionIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
+async def subscribe(body: SubscriptionIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, str]:
     """Opt in to "your horoscope is ready", once a day at your local time."""
-    await ctx.conn.execute("insert into horoscope_subscriptions (user_id, local_time) values (auth.uid(), %s) "
+    await ctx.conn.execute("insert into horoscope_subscriptions (user_id, local_time) values (auth.uid(), %s::time) "
                            "on conflict (user_id) do update set local_time = excluded.local_time", (body.local_time,))
     return {"local_time": body.local_time}
 
