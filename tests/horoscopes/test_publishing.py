@@ -69,6 +69,12 @@ def test_guard_halts_pages_and_an_admin_publishes_the_passing_signs(client, api,
     assert [i["sign"] for i in served["items"]] == list(SIGNS[:11])
     audit = api.audit_rows("horoscope.partial_publish", f"daily:{today}")
     assert len(audit) == 1 and audit[0][0] == people["admin"].id and audit[0][5]["published"] == 11
+    # Pisces arrives late: the admin publishes the day whole; then it is done
+    approved_day(api, today, ("Pisces",))
+    whole = ok(client.post("/admin/horoscopes/publish", headers=people["admin"].h, json={**body, "partial": False}))
+    assert whole["outcome"] == "published" and whole["published"] == 12
+    assert len(ok(client.get(f"/horoscopes/{today}"))["items"]) == 12
+    assert api.sql("select count(distinct published_at) from horoscopes where ref_date = %s", (today,)) == [(2,)]
     again = ok(client.post("/admin/horoscopes/publish", headers=people["admin"].h, json=body))
     assert again["outcome"] == "already"
 

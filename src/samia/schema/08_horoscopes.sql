@@ -303,8 +303,9 @@ $$;
 
 -- One run per scope and day. The job publishes 12/12 or halts: nothing of the day goes out,
 -- a SEV3 incident opens (linking the failing signs and the runbook) and monitors and admins
--- are paged. An admin may then publish the passing signs (p_partial, audited) or, once all
--- pass, the whole day. A second call (another worker, a retry) finds the run and does nothing.
+-- are paged. An admin may then publish the passing signs (p_partial, audited), again as more
+-- pass, or the whole day once all do. A second job call (another worker, a retry) finds the run
+-- and does nothing.
 drop function if exists app.horoscope_publish(text, date, boolean, timestamptz);
 create or replace function app.horoscope_publish(p_scope text, p_ref_date date, p_partial boolean,
                                                  p_at timestamptz default now())
@@ -326,7 +327,7 @@ begin
   end if;
   perform pg_advisory_xact_lock(hashtext('horoscope_publish'), hashtext(p_scope || p_ref_date::text));
   select * into run from public.horoscope_publish_runs where scope = p_scope and ref_date = p_ref_date;
-  if run.scope is not null and (run.outcome <> 'halted' or not by_admin) then
+  if run.scope is not null and (run.outcome = 'published' or not by_admin) then
     return jsonb_build_object('outcome', 'already', 'previous', run.outcome);
   end if;
   select coalesce(jsonb_agg(jsonb_build_object('zodiac', g.zodiac, 'horoscope', g.horoscope_id,
@@ -337,7 +338,8 @@ begin
     from app.horoscope_guard(p_scope, p_ref_date) g;
   n := coalesce(cardinality(passing), 0);
   if jsonb_array_length(failing) = 0 or (p_partial and n > 0) then
-    update public.horoscopes set status = 'published', published_at = p_at where id = any (passing);
+    update public.horoscopes set status = 'published', published_at = p_at
+     where id = any (passing) and status <> 'published';
     insert into public.horoscope_publish_runs (scope, ref_date, outcome, published, failing, at, by_user)
     values (p_scope, p_ref_date, case when jsonb_array_length(failing) = 0 then 'published' else 'partial' end, n,
             failing, p_at, auth.uid())
