@@ -148,7 +148,7 @@ async def fetch_clip(pool: AsyncConnectionPool, storage: Storage, settings: Sett
     the final attempt the clip is marked failed (admins see it) instead."""
     async with pool.connection() as conn:
         await as_system(conn, "horoscope_fetch")
-        cur = await conn.execute("select source, source_url, caption, media_id, created_at from horoscope_clips "
+        cur = await conn.execute("select source, source_url, caption, source_media_id, created_at from horoscope_clips "
                                  "where id = %s and state = 'fetching' for update skip locked", (clip_id,))
         row = await cur.fetchone()
         if row is None:

@@ -13,7 +13,8 @@ create table public.horoscope_clips (
                 check (state in ('fetching', 'failed', 'unclassified', 'classified', 'discarded')),
   attempts      smallint not null default 0,
   last_error    text check (length(last_error) <= 300),
-  media_id      bigint references public.media_assets (id),
+  media_id      bigint references public.media_assets (id),         -- the normalised audio
+  source_media_id bigint references public.media_assets (id),       -- an uploaded file, as it came
   lang          text check (lang in ('en', 'ar')),
   scope         text check (scope in ('daily', 'monthly')),
   zodiac        text,

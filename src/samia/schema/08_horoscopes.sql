@@ -168,7 +168,7 @@ begin
   if not app.flag_on('feature.dailyZodiac') then
     raise exception 'daily horoscopes are switched off' using errcode = '55000', hint = 'feature_disabled';
   end if;
-  insert into public.horoscope_clips (source, source_url, caption, media_id, submitted_by)
+  insert into public.horoscope_clips (source, source_url, caption, source_media_id, submitted_by)
   values (p_source, p_url, p_caption, p_media, auth.uid())
   returning id into cid;
   -- the job carries the clip id, so it is queued here (the owner's rule), not through app.defer
