@@ -100,36 +100,49 @@ create policy horoscope_push_log_read on public.horoscope_push_log for select to
 -- or nothing; without, the newest published day up to it (yesterday's stays when today's
 -- was halted). Nothing while feature.dailyZodiac is off.
 drop function if exists app.horoscopes_public(text, date, boolean);
+-- plpgsql, not sql: a definer function is never inlined, and plpgsql keeps its plan per session
+-- (the hottest public read; bench/horoscopes.py)
 create or replace function app.horoscopes_public(p_scope text, p_day date, p_exact boolean)
 returns table (zodiac text, scope text, ref_date date, text_en text, text_ar text, audio_lang text,
                audio_media_id bigint, audio_sha256 text, audio_bytes bigint, duration_sec integer,
                published_at timestamptz)
-language sql stable security definer set search_path = '' as $$
-  with target as (
-    select case when p_exact then (case p_scope when 'monthly' then date_trunc('month', p_day)::date else p_day end)
-                else (select max(h.ref_date) from public.horoscopes h
-                       where h.scope = p_scope and h.status = 'published' and h.ref_date <= p_day) end as d)
-  select h.zodiac, h.scope, h.ref_date, h.text_en, h.text_ar, h.audio_lang, h.audio_media_id, h.audio_sha256,
-         m.bytes, m.duration_sec, h.published_at
-    from public.horoscopes h
-    join target t on h.ref_date = t.d
-    join public.media_assets m on m.id = h.audio_media_id and m.sha256 = h.audio_sha256 and m.removed_at is null
-   where h.scope = p_scope and h.status = 'published'
-     and exists (select 1 from public.feature_flags f where f.key = 'feature.dailyZodiac' and f.enabled)
-   order by array_position(array['Aries', 'Taurus', 'Gemini', 'Cancer', 'Leo', 'Virgo', 'Libra', 'Scorpio',
-                                 'Sagittarius', 'Capricorn', 'Aquarius', 'Pisces'], h.zodiac)
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  d date;
+begin
+  if not exists (select 1 from public.feature_flags f where f.key = 'feature.dailyZodiac' and f.enabled) then
+    return;
+  end if;
+  if p_exact then
+    d := case p_scope when 'monthly' then date_trunc('month', p_day)::date else p_day end;
+  else
+    select max(h.ref_date) into d from public.horoscopes h
+     where h.scope = p_scope and h.status = 'published' and h.ref_date <= p_day;
+  end if;
+  return query
+    select h.zodiac, h.scope, h.ref_date, h.text_en, h.text_ar, h.audio_lang, h.audio_media_id, h.audio_sha256,
+           m.bytes, m.duration_sec, h.published_at
+      from public.horoscopes h
+      join public.media_assets m on m.id = h.audio_media_id and m.sha256 = h.audio_sha256 and m.removed_at is null
+     where h.scope = p_scope and h.status = 'published' and h.ref_date = d
+     order by array_position(array['Aries', 'Taurus', 'Gemini', 'Cancer', 'Leo', 'Virgo', 'Libra', 'Scorpio',
+                                   'Sagittarius', 'Capricorn', 'Aquarius', 'Pisces'], h.zodiac);
+end
 $$;
 
 -- The stored object behind a published horoscope's audio: only the pinned file.
 drop function if exists app.horoscope_audio(text, date, text);
 create or replace function app.horoscope_audio(p_scope text, p_ref_date date, p_zodiac text)
 returns table (storage_key text, content_type text, sha256 text, bytes bigint)
-language sql stable security definer set search_path = '' as $$
-  select m.storage_key, m.content_type, m.sha256, m.bytes
-    from public.horoscopes h
-    join public.media_assets m on m.id = h.audio_media_id and m.sha256 = h.audio_sha256 and m.removed_at is null
-   where h.scope = p_scope and h.ref_date = p_ref_date and h.zodiac = p_zodiac and h.status = 'published'
-     and exists (select 1 from public.feature_flags f where f.key = 'feature.dailyZodiac' and f.enabled)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return query
+    select m.storage_key, m.content_type, m.sha256, m.bytes
+      from public.horoscopes h
+      join public.media_assets m on m.id = h.audio_media_id and m.sha256 = h.audio_sha256 and m.removed_at is null
+     where h.scope = p_scope and h.ref_date = p_ref_date and h.zodiac = p_zodiac and h.status = 'published'
+       and exists (select 1 from public.feature_flags f where f.key = 'feature.dailyZodiac' and f.enabled);
+end
 $$;
 
 -- A player started or finished a published horoscope: an analytics event (the user only as
