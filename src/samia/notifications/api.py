@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,7 @@ from pydantic import Field, field_validator
 from samia.core.access import ADMIN_PROBE, ADMINS, AUTHENTICATED, PUBLIC, Ctx, Probe, allow
 from samia.core.models import Input
 from samia.core.problems import AppError, not_found
-from samia.providers.push import WebPushSubscription
+from samia.notifications import prefs
 from samia.providers.ses import make_sns_verifier, parse_ses
 from samia.providers.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, parse_inbound, parse_status, verify_twilio
 
@@ -41,37 +40,15 @@ class DeviceIn(Input):
 @router.post("/me/devices", status_code=status.HTTP_201_CREATED)
 async def add_device(body: DeviceIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     """Register a web-push subscription, FCM token or APNs token for the caller."""
-    address = _device_address(ctx, body)
-    cur = await ctx.conn.execute("select app.register_device(%s, %s, %s)", (body.kind, address, body.label))
-    row = await cur.fetchone()
-    assert row is not None
-    assert row[0] is not None
-    return {"id": row[0], "kind": body.kind, "label": body.label}
-
-
-def _device_address(ctx: Ctx, body: DeviceIn) -> str:
-    if body.kind == "webpush":
-        if body.subscription is None:
-            raise AppError(422, "validation_error", "a web-push device needs its subscription")
-        try:
-            sub = WebPushSubscription.parse(body.subscription,
-                                            host_pattern=ctx.platform.settings.webpush_endpoint_host_pattern)
-        except ValueError as e:
-            raise AppError(422, "validation_error", str(e)) from e
-        return sub.address()
-    token = body.token or ""
-    pattern = r"[0-9a-fA-F]{64,200}" if body.kind == "apns" else r"[A-Za-z0-9_:\-.]{8,4096}"
-    if not re.fullmatch(pattern, token):
-        raise AppError(422, "validation_error", f"a {body.kind} device needs its token")
-    return token
+    address = prefs.device_address(ctx.platform.settings, body.kind, body.subscription, body.token)
+    return {"id": await prefs.register_device(ctx.conn, body.kind, address, body.label), "kind": body.kind,
+            "label": body.label}
 
 
 @router.delete("/me/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def remove_device(device_id: Annotated[int, Field(ge=1, le=2**63 - 1)],
                         ctx: Ctx = allow(AUTHENTICATED)) -> Response:
-    cur = await ctx.conn.execute("delete from devices where id = %s and user_id = auth.uid() returning id",
-                                 (device_id,))
-    if await cur.fetchone() is None:
+    if not await prefs.remove_device(ctx.conn, device_id):
         raise not_found("device")
     return Response(status_code=204)
 
@@ -80,50 +57,25 @@ class ConsentIn(Input):
     channel: ConsentChannel
 
 
-async def _consent(ctx: Ctx, channel: str, opted_in: bool) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("""
-        insert into consents (user_id, channel, opted_in, lawful_basis, source) values (auth.uid(), %s, %s, 'consent',
-               'api')
-        on conflict (user_id, channel) do update set opted_in = excluded.opted_in, lawful_basis = 'consent',
-               source = 'api', at = now()
-        returning channel, opted_in, lawful_basis, source, at""", (channel, opted_in))
-    row = await cur.fetchone()
-    assert row is not None
-    await ctx.conn.execute("select app.audit(%s, 'consent', %s)",
-                           ("messaging.opt_in" if opted_in else "messaging.opt_out", channel))
-    return row
-
-
 @router.post("/me/notifications/opt-in")
 async def opt_in(body: ConsentIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     """Marketing on this channel (and, for SMS/WhatsApp, everyday messages too). A carrier
     STOP is lifted only by replying START, as the carriers require."""
-    return await _consent(ctx, body.channel, True)
+    return await prefs.set_consent(ctx.conn, body.channel, True, "api")
 
 
 @router.post("/me/notifications/opt-out")
 async def opt_out(body: ConsentIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
     """Applies to the next send: queued marketing is re-checked when it goes."""
-    return await _consent(ctx, body.channel, False)
+    return await prefs.set_consent(ctx.conn, body.channel, False, "api")
 
 
 @router.get("/me/notifications")
 async def my_notifications(limit: Annotated[int, Query(ge=1, le=200)] = 50,
                            ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, Any]:
-    """The caller's last sends (newest first), consents, devices and quiet hours."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, channel, template, state, attempts, created_at, sent_at from notification_sends "
-                      "where recipient_id = auth.uid() order by id desc limit %s", (limit,))
-    sends = await cur.fetchall()
-    await cur.execute("select channel, opted_in, lawful_basis, source, at from consents where user_id = auth.uid() "
-                      "order by channel")
-    consents = await cur.fetchall()
-    await cur.execute("select id, kind, label, created_at from devices where user_id = auth.uid() order by id")
-    devices = await cur.fetchall()
-    await cur.execute("select starts, ends, tz from quiet_hours where user_id = auth.uid()")
-    quiet = await cur.fetchone()
-    return {"sends": sends, "consents": consents, "devices": devices, "quiet_hours": quiet}
+    """The caller's last sends (newest first, titled in their language), consents, devices and
+    quiet hours."""
+    return await prefs.overview(ctx.conn, limit, await prefs.language(ctx.conn))
 
 
 # ─── admins ──────────────────────────────────────────────────────────────────────────────

@@ -7,7 +7,6 @@ overview for admins."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -30,6 +29,7 @@ from samia.core.access import (
 )
 from samia.core.models import Id, Input
 from samia.core.problems import AppError, not_found
+from samia.notifications import prefs
 
 router = APIRouter(tags=["ops"])
 
@@ -66,10 +66,7 @@ class QuietIn(Input):
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        """An IANA zone the database knows too: a bad one would fail every later fan-out."""
-        if v not in zoneinfo.available_timezones():
-            raise ValueError("not a known time zone (e.g. Asia/Beirut)")
-        return v
+        return prefs.known_zone(v)
 
 
 class Alert(BaseModel):
@@ -174,9 +171,7 @@ async def quiet_hours(body: QuietIn, ctx: Ctx = allow(*APP_ROLES, probe=Probe(
         ) -> dict[str, Any]:
     """Every user's quiet hours, in their own time zone: SEV3 pages and ordinary messages wait
     for the end of the window (sirens, SEV1 and SEV2 pages and security codes do not)."""
-    await ctx.conn.execute("insert into quiet_hours (user_id, starts, ends, tz) values (auth.uid(), %s, %s, %s) "
-                           "on conflict (user_id) do update set starts = excluded.starts, ends = excluded.ends, "
-                           "tz = excluded.tz", (body.starts, body.ends, body.tz))
+    await prefs.set_quiet_hours(ctx.conn, body.starts, body.ends, body.tz)
     return body.model_dump(mode="json")
 
 

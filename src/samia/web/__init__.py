@@ -15,9 +15,9 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from samia.web import account, booking, errors, horoscopes, orders, privacy, storefront, wallet
+    from samia.web import account, booking, errors, horoscopes, notifications, orders, privacy, storefront, wallet
 
-    for module in (storefront, account, wallet, orders, booking, privacy, horoscopes):
+    for module in (storefront, account, notifications, wallet, orders, booking, privacy, horoscopes):
         app.include_router(module.router)
     # static files only are compressed: a compressed page that reflects input next to its CSRF
     # token would invite BREACH

@@ -1,5 +1,5 @@
 """Account pages: sign up (18+, country, terms), log in and out, email and phone
-verification, the profile, notification settings, and the language switch."""
+verification, the profile, and the language switch (notification settings: notifications.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def remember_lang(request: Request, lang: str) -> None:
     set_cookie(request, LANG_COOKIE, lang, max_age=365 * 86400, http_only=False)
 
 
-def _form_page(request: Request, template: str, form: dict[str, str], refusal: Refusal | None,
+def form_page(request: Request, template: str, form: dict[str, str], refusal: Refusal | None,
                **context: Any) -> Response:
     lang = form_lang(request, form)
     if form.get(LANG_SWITCH) in LANGS:
@@ -57,7 +57,7 @@ async def signup(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role
         countries = await list_countries(ctx.conn)
     context = {"countries": countries, "max_dob": auth.eighteen_years_ago().isoformat()}
     if form.get(LANG_SWITCH):
-        return _form_page(request, "signup.html", form, None, **context)
+        return form_page(request, "signup.html", form, None, **context)
     refusal = required(form, "first_name", "last_name", "email", "password", "dob", "country")
     fields = dict(refusal.fields) if refusal else {}
     if form.get("email") and not EMAIL.match(form["email"]):
@@ -70,7 +70,7 @@ async def signup(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role
     if form.get("terms") != "yes":
         fields["terms"] = "terms_required"
     if fields:
-        return _form_page(request, "signup.html", form, Refusal("required", 422, fields), **context)
+        return form_page(request, "signup.html", form, Refusal("required", 422, fields), **context)
     lang = lang_of(request)
     ip = client_ip(request, ctx.platform.settings.trust_proxy_headers)
 
@@ -84,7 +84,7 @@ async def signup(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role
     tokens, refusal = await attempt(ctx.conn, create)
     if refusal or tokens is None:
         form.pop("password", None)
-        return _form_page(request, "signup.html", form, refusal, **context)
+        return form_page(request, "signup.html", form, refusal, **context)
     start(request, tokens)
     remember_lang(request, lang)
     return see_other("/verify-email")
@@ -110,16 +110,16 @@ async def login(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True, db_role=
                 ) -> Response:
     form = await posted(request)
     if form.get(LANG_SWITCH):
-        return _form_page(request, "login.html", form, None)
+        return form_page(request, "login.html", form, None)
     refusal = required(form, "email", "password")
     if refusal:
-        return _form_page(request, "login.html", form, refusal)
+        return form_page(request, "login.html", form, refusal)
     tokens, refusal = await attempt(ctx.conn, lambda: auth.login(ctx.conn, ctx.platform.passwords,
                                                                  ctx.platform.settings, form["email"].strip(),
                                                                  form["password"]))
     if refusal or tokens is None:
         form.pop("password", None)
-        return _form_page(request, "login.html", form, refusal)
+        return form_page(request, "login.html", form, refusal)
     start(request, tokens)
     # the page speaks the profile's language from now on: read it as the user, under RLS
     claims = decode_access(ctx.platform.settings, tokens.access_token)
@@ -167,7 +167,7 @@ async def verify_phone(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=
     step = "check" if form.get("code") is not None else "start"
     context = {"profile": None, "step": step}
     if form.get(LANG_SWITCH):
-        return _form_page(request, "verify_phone.html", form, None, **context)
+        return form_page(request, "verify_phone.html", form, None, **context)
     refusal = required(form, "phone", *(("code",) if step == "check" else ()))
     if refusal is None:
         if step == "start":
@@ -178,7 +178,7 @@ async def verify_phone(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=
                                                                           form["code"].strip()))
             if refusal is None:
                 context["step"] = "verified"
-    return _form_page(request, "verify_phone.html", form, refusal, **context)
+    return form_page(request, "verify_phone.html", form, refusal, **context)
 
 
 # ---- profile, notifications, language ---------------------------------------------------------
@@ -202,33 +202,20 @@ async def profile_save(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=
     profile = await get_profile(ctx.conn, ctx.user_id)  # type: ignore[arg-type]
     context = {"profile": profile, "countries": await list_countries(ctx.conn), "saved": False}
     if form.get(LANG_SWITCH):
-        return _form_page(request, "account.html", form, None, **context)
+        return form_page(request, "account.html", form, None, **context)
     # the country sets prices: chosen once, then changed only by an admin (profiles_guard)
     fixed = profile["country_code"] is not None
     refusal = required(form, "first_name", "last_name", *(() if fixed else ("country",)))
     if form.get("birth_time") and not TIME.match(form["birth_time"]):
         refusal = Refusal("invalid_time", 422, {"birth_time": "invalid_time"})
     if refusal:
-        return _form_page(request, "account.html", form, refusal, **context)
+        return form_page(request, "account.html", form, refusal, **context)
     changes: dict[str, object] = {k: form.get(k, "").strip() or None for k in PROFILE_FIELDS
                                   if not (fixed and k == "country")}
     _, refusal = await attempt(ctx.conn, lambda: update_profile(ctx.conn, ctx.user_id, changes))  # type: ignore[arg-type]
     if refusal:
-        return _form_page(request, "account.html", form, refusal, **context)
+        return form_page(request, "account.html", form, refusal, **context)
     return see_other("/account?saved=1")
-
-
-@router.get("/account/notifications", response_class=HTMLResponse)
-async def notifications(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)) -> Response:
-    """Channels and quiet hours. Quiet hours are staff-only in the database today (they hold
-    back incident pages); clients see the channels the platform uses, and the messaging issue
-    adds their choices."""
-    profile = await get_profile(ctx.conn, ctx.user_id)  # type: ignore[arg-type]
-    cur = await ctx.conn.execute("select to_char(starts, 'HH24:MI'), to_char(ends, 'HH24:MI'), tz "
-                                 "from quiet_hours where user_id = auth.uid()")
-    row = await cur.fetchone()
-    quiet = {"starts": row[0], "ends": row[1], "tz": row[2]} if row else None
-    return render(request, "notifications.html", role=ctx.role, profile=profile, quiet=quiet)
 
 
 @router.post("/account/language")

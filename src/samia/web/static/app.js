@@ -45,10 +45,41 @@
     ul.scrollLeft += (r.left + r.width / 2) - (u.left + u.width / 2);
   }
 
+  // the notification settings' "turn on in this browser": subscribe with the server's VAPID
+  // key, then register the subscription (a form post with the page's CSRF token)
+  function key(b64) {
+    var s = atob(b64.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((b64.length + 3) % 4));
+    return Uint8Array.from(s, function (c) { return c.charCodeAt(0); });
+  }
+  function pushButton() {
+    var box = document.getElementById("push-here");
+    if (!box || !("serviceWorker" in navigator) || !("PushManager" in window)) return;
+    box.hidden = false;
+    var state = document.getElementById("push-state");
+    document.getElementById("push-on").addEventListener("click", function () {
+      Notification.requestPermission().then(function (answer) {
+        if (answer !== "granted") { state.textContent = state.getAttribute("data-denied"); return null; }
+        return navigator.serviceWorker.register("/sw.js").then(function () { return navigator.serviceWorker.ready; })
+          .then(function (reg) {
+            return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key(box.getAttribute("data-push-key")) });
+          })
+          .then(function (sub) {
+            var body = new URLSearchParams({ _csrf: box.getAttribute("data-csrf"), subscription: JSON.stringify(sub.toJSON()),
+                                             label: navigator.userAgent.split(") ")[0].split("(").pop().slice(0, 100) });
+            return fetch("/account/notifications/devices", { method: "POST", body: body, credentials: "same-origin" });
+          })
+          .then(function (r) {
+            if (r && r.ok) { window.location = r.url; } else { state.textContent = state.getAttribute("data-failed"); }
+          });
+      }).catch(function () { state.textContent = state.getAttribute("data-failed"); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     focusSummary();
     countdowns();
     currentTab();
+    pushButton();
   });
   window.addEventListener("load", function () {
     whenIdle(function () {

@@ -1,4 +1,4 @@
-/* Samia Tarot service worker: an offline shell and the catalogue, nothing else (no push yet).
+/* Samia Tarot service worker: an offline shell, the catalogue, and push notifications.
    Pages are fetched from the network first and kept for offline use; static files are served
    from the cache first. Nothing signed-in is cached except pages the person opened. */
 "use strict";
@@ -34,4 +34,23 @@ self.addEventListener("fetch", (event) => {
       return response;
     }).catch(() => caches.match(request).then((hit) => hit || caches.match("/offline"))));
   }
+});
+
+// a push from the platform (providers/push.py webpush_payload): show it in its own language and
+// direction; a tap opens the link it carries (a path on this site), else the notification page
+self.addEventListener("push", (event) => {
+  let msg = {};
+  try { msg = event.data ? event.data.json() : {}; } catch (e) { msg = {}; }
+  const data = msg.data || {};
+  event.waitUntil(self.registration.showNotification(msg.title || "Samia Tarot", {
+    body: msg.body || "", lang: msg.lang || "en", dir: msg.dir || "auto", data: data,
+    icon: "/static/icons/icon-192.png", tag: data.tag || undefined,
+  }));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const link = (event.notification.data || {}).link || "";
+  const target = link.startsWith("/") && !link.startsWith("//") ? link : "/account/notifications";
+  event.waitUntil(self.clients.openWindow(target));
 });
