@@ -24,6 +24,8 @@ fi
 # ffprobe reads every uploaded audio file; promtool tests the SLO alert rules; pgBackRest
 # backs up the embedded cluster (its restore drill runs in the test suite)
 command -v ffprobe >/dev/null || apt_install ffmpeg
+# the horoscopes' local text-to-speech (EN and AR voices)
+command -v espeak-ng >/dev/null || apt_install espeak-ng
 command -v promtool >/dev/null || apt_install prometheus
 command -v pgbackrest >/dev/null || apt_install pgbackrest
 # PgBouncer: the transaction pooler of the production topology (tests/pooler, bench, soak)

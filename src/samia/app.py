@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
     from samia.calls.webhooks import router as voice_webhooks_router
     from samia.catalogue.api import router as catalogue_router
     from samia.finance.api import router as finance_router
+    from samia.horoscopes.api import router as horoscopes_router
     from samia.jobs.api import router as jobs_router
     from samia.media.api import router as media_router
     from samia.moderation.api import router as moderation_router
@@ -126,7 +127,7 @@ def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Maile
                    providers_router, metrics_router, runbooks_router, orders_router, readings_router, media_router,
                    moderation_router, audit_router, calls_router, voice_webhooks_router, availability_router,
                    emergency_router, call_monitor_router, call_safety_router, incidents_router, secrets_router,
-                   catalogue_router, privacy_router, analytics_router, notifications_router):
+                   catalogue_router, privacy_router, analytics_router, notifications_router, horoscopes_router):
         app.include_router(router)
     from samia.web import install as install_web
 

@@ -146,6 +146,17 @@ class Settings(BaseSettings):
     # how long a signed media URL works
     media_url_ttl_seconds: int = Field(300, alias="MEDIA_URL_TTL_SECONDS", ge=10, le=86400)
 
+    # ---- daily horoscopes (horoscopes/): ingest of TikTok posts with yt-dlp (the Python package,
+    # or the binary at YTDLP_BIN), only from these hosts (comma-separated, subdomains included);
+    # text-to-speech: local espeak-ng → ffmpeg, or ElevenLabs over HTTP. TTS_* are not VOICE_*:
+    # VOICE_PROVIDER already chooses the live-call provider.
+    ytdlp_bin: str | None = Field(None, alias="YTDLP_BIN")
+    horoscope_ingest_hosts: str = Field("tiktok.com", alias="HOROSCOPE_INGEST_HOSTS")
+    tts_provider: Literal["local", "elevenlabs"] = Field("local", alias="TTS_PROVIDER")
+    tts_api_key: SecretStr | None = Field(None, alias="TTS_API_KEY")
+    tts_voice_id: str | None = Field(None, alias="TTS_VOICE_ID")
+    tts_base_url: str = Field("https://api.elevenlabs.io", alias="TTS_BASE_URL")
+
     # Bearer token Alertmanager presents on POST /webhooks/alertmanager; unset: 503 naming it.
     alertmanager_token: SecretStr | None = Field(None, alias="ALERTMANAGER_TOKEN", min_length=16)
     # Master keys of the encrypted config store, "v2:<base64 32 bytes>,v1:<…>": the highest

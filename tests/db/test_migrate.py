@@ -161,14 +161,17 @@ def test_down_then_up_restores_the_last_migration_and_its_rules(empty_db: str, l
 
 def test_the_baseline_cannot_be_undone(empty_db: str) -> None:
     migrate.up(empty_db, echo=quiet)
-    # 008 (deck art) and 006 (messaging) carry a down section: undone, then applied again by the next up
+    # 008 (deck art), 007 (horoscopes) and 006 (messaging) carry down sections: undone, then
+    # applied again by the next up
     assert migrate.down(empty_db, echo=quiet) == "008_deck_art.sql"
+    assert migrate.down(empty_db, echo=quiet) == "007_horoscopes.sql"
     assert migrate.down(empty_db, echo=quiet) == "006_messaging.sql"
     with pytest.raises(migrate.MigrationError, match="has no down section"):
         migrate.down(empty_db, echo=quiet)
     migrate.up(empty_db, echo=quiet)
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("select count(*) from public.devices").fetchone() == (0,)
+        assert conn.execute("select count(*) from public.horoscope_captions where kind = 'sign'").fetchone()[0] > 24
 
 
 def test_the_job_queue_upgrades_from_its_first_release_to_its_current_schema(empty_db: str,

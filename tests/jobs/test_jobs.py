@@ -154,7 +154,8 @@ def test_every_schedule_is_declared_in_one_place() -> None:
                         "audit_seal": "* * * * * */10", "audit_attest": "0 4 1 * *",
                         "emergency_escalate": "* * * * * */5", "incident_escalate": "* * * * * */30",
                         "dsr_process": "* * * * *", "dsr_sweep": "*/15 * * * *", "archive_logs": "55 3 * * *",
-                        "analytics_rollup": "20 0 * * *"}
+                        "analytics_rollup": "20 0 * * *", "horoscope_publish": "* * * * *",
+                        "horoscope_push": "*/5 * * * *", "voice_refresh": "0 5 1 * *"}
     assert set(tasks.CRON_TASKS) == set(periodic)
 
 

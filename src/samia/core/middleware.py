@@ -20,7 +20,7 @@ class BodyTooLarge(Exception):
 
 # routes that take a file as their body get the upload cap instead of the JSON one
 UPLOAD_PATHS = re.compile(r"^/(payments/\d+/proof|orders/\d+/(output|photos)|my/orders/new/coffee"
-                          r"|admin/console/decks/[a-z_]+/art)$")
+                          r"|monitor/horoscopes/upload|admin/console/decks/[a-z_]+/art)$")
 
 
 class RequestContext:

@@ -345,8 +345,61 @@ async def analytics_rollup(context: JobContext, timestamp: int | None = None,
     return {**out, "rolled_through": str(out["rolled_through"])}
 
 
+# ─── daily horoscopes (issue 15) ────────────────────────────────────────────────────────
+FETCH_RETRY = JitteredBackoff(max_attempts=4, base=5.0, cap=600.0)
+
+
+@app.task(name="horoscope_fetch", pass_context=True, retry=FETCH_RETRY)
+async def horoscope_fetch(context: JobContext, clip_id: int) -> str:
+    """Fetch a submitted post (yt-dlp) or read an upload, normalise its audio (EBU R128), store
+    it privately and classify it by its caption. Retried with backoff; the last attempt marks
+    the clip failed for admins instead of raising."""
+    from samia.horoscopes.service import fetch_clip
+    from samia.providers.storage import make_storage
+
+    res = resources(context)
+    final = context.job.attempts + 1 >= FETCH_RETRY.max_attempts
+    return await fetch_clip(res.pool, make_storage(res.settings), res.settings, clip_id, final=final)
+
+
+@app.periodic(cron="* * * * *", periodic_id="horoscope_publish")
+@app.task(name="horoscope_publish", pass_context=True, retry=RETRY)
+async def horoscope_publish(context: JobContext, timestamp: int | None = None, at: str | None = None) -> Any:
+    """Every minute: publish the Beirut day's 12 signs once it has begun (and the month's on the
+    first), exactly once whatever runs (the run row decides), or halt and page. `at` replaces
+    the clock: tests and drills only."""
+    rows = await system_tx(resources(context), "horoscope_publish",
+                           "select app.horoscope_publish_due(coalesce(%s::timestamptz, now()))", (at,))
+    return rows[0][0]
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="horoscope_push")
+@app.task(name="horoscope_push", pass_context=True, retry=RETRY)
+async def horoscope_push(context: JobContext, timestamp: int | None = None, at: str | None = None) -> int:
+    """"Your horoscope is ready" to opted-in users at their local time, once per user and day,
+    through the outbox (quiet hours and suppressions apply there)."""
+    rows = await system_tx(resources(context), "horoscope_push",
+                           "select app.horoscope_push_due(coalesce(%s::timestamptz, now()))", (at,))
+    return int(rows[0][0])
+
+
+@app.periodic(cron="0 5 1 * *", periodic_id="voice_refresh")
+@app.task(name="voice_refresh", pass_context=True, retry=RETRY)
+async def voice_refresh(context: JobContext, timestamp: int | None = None) -> dict[str, Any]:
+    """Monthly: refresh the text-to-speech provider's voice (POST /api/cron/voice/refresh). Audited."""
+    from samia.horoscopes.audio import refresh_voice
+
+    res = resources(context)
+    out = await refresh_voice(res.settings)
+    await system_tx(res, "voice_refresh", "select app.audit('job.voice_refresh', 'job', 'voice_refresh', %s)",
+                    (json.dumps(out),))
+    return out
+
+
 # What POST /api/cron/<name> may queue (all of the above; app.defer() holds the same list).
 CRON_TASKS = ("send_outbox", "purge_old", "sweep_rate_buckets", "expire_holds", "booking_reminders", "reader_no_show",
               "order_clocks", "lift_expired_blocks", "moderation_sweeps", "retention_purge", "audit_seal",
               "audit_attest", "emergency_escalate", "incident_escalate", "dsr_process", "dsr_sweep", "archive_logs",
-              "analytics_rollup")
+              "analytics_rollup", "horoscope_publish", "horoscope_push", "voice_refresh")
+# Cron names with a path: POST /api/cron/voice/refresh is 004's name for voice_refresh.
+CRON_ALIASES = {"voice/refresh": "voice_refresh"}

@@ -43,6 +43,7 @@ EN: dict[str, tuple[str, str]] = {
     "emergency_siren": ("Emergency call waiting", "A client needs an emergency reading now (request {request})."),
     "incident_page": ("{severity} incident {incident}", "Incident {incident} ({severity}) needs you; acknowledge it "
                                                        "in the console."),
+    "horoscope_ready": ("Your horoscope is ready", "Today's horoscope for {sign} is ready to read and listen to."),
 }
 
 AR: dict[str, tuple[str, str]] = {
@@ -72,6 +73,7 @@ AR: dict[str, tuple[str, str]] = {
     "emergency_siren": ("مكالمة طارئة بانتظارك", "عميل يحتاج قراءة طارئة الآن (الطلب {request})."),
     "incident_page": ("حادثة {severity} رقم {incident}", "الحادثة {incident} ({severity}) تحتاجك؛ أكّد استلامها "
                                                         "في لوحة التحكم."),
+    "horoscope_ready": ("برجك اليوم جاهز", "أبراج اليوم جاهزة للقراءة والاستماع، ومعها برج {sign}."),
 }
 
 

@@ -677,6 +677,7 @@ language sql stable security definer set search_path = '' as $$
      and not exists (select 1 from public.order_attachments a where a.media_id = m.id)
      and not exists (select 1 from public.reader_profiles rp where rp.photo_media_id = m.id)
      and not exists (select 1 from public.horoscopes h where h.audio_media_id = m.id)
+     and not exists (select 1 from public.horoscope_clips c where m.id in (c.media_id, c.source_media_id))
      and not exists (select 1 from public.payment_transactions t where (t.metadata ->> 'proof_media_id')::bigint = m.id)
 $$;
 

@@ -804,9 +804,9 @@ returns table (item text, score numeric, rationale text)
 language sql stable security definer set search_path = '' as $$
   with latest as (
     select h.* from public.horoscopes h
-     where h.scope = 'daily' and h.approved_at is not null
+     where h.scope = 'daily' and h.status = 'published'
        and h.ref_date = (select max(x.ref_date) from public.horoscopes x
-                          where x.scope = 'daily' and x.approved_at is not null
+                          where x.scope = 'daily' and x.status = 'published'
                             and x.ref_date <= app.beirut_day(now()))
   ),
   base as (

@@ -19,6 +19,7 @@ def install(app: FastAPI) -> None:
         account,
         booking,
         errors,
+        horoscopes,
         monitor_cases,
         monitor_console,
         notifications,
@@ -33,7 +34,7 @@ def install(app: FastAPI) -> None:
     )
     from samia.web.admin import install as install_admin
 
-    for module in (storefront, account, notifications, wallet, orders, booking, privacy):
+    for module in (storefront, account, notifications, wallet, orders, booking, privacy, horoscopes):
         app.include_router(module.router)
     # the staff consoles
     for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases):

@@ -5,7 +5,7 @@ Each staff console fills its own role's list (a path and a catalogue key)."""
 
 from __future__ import annotations
 
-SHOP = [("/", "nav.home"), ("/catalogue", "nav.catalogue")]
+SHOP = [("/", "nav.home"), ("/catalogue", "nav.catalogue"), ("/horoscopes", "nav.horoscopes")]
 CLIENT = [("/my/orders", "nav.orders"), ("/my/calls", "nav.calls"), ("/my/favourites", "nav.favourites"),
           ("/account/wallet", "nav.wallet"), ("/account", "nav.account")]
 
