@@ -16,7 +16,8 @@ READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", 
                                  ("/staff/profile", "floor.nav.profile")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
                                   ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
-                                  ("/staff/emergency", "floor.nav.emergency")]
+                                  ("/staff/emergency", "floor.nav.emergency"),
+                                  ("/staff/horoscopes", "nav.horoscopes")]
 ADMIN: list[tuple[str, str]] = [
     ("/admin", "admin.nav.dashboard"), ("/admin/console/catalogue", "admin.nav.catalogue"),
     ("/admin/console/payments", "admin.nav.payments"), ("/admin/console/controls", "admin.nav.controls"),
