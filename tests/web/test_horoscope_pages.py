@@ -5,11 +5,16 @@ approves a sign and sends another back. axe-core and screenshots on each."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from samia.config import Settings
 from samia.horoscopes import service
 from samia.horoscopes.service import SIGNS
 
@@ -77,3 +82,67 @@ def test_staff_board_approves_and_sends_back(lang: str, context: Any, api: Api) 
     page.wait_for_url(lambda url: "done=rejected" in url)
     assert api.sql("select status, reject_reason from horoscopes where id = any(%s) order by id", (ids,)) == [
         ("approved", None), ("rejected", "the audio clips at the end")]
+
+
+def _real_audio(api: Api, settings: Settings, day: dt.date, sign: str) -> int:
+    """Give one published sign a real one-second recording (the fixtures' files are stand-ins),
+    so that the browser can play it to the end; returns the horoscope's id."""
+    data = subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                           "-c:a", "libmp3lame", "-f", "mp3", "-"], capture_output=True, check=True).stdout
+    sha = hashlib.sha256(data).hexdigest()
+    hid, media, key = api.sql("select h.id, m.id, m.storage_key from horoscopes h join media_assets m "
+                              "on m.id = h.audio_media_id where h.scope = 'daily' and h.ref_date = %s "
+                              "and h.zodiac = %s and h.status = 'published'", (day, sign))[0]
+    path = settings.data_dir / "storage" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    api.sql("update media_assets set sha256 = %s, bytes = %s where id = %s", (sha, len(data), media))
+    api.sql("update horoscopes set audio_sha256 = %s where id = %s", (sha, hid))
+    return int(hid)
+
+
+def _events(api: Api, since: int, want: int) -> list[tuple[Any, ...]]:
+    deadline = time.monotonic() + 15
+    while True:
+        rows = api.sql("select type, user_id, subject_id, seconds, device from events_raw where id > %s "
+                       "and type like 'horoscope.listen%%' order by id", (since,))
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_players_send_listen_events(context: Any, api: Api, published: dt.date, settings: Settings) -> None:
+    """Playing a sign's audio on the page records started and finished (through the page's
+    CSRF-checked twin of POST /horoscopes/listen); the visitor is linked only with consent."""
+    hid = _real_audio(api, settings, published, "Leo")
+    since = api.sql("select coalesce(max(id), 0) from events_raw")[0][0]
+    keeps, declines = off_loop(lambda: api.user("client")), off_loop(lambda: api.user("client"))
+    api.sql("insert into cookie_consents (user_id, analytics, marketing) values (%s, false, false)", (declines.id,))
+    expected: list[tuple[Any, ...]] = []
+    for who in (keeps, declines):
+        page = context.new_page()
+        log_in(page, who.email)
+        page.goto("/horoscopes")
+        player = page.locator("audio[data-sign=Leo]")
+        assert player.get_attribute("data-date") == published.isoformat()
+        player.evaluate("a => a.play()")
+        # declined analytics: the event counts, but neither the user nor the horoscope is linked
+        uid, subject = (uuid.UUID(who.id), hid) if who is keeps else (None, None)
+        expected += [("horoscope.listen_started", uid, subject, None, "web"),
+                     ("horoscope.listen_finished", uid, subject, 1, "web")]
+        assert _events(api, since, len(expected)) == expected
+        page.close()
+    # without the page's token nothing is recorded (403), and a made-up event is refused
+    r = context.request.post("/horoscopes/listened", form={"event": "started", "sign": "Leo",
+                                                            "date": published.isoformat()})
+    assert r.status == 403
+    page = context.new_page()
+    page.goto("/horoscopes")
+    token = page.locator("[data-listen]").get_attribute("data-csrf")
+    bad = context.request.post("/horoscopes/listened", form={"_csrf": token, "event": "paused", "sign": "Leo",
+                                                              "date": published.isoformat()})
+    assert bad.status == 422
+    missing = context.request.post("/horoscopes/listened", form={"_csrf": token, "event": "started", "sign": "Leo",
+                                                                  "date": "2001-01-01"})
+    assert missing.status == 404
+    assert len(_events(api, since, 0)) == len(expected)

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from samia.core.access import PUBLIC, STAFF, Ctx, Probe, allow
+from samia.core.problems import invalid
 from samia.horoscopes import service
 from samia.media.store import signed_url
 from samia.web.forms import attempt, posted
@@ -33,6 +34,26 @@ async def today(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Resp
         i["text"] = i["text_ar"] if lang == "ar" else i["text_en"]
     return render(request, "horoscopes/today.html", role=ctx.role, items=items, mine=mine,
                   day=rows[0]["ref_date"] if rows else None)
+
+
+@router.post("/horoscopes/listened", status_code=204, response_class=Response)
+async def listened(request: Request,
+                   ctx: Ctx = allow(PUBLIC, cookie=True, readonly=False, rate="horoscope_listen")) -> Response:
+    """The page's players report started/finished (static/app.js, with the page's CSRF token):
+    the API's listen event, but read with the session cookie, so a signed-in visitor's event
+    is linked to them exactly as far as their analytics consent allows (app.analytics_emit)."""
+    form = await posted(request)
+    scope, sign, event = form.get("scope", "daily"), form.get("sign", ""), form.get("event", "")
+    try:
+        day = dt.date.fromisoformat(form.get("date", ""))
+        seconds = int(form["seconds"]) if form.get("seconds") else None
+    except ValueError as exc:
+        raise invalid(["body", "date"], "not a date or a number of seconds") from exc
+    if scope not in ("daily", "monthly") or sign not in service.SIGNS or event not in ("started", "finished") \
+            or not (seconds is None or 0 <= seconds <= 3600):
+        raise invalid(["body"], "not a listen event")
+    await ctx.conn.execute("select app.horoscope_listen(%s, %s, %s, %s, %s)", (scope, day, sign, event, seconds))
+    return Response(status_code=204)
 
 
 def _day_of(request: Request) -> dt.date:

@@ -75,8 +75,30 @@
     });
   }
 
+  // the horoscopes' players: "started" on the first play, "finished" at the end (with the
+  // seconds heard), posted with the page's CSRF token; analytics only, nothing waits on it
+  function listenEvents() {
+    var box = document.querySelector("[data-listen]");
+    if (!box) return;
+    function send(audio, event) {
+      var body = new URLSearchParams({ _csrf: box.getAttribute("data-csrf"), event: event,
+                                       scope: audio.getAttribute("data-scope"), date: audio.getAttribute("data-date"),
+                                       sign: audio.getAttribute("data-sign") });
+      if (event === "finished" && isFinite(audio.duration)) body.set("seconds", String(Math.round(audio.duration)));
+      fetch(box.getAttribute("data-listen"), { method: "POST", body: body, credentials: "same-origin", keepalive: true })
+        .catch(function () {});
+    }
+    box.querySelectorAll("audio[data-sign]").forEach(function (audio) {
+      audio.addEventListener("play", function () {
+        if (!audio.dataset.started) { audio.dataset.started = "1"; send(audio, "started"); }
+      });
+      audio.addEventListener("ended", function () { send(audio, "finished"); delete audio.dataset.started; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     focusSummary();
+    listenEvents();
     countdowns();
     currentTab();
     pushButton();
