@@ -31,7 +31,8 @@ from .conftest import Person, person, png, reader_offering, slot
 # what the person's own view is compared on, row for row (data_requests changes as the job runs)
 COMPARED = ("profiles", "orders", "order_attachments", "tarot_v2_readings", "tarot_v2_card_selections", "bookings",
             "calls", "call_consent_logs", "payment_transactions", "ledger_entries", "reviews", "notification_outbox",
-            "media_assets", "legal_acceptances", "cookie_consents", "favourites", "phone_verifications")
+            "media_assets", "legal_acceptances", "cookie_consents", "favourites", "phone_verifications",
+            "horoscope_subscriptions", "horoscope_push_log")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,12 @@ def world(client: TestClient, api: Api, audio: bytes) -> dict[str, Any]:
                        headers=who.h), 201)
         ok(client.put("/consent", json={"analytics": True, "marketing": False}, headers=who.h))
         assert client.put(f"/me/favourites/{reader.id}", headers=who.h).status_code == 204
+        # the daily horoscope push: opted in, and yesterday's push logged against an outbox row
+        ok(client.put("/me/horoscope-subscription", json={"local_time": "07:30"}, headers=who.h))
+        pushed = api.sql("insert into horoscope_push_log (user_id, day, outbox_id) select %s, current_date - 1, "
+                         "(select max(id) from notification_outbox where recipient_id = %s) returning outbox_id",
+                         (who.id, who.id))
+        assert pushed[0][0] is not None
     coffee = ok(client.post("/orders", json={"service": "coffee", "question": "my cup"}, headers=me.h), 201)["id"]
     photo = png(f"{me.first} {me.last}")
     ok(client.post(f"/orders/{coffee}/photos", content=photo, headers={**me.h, "Content-Type": "image/png"}))
@@ -119,6 +126,8 @@ def test_the_export_is_the_persons_own_view_row_for_row_and_nothing_of_anyone_el
     assert counts["orders"] == 2 and counts["bookings"] == 1 and counts["reviews"] == 1 and counts["profiles"] == 1
     assert counts["payment_transactions"] >= 3 and counts["ledger_entries"] >= 6 and counts["legal_acceptances"] == 2
     assert counts["tarot_v2_card_selections"] == 1  # only the card they turned
+    assert counts["horoscope_subscriptions"] == 1 and counts["horoscope_push_log"] == 1
+    assert json.loads(files["horoscope_subscriptions.json"])[0]["local_time"] == "07:30:00"
     # their files, and the reading delivered to them
     photo_id = api.sql("select id from media_assets where owner_id = %s", (me.id,))[0][0]
     assert files[f"media/{photo_id}.png"] == world["photo"]
@@ -191,6 +200,11 @@ def test_deletion_leaves_no_trace_outside_pseudonymised_payments(client, api, wo
     assert api.sql("select count(*) from ledger_entries where user_id = %s", (me.id,)) == ledger
     assert api.sql("select email, first_name, dob, phone, deleted_at is not null from profiles where id = %s",
                    (me.id,)) == [(None, None, None, None, True)]
+    # no daily horoscope push any more: neither the opt-in nor the log of pushes (the other keeps theirs)
+    assert api.sql("select (select count(*) from horoscope_subscriptions where user_id = %s), "
+                   "(select count(*) from horoscope_push_log where user_id = %s)", (me.id, me.id)) == [(0, 0)]
+    assert api.sql("select count(*) from horoscope_subscriptions s join horoscope_push_log l using (user_id) "
+                   "where user_id = %s", (world["other"].id,)) == [(1,)]
     # the reader keeps the record of the reading they delivered, and its audio
     row = api.sql_as(reader.id, "select status::text, delivered_at is not null, approved_media_id, question_text "
                                 "from orders where id = %s", (world["tarot"],))

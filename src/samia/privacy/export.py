@@ -63,6 +63,8 @@ PARTY: dict[str, sql.SQL] = {
     "devices": sql.SQL("t.user_id = %(me)s"),
     "consents": sql.SQL("t.user_id = %(me)s"),
     "notification_prefs": sql.SQL("t.user_id = %(me)s"),
+    "horoscope_subscriptions": sql.SQL("t.user_id = %(me)s"),
+    "horoscope_push_log": sql.SQL("t.user_id = %(me)s"),
 }
 
 # How a row is written: to_jsonb of the row, except where the person may not read every column
@@ -88,6 +90,7 @@ ORDER_BY: dict[str, sql.SQL] = {
     "reader_profiles": sql.SQL("t.reader_id"), "idempotency_keys": sql.SQL("t.created_at, t.key"),
     "personalization_opt_outs": sql.SQL("t.user_id"),
     "consents": sql.SQL("t.channel"), "notification_prefs": sql.SQL("t.user_id"),
+    "horoscope_subscriptions": sql.SQL("t.user_id"), "horoscope_push_log": sql.SQL("t.day"),
 }
 
 

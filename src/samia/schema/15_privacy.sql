@@ -489,6 +489,9 @@ begin
   delete from public.consents where user_id = p_user;
   delete from public.notification_prefs where user_id = p_user;
   update public.campaigns set created_by = null where created_by = p_user;
+  -- the daily horoscope push: the opt-in, and the log of pushes (it points at outbox rows)
+  delete from public.horoscope_push_log where user_id = p_user;
+  delete from public.horoscope_subscriptions where user_id = p_user;
   delete from public.notification_outbox where recipient_id = p_user;
   delete from public.idempotency_keys where user_id = p_user;
   delete from public.favourites where p_user in (client_id, reader_id);
