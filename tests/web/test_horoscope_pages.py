@@ -146,3 +146,35 @@ def test_players_send_listen_events(context: Any, api: Api, published: dt.date, 
                                                                   "date": "2001-01-01"})
     assert missing.status == 404
     assert len(_events(api, since, 0)) == len(expected)
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_home_page_teaser(lang: str, context: Any, api: Api, published: dt.date) -> None:
+    """The home page's "today's horoscope": a visitor gets the way to all twelve, a client
+    their own sign's text (Taurus, from the birth date), one without a birth date the way
+    again; nothing at all while feature.dailyZodiac is off."""
+    context.set_extra_http_headers({"Accept-Language": lang})
+    p = Page(context.new_page(), lang)
+    page = p.page
+    page.goto("/")
+    teaser = page.locator("[data-testid=horoscope-teaser]")
+    assert teaser.locator("a[href='/horoscopes']").count() == 1
+    assert ("calm day" not in teaser.inner_text()) and ("يوم هادئ" not in teaser.inner_text())
+    me = off_loop(lambda: api.user("client"))
+    api.sql("update profiles set locale = %s where id = %s", (lang, me.id))  # log-in picks the language
+    log_in(page, me.email)
+    page.goto("/")
+    assert teaser.locator("h2").inner_text() == ("Today for Taurus" if lang == "en" else "اليوم لبرج الثور")
+    assert teaser.locator("p:not(.eyebrow)").inner_text() == (
+        "Taurus: a calm day." if lang == "en" else "برج Taurus: يوم هادئ.")
+    assert teaser.locator("a").get_attribute("href") == "/horoscopes#sign-Taurus"
+    p.check("home-horoscope")
+    api.sql("update profiles set dob = null where id = %s", (me.id,))
+    page.goto("/")
+    assert teaser.locator("a").get_attribute("href") == "/horoscopes" and "calm day" not in teaser.inner_text()
+    api.sql("update feature_flags set enabled = false where key = 'feature.dailyZodiac'")
+    try:
+        page.goto("/")
+        assert page.locator("h1").count() == 1 and teaser.count() == 0
+    finally:
+        api.sql("update feature_flags set enabled = true where key = 'feature.dailyZodiac'")

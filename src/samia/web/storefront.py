@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from samia.calls import service as calls
 from samia.catalogue import service as catalogue
 from samia.core.access import PUBLIC, Ctx, allow
+from samia.horoscopes import service as horoscopes
 from samia.web import gazetteer
 from samia.web.forms import posted
 from samia.web.headers import CSP
@@ -32,7 +33,21 @@ async def home(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Respo
                                           language=None)
     emergency = ctx.role == "client" and await calls.emergency_enabled(ctx.conn)
     return render(request, "home.html", role=ctx.role, services=services, online=online[:HOME_READERS],
-                  emergency=emergency)
+                  emergency=emergency, horoscope=await horoscope_teaser(ctx, lang_of(request)))
+
+
+async def horoscope_teaser(ctx: Ctx, lang: str) -> dict[str, Any] | None:
+    """Today's horoscope on the home page: the visitor's own sign (signed in, with a birth
+    date), else just the way to all twelve; nothing unless today's (or, while today's is held
+    back, the latest) are published, so nothing while feature.dailyZodiac is off."""
+    rows = await horoscopes.published(ctx.conn, "daily", horoscopes.beirut_day(), exact=False)
+    if not rows:
+        return None
+    sign = await horoscopes.own_sign(ctx.conn) if ctx.claims is not None else None
+    mine = next((r for r in rows if r["zodiac"] == sign), None)
+    if mine is None:
+        return {"sign": None}
+    return {"sign": sign, "text": mine["text_ar"] if lang == "ar" else mine["text_en"]}
 
 
 @router.get("/catalogue", response_class=HTMLResponse)
