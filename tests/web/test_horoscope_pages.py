@@ -178,3 +178,45 @@ def test_home_page_teaser(lang: str, context: Any, api: Api, published: dt.date)
         assert page.locator("h1").count() == 1 and teaser.count() == 0
     finally:
         api.sql("update feature_flags set enabled = true where key = 'feature.dailyZodiac'")
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_opting_into_the_daily_push_on_the_page(lang: str, context: Any, api: Api, published: dt.date) -> None:
+    """A client opts in from /horoscopes (the same service function as PUT
+    /me/horoscope-subscription), moves the time and stops; a visitor sees no form, and a
+    time that is not one answers a friendly 422 in their language and changes nothing."""
+    context.set_extra_http_headers({"Accept-Language": lang})
+    p = Page(context.new_page(), lang)
+    page = p.page
+    page.goto("/horoscopes")
+    assert page.locator("[data-testid=horoscope-subscription]").count() == 0  # visitors: nothing to opt into
+    token = page.locator("[data-listen]").get_attribute("data-csrf")
+    anon = context.request.post("/horoscopes/subscription", form={"_csrf": token, "local_time": "07:15"},
+                                max_redirects=0)
+    assert anon.status in (302, 303, 401) and api.sql("select count(*) from horoscope_subscriptions "
+                                                      "where local_time = '07:15'") == [(0,)]
+    me = off_loop(lambda: api.user("client"))
+    api.sql("update profiles set locale = %s where id = %s", (lang, me.id))
+    log_in(page, me.email)
+    page.goto("/horoscopes")
+    box = page.locator("[data-testid=horoscope-subscription]")
+    assert box.locator("button[value=off]").count() == 0
+    page.fill("#f-local_time", "07:15")
+    box.locator("button[value=on]").click()
+    page.wait_for_url(lambda url: "done=on" in url)
+    mine = "select to_char(local_time, 'HH24:MI') from horoscope_subscriptions where user_id = %s"
+    assert api.sql(mine, (me.id,)) == [("07:15",)]
+    assert "07:15" in box.inner_text() and page.locator("#f-local_time").input_value() == "07:15"
+    p.check("horoscopes-daily")
+    page.fill("#f-local_time", "21:40")
+    with page.expect_navigation():
+        box.locator("button[value=on]").click()
+    assert api.sql(mine, (me.id,)) == [("21:40",)]
+    # not a time: a friendly page in their language, nothing changed
+    token = page.locator("[data-listen]").get_attribute("data-csrf")
+    bad = context.request.post("/horoscopes/subscription", form={"_csrf": token, "local_time": "25:99"})
+    assert bad.status == 422 and ("such as 08:00" in bad.text() if lang == "en" else "مثل 08:00" in bad.text())
+    assert api.sql(mine, (me.id,)) == [("21:40",)]
+    box.locator("button[value=off]").click()
+    page.wait_for_url(lambda url: "done=off" in url)
+    assert api.sql(mine, (me.id,)) == [] and box.locator("button[value=off]").count() == 0

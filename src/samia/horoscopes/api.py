@@ -180,14 +180,13 @@ class SubscriptionIn(Input):
 @router.put("/me/horoscope-subscription", response_model=SubscriptionIn)
 async def subscribe(body: SubscriptionIn, ctx: Ctx = allow(AUTHENTICATED)) -> dict[str, str]:
     """Opt in to "your horoscope is ready", once a day at your local time."""
-    await ctx.conn.execute("insert into horoscope_subscriptions (user_id, local_time) values (auth.uid(), %s::time) "
-                           "on conflict (user_id) do update set local_time = excluded.local_time", (body.local_time,))
+    await service.subscribe(ctx.conn, body.local_time)
     return {"local_time": body.local_time}
 
 
 @router.delete("/me/horoscope-subscription", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def unsubscribe(ctx: Ctx = allow(AUTHENTICATED)) -> Response:
-    await ctx.conn.execute("delete from horoscope_subscriptions where user_id = auth.uid()")
+    await service.unsubscribe(ctx.conn)
     return Response(status_code=204)
 
 

@@ -82,6 +82,28 @@ async def own_sign(conn: AsyncConnection) -> str | None:
     return row[0] if row else None
 
 
+# ─── the daily push: the caller's own opt-in (RLS: their row only) ───────────────────────
+LOCAL_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+async def subscription(conn: AsyncConnection) -> str | None:
+    """The caller's daily push time (HH:MM), or None when not opted in."""
+    cur = await conn.execute("select to_char(local_time, 'HH24:MI') from horoscope_subscriptions "
+                             "where user_id = auth.uid()")
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def subscribe(conn: AsyncConnection, local_time: str) -> None:
+    """Opt in (or move the time): "your horoscope is ready" once a day at HH:MM local time."""
+    await conn.execute("insert into horoscope_subscriptions (user_id, local_time) values (auth.uid(), %s::time) "
+                       "on conflict (user_id) do update set local_time = excluded.local_time", (local_time,))
+
+
+async def unsubscribe(conn: AsyncConnection) -> None:
+    await conn.execute("delete from horoscope_subscriptions where user_id = auth.uid()")
+
+
 # ─── classification by the caption table ────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Classified:

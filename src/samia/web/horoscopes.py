@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from samia.core.access import PUBLIC, STAFF, Ctx, Probe, allow
+from samia.core.access import AUTHENTICATED, PUBLIC, STAFF, Ctx, Probe, allow
 from samia.core.problems import invalid
 from samia.horoscopes import service
 from samia.media.store import signed_url
@@ -25,6 +25,25 @@ BOARD_PROBE = Probe("select 1 from horoscope_captions limit 1", "monitors and ad
 
 @router.get("/horoscopes", response_class=HTMLResponse)
 async def today(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Response:
+    done = request.query_params.get("done", "")
+    return await _today(request, ctx, done=done if done in ("on", "off") else "")
+
+
+@router.post("/horoscopes/subscription", response_class=HTMLResponse)
+async def daily_push(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True)) -> Response:
+    """Opt in to (or move, or stop) "your horoscope is ready": the API's own service functions."""
+    form = await posted(request)
+    if form.get("action") == "off":
+        await service.unsubscribe(ctx.conn)
+        return RedirectResponse("/horoscopes?done=off#daily", status_code=303)
+    local_time = form.get("local_time", "").strip()[:5]
+    if not service.LOCAL_TIME.match(local_time):
+        return await _today(request, ctx, error="horoscopes.daily.error", status=422)
+    await service.subscribe(ctx.conn, local_time)
+    return RedirectResponse("/horoscopes?done=on#daily", status_code=303)
+
+
+async def _today(request: Request, ctx: Ctx, *, done: str = "", error: str = "", status: int = 200) -> Response:
     rows = await service.published(ctx.conn, "daily", service.beirut_day(), exact=False)
     items = service.public_items(rows, None)
     mine = await service.own_sign(ctx.conn) if ctx.claims is not None else None
@@ -32,8 +51,10 @@ async def today(request: Request, ctx: Ctx = allow(PUBLIC, cookie=True)) -> Resp
     lang = lang_of(request)
     for i in items:
         i["text"] = i["text_ar"] if lang == "ar" else i["text_en"]
-    return render(request, "horoscopes/today.html", role=ctx.role, items=items, mine=mine,
-                  day=rows[0]["ref_date"] if rows else None)
+    daily = await service.subscription(ctx.conn) if ctx.claims is not None else None
+    return render(request, "horoscopes/today.html", status=status, role=ctx.role, items=items, mine=mine,
+                  day=rows[0]["ref_date"] if rows else None, signed=ctx.claims is not None, daily=daily,
+                  done=done, error=error)
 
 
 @router.post("/horoscopes/listened", status_code=204, response_class=Response)
