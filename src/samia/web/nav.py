@@ -15,7 +15,8 @@ READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", 
                                  ("/staff/performance", "floor.nav.performance"),
                                  ("/staff/profile", "floor.nav.profile")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
-                                  ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
+                                  ("/staff/cases", "floor.nav.cases"), ("/staff/appeals", "monitor.nav.appeals"),
+                                  ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency"),
                                   ("/staff/horoscopes", "nav.horoscopes")]
 ADMIN: list[tuple[str, str]] = [
