@@ -23,7 +23,8 @@ ADMIN: list[tuple[str, str]] = [
     ("/admin", "admin.nav.dashboard"), ("/admin/console/catalogue", "admin.nav.catalogue"),
     ("/admin/console/payments", "admin.nav.payments"), ("/admin/console/controls", "admin.nav.controls"),
     ("/admin/console/users", "admin.nav.users"), ("/admin/console/ops", "admin.nav.ops"),
-    ("/admin/console/audit", "admin.nav.audit"), ("/admin/console/decks", "admin.nav.decks")]
+    ("/admin/console/audit", "admin.nav.audit"), ("/admin/console/decks", "admin.nav.decks"),
+    ("/admin/console/campaigns", "campaigns.nav")]
 SUPERADMIN: list[tuple[str, str]] = [*ADMIN, ("/admin/console/super", "admin.nav.super")]
 
 # where each role lands after signing in (else the storefront's home)
