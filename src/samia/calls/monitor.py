@@ -9,11 +9,9 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from samia.calls import service
-from samia.calls.service import CallOut, fetch_call, moderation_action, provider_ref
+from samia.calls.service import CallOut, fetch_call
 from samia.core.access import STAFF, STAFF_PROBE, Ctx, allow
 from samia.core.models import Id, Input
-from samia.core.problems import AppError
-from samia.providers.voice import Leg, make_voice
 
 router = APIRouter(tags=["calls"])
 
@@ -33,16 +31,7 @@ class DropIn(Input):
 @router.post("/monitor/calls/{call_id}/join")
 async def join_silent(call_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Join a live call listen-only (muted, no announcement)."""
-    call = await fetch_call(ctx.conn, call_id)
-    if call["status"] not in ("ringing", "started"):
-        raise AppError(409, "not_live", f"the call is {call['status']}")
-    phone = (await (await ctx.conn.execute("select phone from profiles where id = auth.uid()")).fetchone())[0]  # type: ignore[index]
-    ref = await provider_ref(ctx, call_id)
-    await make_voice(ctx.platform.settings).join_silent(ref, Leg(phone))
-    await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'monitor_joined', auth.uid())",
-                           (call_id,))
-    await moderation_action(ctx, call_id, "join_silent", None, None)
-    return {"call_id": call_id, "joined": True, "muted": True}
+    return await service.join_silent(ctx, call_id)
 
 
 @router.post("/monitor/calls/{call_id}/flag", status_code=status.HTTP_201_CREATED)

@@ -227,6 +227,22 @@ async def moderation_action(ctx: Ctx, call_id: int, action: str, reason: str | N
                            (f"moderation.{action}", str(call_id), json.dumps({"reason": reason})))
 
 
+async def join_silent(ctx: Ctx, call_id: int) -> dict[str, Any]:
+    """Join a live call listen-only (muted, no announcement): the provider dials the monitor
+    into the call's conference muted; the local provider has no audio and only records it."""
+    call = await fetch_call(ctx.conn, call_id)
+    if call["status"] not in ("ringing", "started"):
+        raise AppError(409, "not_live", f"the call is {call['status']}")
+    phone = (await (await ctx.conn.execute("select phone from profiles where id = auth.uid()")).fetchone())[0]  # type: ignore[index]
+    ref = await provider_ref(ctx, call_id)
+    voice = make_voice(ctx.platform.settings)
+    await voice.join_silent(ref, Leg(phone))
+    await ctx.conn.execute("insert into call_events (call_id, event, actor) values (%s, 'monitor_joined', auth.uid())",
+                           (call_id,))
+    await moderation_action(ctx, call_id, "join_silent", None, None)
+    return {"call_id": call_id, "joined": True, "muted": True, "provider": voice.name, "conference": ref}
+
+
 async def drop_call(ctx: Ctx, call_id: int, note: str) -> None:
     """End a live call now (`dropped_by_monitor`); the client pays only the connected time."""
     call = await fetch_call(ctx.conn, call_id)

@@ -240,25 +240,20 @@ async def file_appeal(body: AppealIn, ctx: Ctx = allow("client", "reader", *STAF
 async def appeals(ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE),
                   status_: Annotated[Literal["submitted", "under_review", "decided"],
                                      Query(alias="status")] = "submitted") -> list[dict[str, Any]]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL("select {} from appeals where status = %s order by id limit 100").format(APPEAL_COLS),
-                      (status_,))
-    return await cur.fetchall()
+    return await service.list_appeals(ctx.conn, status_)
 
 
 @router.post("/monitor/appeals/{appeal_id}/open", response_model=AppealOut)
 async def open_appeal(appeal_id: Id, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)) -> dict[str, Any]:
     """Take a submitted appeal into review."""
-    await ctx.conn.execute("select app.open_appeal(%s)", (appeal_id,))
-    return await service.one(ctx.conn, APPEAL_BY_ID, (appeal_id,), "appeal")
+    return await service.open_appeal(ctx.conn, appeal_id)
 
 
 @router.post("/monitor/appeals/{appeal_id}/resolve", response_model=AppealOut)
 async def resolve_appeal(appeal_id: Id, body: DecideIn, ctx: Ctx = allow(*STAFF, probe=STAFF_PROBE)
                          ) -> dict[str, Any]:
     """Decide with a rationale. Overturning a block lifts it, which only an admin may do."""
-    await ctx.conn.execute("select app.decide_appeal(%s, %s, %s)", (appeal_id, body.decision, body.rationale))
-    return await service.one(ctx.conn, APPEAL_BY_ID, (appeal_id,), "appeal")
+    return await service.decide_appeal(ctx.conn, appeal_id, body.decision, body.rationale)
 
 
 # ---- lineage ------------------------------------------------------------------------------

@@ -80,3 +80,25 @@ async def unblock_user(conn: AsyncConnection, user_id: str, note: str) -> int:
     """Lift every active block of the person (admins only); returns how many were lifted."""
     cur = await conn.execute("select app.unblock_user(%s, %s)", (user_id, note))
     return int((await cur.fetchone())[0])  # type: ignore[index]
+
+
+# ---- appeals (the API and the monitor's appeals page) ---------------------------------------
+
+async def list_appeals(conn: AsyncConnection, status: str = "submitted", limit: int = 100) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL("select {} from appeals where status = %s order by id limit %s").format(APPEAL_COLS),
+                      (status, limit))
+    return await cur.fetchall()
+
+
+async def open_appeal(conn: AsyncConnection, appeal_id: int) -> dict[str, Any]:
+    """Take a submitted appeal into review; a second reviewer gets 409."""
+    await conn.execute("select app.open_appeal(%s)", (appeal_id,))
+    return await one(conn, APPEAL_BY_ID, (appeal_id,), "appeal")
+
+
+async def decide_appeal(conn: AsyncConnection, appeal_id: int, decision: str, rationale: str) -> dict[str, Any]:
+    """Decide with a rationale, once: a second decision gets 409. Overturning a block lifts it,
+    which only an admin may do."""
+    await conn.execute("select app.decide_appeal(%s, %s, %s)", (appeal_id, decision, rationale))
+    return await one(conn, APPEAL_BY_ID, (appeal_id,), "appeal")

@@ -5,19 +5,19 @@ schema/13_notifications.sql; the engine in outbox.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from psycopg.rows import dict_row
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from samia.core.access import ADMIN_PROBE, ADMINS, AUTHENTICATED, PUBLIC, Ctx, Probe, allow
 from samia.core.models import Input
-from samia.core.problems import AppError, not_found
-from samia.notifications import prefs
+from samia.core.problems import not_found
+from samia.notifications import campaigns, prefs
+from samia.notifications.campaigns import CampaignIn
 from samia.providers.ses import make_sns_verifier, parse_ses
 from samia.providers.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, parse_inbound, parse_status, verify_twilio
 
@@ -121,49 +121,14 @@ async def dead_letter(limit: Annotated[int, Query(ge=1, le=500)] = 100,
     return await cur.fetchall()
 
 
-class Audience(Input):
-    roles: list[Literal["client", "reader", "monitor", "admin", "superadmin"]] | None = None
-    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = None
-    languages: list[Literal["en", "ar"]] | None = None
-    zodiac: list[Annotated[str, Field(max_length=20)]] | None = None
-    segment: Literal["listened_7d"] | None = None
-
-
-class CampaignIn(Input):
-    name: Annotated[str, Field(min_length=3, max_length=120)]
-    channel: ConsentChannel
-    audience: Audience = Audience()
-    title_en: Annotated[str, Field(min_length=1, max_length=200)]
-    body_en: Annotated[str, Field(min_length=1, max_length=2000)]
-    title_ar: Annotated[str, Field(min_length=1, max_length=200)]
-    body_ar: Annotated[str, Field(min_length=1, max_length=2000)]
-    send_on: dt.date
-    local_time: dt.time
-
-    @field_validator("local_time")
-    @classmethod
-    def _naive(cls, v: dt.time) -> dt.time:
-        if v.tzinfo is not None:
-            raise ValueError("a local time of day, without an offset")
-        return v
-
-
 @router.post("/admin/campaigns", status_code=status.HTTP_201_CREATED)
 async def create_campaign(body: CampaignIn, ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
     """A draft: audience by role, country, language, zodiac sign and engagement segment; one
     channel; the text in English and Arabic; the send time in each recipient's local time."""
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("""
-        insert into campaigns (name, channel, audience, title_en, body_en, title_ar, body_ar, send_on, local_time,
-                               created_by)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, auth.uid())
-        returning id, name, channel, audience, send_on, local_time, status""",
-                      (body.name, body.channel, json.dumps(body.audience.model_dump(exclude_none=True)),
-                       body.title_en, body.body_en, body.title_ar, body.body_ar, body.send_on, body.local_time))
-    row = await cur.fetchone()
-    assert row is not None
-    await ctx.conn.execute("select app.audit('campaign.created', 'campaign', %s)", (str(row["id"]),))
-    return row
+    return await campaigns.create_campaign(
+        ctx.conn, name=body.name, channel=body.channel, audience=body.audience.model_dump(exclude_none=True),
+        title_en=body.title_en, body_en=body.body_en, title_ar=body.title_ar, body_ar=body.body_ar,
+        send_on=body.send_on, local_time=body.local_time)
 
 
 CampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -174,35 +139,13 @@ async def schedule_campaign(campaign_id: CampaignId,
                             ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
     """Computes the time-zone cohorts and queues each recipient's send at their local time.
     Idempotent: scheduling again answers the same cohorts and queues nothing."""
-    cur = await ctx.conn.execute("select app.flag_on('messaging.campaigns')")
-    if not (await cur.fetchone() or [False])[0]:
-        raise AppError(503, "feature_disabled", "campaigns are switched off (flag messaging.campaigns)",
-                       extra={"flag": "messaging.campaigns"})
-    await ctx.conn.execute("select app.schedule_campaign(%s)", (campaign_id,))
-    return await _campaign(ctx, campaign_id)
-
-
-async def _campaign(ctx: Ctx, campaign_id: int) -> dict[str, Any]:
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select id, name, channel, status, send_on, local_time, scheduled_at from campaigns "
-                      "where id = %s", (campaign_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise not_found("campaign")
-    await cur.execute("select tz, send_at, recipients from campaign_cohorts where campaign_id = %s "
-                      "order by send_at, tz", (campaign_id,))
-    row["cohorts"] = await cur.fetchall()
-    return row
+    return await campaigns.schedule_campaign(ctx.conn, campaign_id)
 
 
 @router.get("/admin/campaigns/{campaign_id}/stats")
 async def campaign_stats(campaign_id: CampaignId, ctx: Ctx = allow(*ADMINS, probe=CAMPAIGN_PROBE)) -> dict[str, Any]:
     """Sends, delivered, opened, clicked, bounced, failed, cancelled, and opted out since."""
-    out = await _campaign(ctx, campaign_id)
-    cur = ctx.conn.cursor(row_factory=dict_row)
-    await cur.execute("select * from app.campaign_stats(%s)", (campaign_id,))
-    out["stats"] = await cur.fetchone()
-    return out
+    return await campaigns.campaign_stats(ctx.conn, campaign_id)
 
 
 # ─── provider webhooks ───────────────────────────────────────────────────────────────────

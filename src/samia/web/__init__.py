@@ -20,6 +20,7 @@ def install(app: FastAPI) -> None:
         booking,
         errors,
         horoscopes,
+        monitor_appeals,
         monitor_cases,
         monitor_console,
         notifications,
@@ -37,7 +38,8 @@ def install(app: FastAPI) -> None:
     for module in (storefront, account, notifications, wallet, orders, booking, privacy, horoscopes):
         app.include_router(module.router)
     # the staff consoles
-    for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases):
+    for module in (staff_home, reader_console, reader_availability, reader_profile, monitor_console, monitor_cases,
+                   monitor_appeals):
         app.include_router(module.router)
     install_admin(app)  # the admin console: /admin and /admin/console/…
     # static files only are compressed: a compressed page that reflects input next to its CSRF

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from samia.web import (
     admin_audit,
+    admin_campaigns,
     admin_console,
     admin_controls,
     admin_decks,
@@ -20,5 +21,5 @@ from samia.web import (
 
 def install(app: FastAPI) -> None:
     for module in (admin_console, admin_payments, admin_controls, admin_users, admin_ops, admin_audit, admin_super,
-                   admin_decks):
+                   admin_decks, admin_campaigns):
         app.include_router(module.router)

@@ -130,16 +130,24 @@ async def block(request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=mo
 
 # ---- live calls and safety flags ---------------------------------------------------------------
 
-async def _calls(request: Request, ctx: Ctx, refusal: Refusal | None = None) -> Response:
+async def _calls(request: Request, ctx: Ctx, refusal: Refusal | None = None,
+                 joined: dict[str, Any] | None = None) -> Response:
     return render(request, "floor/calls.html", status=refusal.status if refusal else 200, role=ctx.role,
                   calls=await calls.live_calls(ctx.conn), flags=await calls.recent_flags(ctx.conn, 30),
-                  reasons=moderation.REASONS,
+                  reasons=moderation.REASONS, joined=joined,
                   errors=_errors(request, refusal), done=request.query_params.get("done"))
 
 
 @router.get("/staff/calls", response_class=HTMLResponse)
 async def live(request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=STAFF_PROBE)) -> Response:
     return await _calls(request, ctx)
+
+
+@router.post("/staff/calls/{call_id}/join", response_class=HTMLResponse)
+async def join(call_id: Id, request: Request, ctx: Ctx = allow(*STAFF, cookie=True, probe=STAFF_PROBE)) -> Response:
+    """Listen in, muted and unannounced (the API's join); the page shows what the provider answered."""
+    joined, refusal = await attempt(ctx.conn, lambda: calls.join_silent(ctx, call_id))
+    return await _calls(request, ctx, refusal, joined)
 
 
 @router.post("/staff/calls/{call_id}/drop", response_class=HTMLResponse)

@@ -15,14 +15,16 @@ READER: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/queue", 
                                  ("/staff/performance", "floor.nav.performance"),
                                  ("/staff/profile", "floor.nav.profile")]
 MONITOR: list[tuple[str, str]] = [("/staff", "floor.nav.home"), ("/staff/review", "floor.nav.review"),
-                                  ("/staff/cases", "floor.nav.cases"), ("/staff/calls", "floor.nav.calls"),
+                                  ("/staff/cases", "floor.nav.cases"), ("/staff/appeals", "monitor.nav.appeals"),
+                                  ("/staff/calls", "floor.nav.calls"),
                                   ("/staff/emergency", "floor.nav.emergency"),
                                   ("/staff/horoscopes", "nav.horoscopes")]
 ADMIN: list[tuple[str, str]] = [
     ("/admin", "admin.nav.dashboard"), ("/admin/console/catalogue", "admin.nav.catalogue"),
     ("/admin/console/payments", "admin.nav.payments"), ("/admin/console/controls", "admin.nav.controls"),
     ("/admin/console/users", "admin.nav.users"), ("/admin/console/ops", "admin.nav.ops"),
-    ("/admin/console/audit", "admin.nav.audit"), ("/admin/console/decks", "admin.nav.decks")]
+    ("/admin/console/audit", "admin.nav.audit"), ("/admin/console/decks", "admin.nav.decks"),
+    ("/admin/console/campaigns", "campaigns.nav")]
 SUPERADMIN: list[tuple[str, str]] = [*ADMIN, ("/admin/console/super", "admin.nav.super")]
 
 # where each role lands after signing in (else the storefront's home)
