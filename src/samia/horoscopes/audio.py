@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,9 @@ class Processed:
         return {"purpose": "horoscope", "seconds": round(self.seconds, 2), "lufs": round(self.lufs, 1)}
 
 
-async def _run(args: list[str], *, stdin: bytes | None = None, timeout: float = 120) -> tuple[bytes, bytes]:
+async def _run(args: list[str], *, stdin: bytes | None = None, timeout: float = 120,
+               name: str | None = None) -> tuple[bytes, bytes]:
+    name = name or Path(args[0]).name
     proc = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -51,9 +54,9 @@ async def _run(args: list[str], *, stdin: bytes | None = None, timeout: float = 
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AudioError(f"{Path(args[0]).name} timed out") from None
+        raise AudioError(f"{name} timed out") from None
     if proc.returncode != 0:
-        raise AudioError(f"{Path(args[0]).name} exited with {proc.returncode}")
+        raise AudioError(f"{name} exited with {proc.returncode}")
     return out, err
 
 
@@ -119,50 +122,26 @@ class Fetched:
     caption: str | None
 
 
-def _ytdlp_package(url: str, folder: Path, cap: int) -> Fetched:
-    import yt_dlp
-
-    opts: dict[str, Any] = {"outtmpl": str(folder / "src.%(ext)s"), "quiet": True, "noprogress": True,
-                            "no_warnings": True, "noplaylist": True, "format": "bestaudio/best",
-                            "socket_timeout": 30, "max_filesize": cap, "logger": _Quiet()}
-    with yt_dlp.YoutubeDL(opts) as ydl:
-        info = ydl.extract_info(url, download=True)
-        path = Path(ydl.prepare_filename(info))
-    caption = info.get("description") or info.get("title") if isinstance(info, dict) else None
-    return Fetched(path, str(caption)[:4000] if caption else None)
-
-
-class _Quiet:
-    """yt-dlp's messages carry the URL: none of them reach our logs."""
-
-    def debug(self, msg: str) -> None: ...
-    def info(self, msg: str) -> None: ...
-    def warning(self, msg: str) -> None: ...
-    def error(self, msg: str) -> None: ...
-
-
 async def fetch(settings: Settings, url: str, folder: Path) -> Fetched:
     """Download a post's media into `folder` (the allowlist was checked at submission and is
-    checked again here: the setting may have changed since)."""
+    checked again here: the setting may have changed since). yt-dlp always runs as a child
+    process (YTDLP_BIN, else the installed package), so its sockets, threads and memory stay out
+    of the worker; its messages name the URL and are never read."""
     if not host_allowed(settings, url):
         raise AudioError("host not allowed")
     require_ytdlp(settings)
     cap = settings.max_upload_bytes * 4
-    if settings.ytdlp_bin:
-        await _run([settings.ytdlp_bin, "--no-progress", "--no-playlist", "--quiet", "-f", "bestaudio/best",
-                    "--max-filesize", str(cap), "--write-info-json", "-o", str(folder / "src.%(ext)s"), "--", url],
-                   timeout=600)
-        media = [p for p in folder.iterdir() if p.name.startswith("src.") and not p.name.endswith(".json")]
-        if not media:
-            raise AudioError("yt-dlp wrote no file")
-        info_file = folder / "src.info.json"
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
-        caption = info.get("description") or info.get("title")
-        return Fetched(media[0], str(caption)[:4000] if caption else None)
-    try:
-        return await asyncio.to_thread(_ytdlp_package, url, folder, cap)
-    except Exception as exc:  # yt-dlp's DownloadError and friends: their text names the URL
-        raise AudioError(f"yt-dlp could not fetch the post ({type(exc).__name__})") from None
+    program = [settings.ytdlp_bin] if settings.ytdlp_bin else [sys.executable, "-m", "yt_dlp"]
+    await _run([*program, "--no-progress", "--no-playlist", "--quiet", "--no-warnings", "-f", "bestaudio/best",
+                "--socket-timeout", "30", "--max-filesize", str(cap), "--write-info-json",
+                "-o", str(folder / "src.%(ext)s"), "--", url], timeout=600, name="yt-dlp")
+    media = [p for p in folder.iterdir() if p.name.startswith("src.") and not p.name.endswith(".json")]
+    if not media:
+        raise AudioError("yt-dlp wrote no file")
+    info_file = folder / "src.info.json"
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    caption = info.get("description") or info.get("title")
+    return Fetched(media[0], str(caption)[:4000] if caption else None)
 
 
 # ─── text to speech ─────────────────────────────────────────────────────────────────────
