@@ -99,14 +99,20 @@ async def overview(conn: AsyncConnection, limit: int, lang: str) -> dict[str, An
         params = send.pop("params") or {}
         send["title"] = templates.render(send["template"], lang, params)[0] if send["template"] in templates.EN \
             else None
-    await cur.execute("select channel, opted_in, lawful_basis, source, at from consents where user_id = auth.uid() "
-                      "order by channel")
-    consents = await cur.fetchall()
+    consented = await consents(conn)
     await cur.execute("select id, kind, label, created_at from devices where user_id = auth.uid() order by id")
     devices = await cur.fetchall()
     await cur.execute("select starts, ends, tz from quiet_hours where user_id = auth.uid()")
     quiet = await cur.fetchone()
-    return {"sends": sends, "consents": consents, "devices": devices, "quiet_hours": quiet}
+    return {"sends": sends, "consents": consented, "devices": devices, "quiet_hours": quiet}
+
+
+async def consents(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The caller's answer per channel, with its basis, source and time."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select channel, opted_in, lawful_basis, source, at from consents where user_id = auth.uid() "
+                      "order by channel")
+    return await cur.fetchall()
 
 
 async def language(conn: AsyncConnection) -> str:

@@ -60,7 +60,7 @@ async def channels(request: Request, ctx: Ctx = allow(AUTHENTICATED, cookie=True
     form = await posted(request)
     if form.get(LANG_SWITCH):
         return await _again(request, ctx, form, None)
-    opted = {c["channel"]: c["opted_in"] for c in (await prefs.overview(ctx.conn, 0, "en"))["consents"]}
+    opted = {c["channel"]: c["opted_in"] for c in await prefs.consents(ctx.conn)}
     for channel in prefs.CONSENT_CHANNELS:
         wanted = form.get(f"marketing_{channel}") == "on"
         if opted.get(channel, False) != wanted:
