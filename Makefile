@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what they need.
-.PHONY: run test check lint bench soak setup
+.PHONY: run test test-pooled check lint bench soak setup
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,10 @@ check: lint
 test: check
 	.venv/bin/pytest
 
+# the whole suite with the app's connections through PgBouncer in transaction mode (issue 18)
+test-pooled: setup
+	TEST_VIA_POOLER=1 .venv/bin/pytest
+
 lint: setup
 	.venv/bin/ruff check src tests bench
 
@@ -24,7 +28,7 @@ bench: setup
 	.venv/bin/python bench/audit.py
 	.venv/bin/python bench/analytics.py
 
-# a few minutes of mixed traffic through PgBouncer, two API processes and a worker (loopback only)
+# ten minutes (SOAK_MINUTES) of mixed traffic at 70 % of its measured maximum through PgBouncer, two API processes and a worker (loopback only)
 soak: setup
 	@scripts/setup.sh wrk pgbouncer
-	.venv/bin/python bench/soak.py --minutes $${SOAK_MINUTES:-3}
+	.venv/bin/python bench/soak.py --minutes $${SOAK_MINUTES:-10}

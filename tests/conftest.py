@@ -1,7 +1,11 @@
 """Test harness: a real PostgreSQL for every test that touches data.
 
 One throwaway cluster per session (or TEST_DATABASE_URL), one migrated template
-database, and a fresh database cloned from it for each test module."""
+database, and a fresh database cloned from it for each test module.
+
+TEST_VIA_POOLER=1 runs the whole suite in the production topology: the app's connections go
+through Debian's PgBouncer in transaction mode (DB_TRANSACTION_POOLER=true), the owner's
+(migrations, fixtures, jobs' queue) straight to the server."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from fastapi.testclient import TestClient
 from samia import db
 from samia.app import create_app
 from samia.config import Settings
-from samia.db import migrate
+from samia.db import migrate, pooler
 from samia.db.cluster import Cluster
 from samia.providers.email import MemoryMailer
 from samia.providers.phone import MemorySink
@@ -31,6 +35,7 @@ from .analytics.pii import pii_findings
 from .helpers import Api
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+VIA_POOLER = os.environ.get("TEST_VIA_POOLER") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +54,19 @@ def admin_dsn() -> Iterator[str]:
     finally:
         cluster.destroy()
         base.rmdir() if base.exists() and not any(base.iterdir()) else None
+
+
+@pytest.fixture(scope="session")
+def bouncer(admin_dsn: str) -> Iterator[pooler.Bouncer | None]:
+    """With TEST_VIA_POOLER=1: one PgBouncer (transaction pooling) in front of the test server."""
+    if not VIA_POOLER:
+        yield None
+        return
+    started = pooler.Bouncer(admin_dsn, size=8).start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +100,8 @@ def owner_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
 
 def make_settings(**overrides: object) -> Settings:
     env = {"SAMIA_ENV": "test", "SECRET_KEY": TEST_SECRET, "ARGON2_TIME_COST": "1",
-           "ARGON2_MEMORY_KIB": "1024", "SAMIA_DATA_DIR": tempfile.gettempdir(), "LOG_LEVEL": "INFO"}
+           "ARGON2_MEMORY_KIB": "1024", "SAMIA_DATA_DIR": tempfile.gettempdir(), "LOG_LEVEL": "INFO",
+           "DB_TRANSACTION_POOLER": str(VIA_POOLER).lower()}
     env.update({k: str(v) for k, v in overrides.items()})
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -102,8 +121,12 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="module")
-def dsns(owner_dsn: str) -> db.Dsns:
-    return db.Dsns(owner=owner_dsn, app=db.as_user(owner_dsn, "authenticator"))
+def dsns(owner_dsn: str, bouncer: pooler.Bouncer | None) -> db.Dsns:
+    direct = db.as_user(owner_dsn, "authenticator")
+    if bouncer is not None:  # as in production, the job queue keeps a session connection of its own
+        name = str(psycopg.conninfo.conninfo_to_dict(owner_dsn)["dbname"])
+        return db.Dsns(owner=owner_dsn, app=bouncer.dsn(name), queue=direct)
+    return db.Dsns(owner=owner_dsn, app=direct)
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,8 @@ async def _reset(conn: AsyncConnection) -> None:
 
 
 def make_pool(settings: Settings, dsn: str) -> AsyncConnectionPool:
-    kwargs = {"autocommit": False, "prepare_threshold": None if settings.db_transaction_pooler else 5}
     return AsyncConnectionPool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
-                               kwargs=kwargs, open=False, timeout=10, name="app", reset=_reset)
+                               kwargs=db.pool_kwargs(settings), open=False, timeout=10, name="app", reset=_reset)
 
 
 def create_app(settings: Settings, *, dsns: db.Dsns | None = None, mailer: Mailer | None = None,

@@ -18,6 +18,14 @@ EMBEDDED_DB = "samia"
 class Dsns:
     owner: str  # migrations, CLI, jobs (which SET ROLE service_role)
     app: str    # the API's login: authenticator
+    queue: str = ""  # the job queue's session connection, never through a transaction pooler; "": app
+
+
+def pool_kwargs(settings: Settings) -> dict[str, object]:
+    """Connection options of every pool: behind a transaction pooler (DB_TRANSACTION_POOLER)
+    the next transaction may run on another server connection, which never saw a statement
+    this connection prepared, so nothing is prepared there."""
+    return {"autocommit": False, "prepare_threshold": None if settings.db_transaction_pooler else 5}
 
 
 def as_user(dsn: str, user: str) -> str:
@@ -54,4 +62,4 @@ def resolve(settings: Settings, start: bool = True) -> Dsns:
             create_database(superuser, EMBEDDED_DB)
         owner = with_dbname(superuser, EMBEDDED_DB)
     app = settings.app_database_url or as_user(owner, "authenticator")
-    return Dsns(owner=owner, app=app)
+    return Dsns(owner=owner, app=app, queue=settings.queue_database_url or "")

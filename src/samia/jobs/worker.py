@@ -18,11 +18,11 @@ async def run(settings: Settings, dsns: db.Dsns, *, concurrency: int = 2, wait: 
               mailer: Mailer | None = None) -> None:
     """Process jobs; with wait=False, process what is queued now and return (tests, cron)."""
     pool = AsyncConnectionPool(dsns.app, min_size=1, max_size=max(2, concurrency),
-                               kwargs={"autocommit": False}, open=False, name="worker")
+                               kwargs=db.pool_kwargs(settings), open=False, name="worker")
     await pool.open(wait=True)
     res = Resources(settings=settings, pool=pool, mailer=mailer or MailboxMailer(settings.data_dir / "mail"))
     # the queue listens and locks per session: never through a transaction pooler
-    QUEUE["dsn"] = make_conninfo(settings.queue_database_url or dsns.app)
+    QUEUE["dsn"] = make_conninfo(settings.queue_database_url or dsns.queue or dsns.app)
     try:
         async with app.open_async():
             # asked to stop, a worker gives running jobs STOP_GRACE seconds, then aborts them: every

@@ -70,8 +70,9 @@ def freeze(app: FastAPI, dsns: db.Dsns, signer_email: str) -> tuple[bool, list[s
 
 def _on_pool(dsns: db.Dsns, work: Callable[[AsyncConnectionPool], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with AsyncConnectionPool(dsns.app, min_size=1, max_size=2, kwargs={"autocommit": False},
-                                       name="cli") as pool:
+        # a one-off command: nothing worth preparing, and nothing prepared behind a transaction pooler
+        async with AsyncConnectionPool(dsns.app, min_size=1, max_size=2,
+                                       kwargs={"autocommit": False, "prepare_threshold": None}, name="cli") as pool:
             return await work(pool)
     return asyncio.run(go())
 
