@@ -300,6 +300,21 @@ def test_cancel_before_production_refunds_to_the_wallet_once(client, api, reader
     assert api.sql("select coalesce(sum(amount_minor), 0) from ledger_entries") == [(0,)]
 
 
+def test_a_key_older_than_24_hours_places_a_new_order(client, api) -> None:
+    c = api.user("client")
+    h = {**c.h, "Idempotency-Key": "order-again"}
+    first = client.post("/orders", json={"service": "tarot"}, headers=h)
+    assert first.status_code == 201
+    api.sql("update idempotency_keys set created_at = now() - interval '25 hours' where key = 'order-again'")
+    # another body under the same key: not 422 (the old use expired); a new order, remembered in its place
+    second = client.post("/orders", json={"service": "tarot", "question": "and now?"}, headers=h)
+    assert second.status_code == 201 and second.json()["id"] != first.json()["id"]
+    again = client.post("/orders", json={"service": "tarot", "question": "and now?"}, headers=h)
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["id"] == second.json()["id"]
+    assert api.sql("select count(*), bool_and(created_at > now() - interval '1 minute') from idempotency_keys "
+                   "where key = 'order-again'") == [(1, True)]
+
+
 def test_idempotent_order_creation_and_the_hourly_limit(client, api) -> None:
     c = api.user("client")
     h = {**c.h, "Idempotency-Key": "order-1"}

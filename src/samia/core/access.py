@@ -153,12 +153,20 @@ def session_claims(request: Request, platform: Platform) -> Claims | None:
 async def apply_rate_limit(conn: AsyncConnection, name: str, subject: str, response: Response,
                            idempotency: tuple[str, str] | None = None) -> None:
     """Count one hit (a replay of, or a duplicate in flight with, a known Idempotency-Key of the
-    caller's does not count) and set the RateLimit-* headers; 429 over the limit."""
-    await conn.set_read_only(False)
+    caller's does not count) and set the RateLimit-* headers; 429 over the limit.
+
+    The hit is one statement in autocommit mode: its own transaction in one round trip, kept
+    even when the request fails later. Its commit does not wait for the disk (synchronous_commit
+    off for that transaction alone): a server crash may forget the last instant's hits, which
+    costs a counter nothing, while waiting for the WAL flush cost every limited request ~10 %."""
     user, key = idempotency or (None, None)
-    cur = await conn.execute("select * from app.rate_limit_hit(%s, %s, %s, %s)", (name, subject, user, key))
-    allowed, limit, remaining, reset, retry_after, window = await cur.fetchone()  # type: ignore[misc]
-    await conn.commit()
+    await conn.set_autocommit(True)
+    try:
+        cur = await conn.execute("select h.*, set_config('synchronous_commit', 'off', true) "
+                                 "from app.rate_limit_hit(%s, %s, %s, %s) h", (name, subject, user, key))
+        allowed, limit, remaining, reset, retry_after, window, _ = await cur.fetchone()  # type: ignore[misc]
+    finally:
+        await conn.set_autocommit(False)
     if limit is None:
         return
     headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),

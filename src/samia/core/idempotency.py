@@ -31,6 +31,7 @@ def _digest(ctx: Ctx, body: BaseModel) -> str:
 class Idempotency:
     def __init__(self, ctx: Ctx, key: str | None, body: BaseModel) -> None:
         self.ctx, self.key, self.digest = ctx, key, _digest(ctx, body)
+        self.expired = False  # the key's stored row is older than 24 hours
 
     async def replay(self) -> JSONResponse | None:
         """The stored response of an earlier identical request, or None to go ahead."""
@@ -44,12 +45,14 @@ class Idempotency:
         if not (await cur.fetchone())[0]:  # type: ignore[index]
             raise AppError(409, "idempotency_in_progress", headers={"Retry-After": "1"})
         cur = await conn.execute(
-            "select body_sha256, response_status, response_body from idempotency_keys "
-            "where user_id = auth.uid() and key = %s and created_at > now() - interval '24 hours'", (self.key,))
+            "select body_sha256, response_status, response_body, created_at < now() - interval '24 hours' "
+            "from idempotency_keys where user_id = auth.uid() and key = %s", (self.key,))
         row = await cur.fetchone()
         if row is None:
             return None
-        digest, status, body = row
+        digest, status, body, self.expired = row
+        if self.expired:  # a key used again after 24 hours: remember() replaces its old row
+            return None
         if digest != self.digest:
             raise AppError(422, "idempotency_key_reused",
                            "this Idempotency-Key was already used with a different request")
@@ -62,8 +65,9 @@ class Idempotency:
     async def remember(self, status: int, body: dict[str, Any]) -> None:
         if self.key is None:
             return
-        await self.ctx.conn.execute("delete from idempotency_keys where user_id = auth.uid() and key = %s "
-                                    "and created_at < now() - interval '24 hours'", (self.key,))
+        if self.expired:
+            await self.ctx.conn.execute("delete from idempotency_keys where user_id = auth.uid() and key = %s "
+                                        "and created_at < now() - interval '24 hours'", (self.key,))
         await self.ctx.conn.execute(
             "insert into idempotency_keys (user_id, key, method, path, body_sha256, response_status, response_body) "
             "values (auth.uid(), %s, %s, %s, %s, %s, %s)",
