@@ -24,13 +24,8 @@ def no_rate_limit() -> FastAPI:
     return samia_app.from_env()
 
 
-class _Silent:
-    def info(self, *_: Any, **__: Any) -> None:
-        return None
-
-
 def quiet() -> FastAPI:
     """No access-log line and no request metrics (the request id and body cap stay)."""
-    middleware.log = _Silent()  # type: ignore[assignment]
+    middleware.access_line = lambda *_: None  # type: ignore[assignment]
     metrics.Metrics.observe_request = lambda *_: None  # type: ignore[method-assign, assignment]
     return samia_app.from_env()

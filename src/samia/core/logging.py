@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
 import sys
@@ -53,6 +55,7 @@ class _Sink:
 
     def __init__(self) -> None:
         self.stream: Any = sys.stderr
+        self.access = True  # whether the access log is on (LOG_LEVEL INFO or DEBUG)
 
     def write(self, text: str) -> None:
         self.stream.write(text)
@@ -62,12 +65,25 @@ class _Sink:
 
 
 SINK = _Sink()
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def access_line(method: str, route: str, status: int, ms: float, request_id: str, user_id: str | None) -> None:
+    """The access log: one JSON line per request, written straight to the sink. Its fields are
+    a method, a route template, numbers and ids (any other method is logged as OTHER), so it
+    skips the redaction chain, which cost ~9 % of a GET /me's CPU (bench/layers.py)."""
+    if SINK.access:
+        SINK.write(json.dumps({
+            "method": method if method in METHODS else "OTHER", "route": route, "status_code": status,
+            "duration_ms": ms, "request_id": request_id, "user_id": user_id, "event": "request", "level": "info",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}) + "\n")
 
 
 def configure(level: str = "INFO", stream: Any = None) -> None:
     """Our events: structlog's own fast path (no stdlib records). Everything else that logs
     through the standard library (uvicorn, libraries) gets the same processors and sink."""
     SINK.stream = stream or sys.stderr
+    SINK.access = logging.getLevelNamesMapping()[level.upper()] <= logging.INFO
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

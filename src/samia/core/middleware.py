@@ -8,9 +8,8 @@ import time
 import uuid
 from typing import Any
 
-import structlog
+from samia.core.logging import access_line
 
-log = structlog.get_logger("samia.access_log")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -60,8 +59,8 @@ class RequestContext:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            log.info("request", method=scope["method"], route=route, status_code=status["code"],
-                     duration_ms=round(elapsed * 1000, 2), request_id=rid, user_id=scope["state"].get("user_id"))
+            access_line(scope["method"], route, status["code"], round(elapsed * 1000, 2), rid,
+                        scope["state"].get("user_id"))
             if self.metrics is not None:
                 self.metrics.observe_request(scope["method"], route, status["code"], elapsed)
 
