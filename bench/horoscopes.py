@@ -16,51 +16,32 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import psycopg
+from lib import load_note, pgbench, row, serve, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from run import free_port, pgbench, row  # noqa: E402
-
-from samia import db  # noqa: E402
-from samia.config import Settings  # noqa: E402
-from samia.db import migrate  # noqa: E402
-from samia.db.cluster import Cluster  # noqa: E402
-from samia.horoscopes import audio, service  # noqa: E402
-from samia.providers.storage import make_storage  # noqa: E402
-
-LUA = """
-{headers}
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %.3f %.3f %.3f %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
+from samia import db
+from samia.config import Settings
+from samia.db import migrate
+from samia.db.cluster import Cluster
+from samia.horoscopes import audio, service
+from samia.providers.storage import make_storage
 
 
-def wrk_get(url: str, seconds: int, clients: int, headers: dict[str, str] | None = None) -> dict[str, float]:
-    lines = "\n".join(f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in (headers or {}).items())
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(LUA.format(headers=lines))
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "-s", f.name, url],
-                         capture_output=True, text=True, check=True).stdout
-    os.unlink(f.name)
-    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    n, dur_us, p50, p95, p99, bad_status, sock_err = line.split()[1:]
-    return {"rps": int(n) / (int(dur_us) / 1e6), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "errors": int(sock_err), "non2xx": int(bad_status)}
+def headers_lua(headers: dict[str, str]) -> str:
+    return "\n".join(f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items())
+
+
+def sql_script(day: str) -> str:
+    """What GET /horoscopes/today sends, as a pgbench script."""
+    return ("BEGIN READ ONLY;\nselect set_config('role', 'anon', true), set_config('request.jwt.claims', "
+            "'{\"role\": \"anon\"}', true), set_config('request.id', 'bench', true), app.request_identity();\n"
+            f"select * from app.horoscopes_public('daily', '{day}', false);\nCOMMIT;\n")
 
 
 def publish_today(owner: str, settings: Settings, folder: Path) -> None:
@@ -96,54 +77,36 @@ def main() -> None:
     base.chmod(0o755)
     cluster = Cluster(base / "cluster", durable=True)
     superuser = cluster.start()
-    server = None
+    s, c = args.seconds, args.clients
     try:
         db.create_database(superuser, "samia")
         owner = db.with_dbname(superuser, "samia")
         migrate.up(owner, echo=lambda _: None)
-        os.environ.update({"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "WARNING",
-                           "DATABASE_URL": owner, "APP_DATABASE_URL": db.as_user(owner, "authenticator"),
-                           "DB_POOL_MIN": "4", "DB_POOL_MAX": "8", "PHONE_PROVIDER": "twilio",
-                           "SAMIA_DATA_DIR": str(base)})
-        settings = Settings()  # type: ignore[call-arg]
-        publish_today(owner, settings, base)
-        port = free_port()
-        server = subprocess.Popen([str(ROOT / ".venv/bin/uvicorn"), "samia.app:from_env", "--factory",
-                                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-                                   "--no-access-log", "--log-level", "warning"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/api/ops/live", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        today = json.load(urllib.request.urlopen(f"{url}/horoscopes/today?sign=Leo"))
-        audio_url = url + today["items"][0]["audio_url"]
-        etag = urllib.request.urlopen(audio_url).headers["ETag"]
-        s, c = args.seconds, args.clients
-        wrk_get(f"{url}/horoscopes/today?sign=Leo", 3, c)  # warm-up
-        day = service.beirut_day().isoformat()
-        script = ("BEGIN READ ONLY;\nselect set_config('role', 'anon', true), set_config('request.jwt.claims', "
-                  "'{\"role\": \"anon\"}', true), set_config('request.id', 'bench', true), app.request_identity();\n"
-                  f"select * from app.horoscopes_public('daily', '{day}', false);\nCOMMIT;\n")
-        results = {
-            "api_json": wrk_get(f"{url}/horoscopes/today?sign=Leo", s, c),
-            "pg_json": pgbench(db.as_user(owner, "authenticator"), script, s, c),
-            "api_audio": wrk_get(audio_url, s, c),
-            "api_304": wrk_get(audio_url, s, c, {"If-None-Match": etag}),
-            "api_range": wrk_get(audio_url, s, c, {"Range": "bytes=200000-399999"}),
-        }
-        size = len(urllib.request.urlopen(audio_url).read())
+        env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "WARNING",
+               "DATABASE_URL": owner, "APP_DATABASE_URL": db.as_user(owner, "authenticator"),
+               "DB_POOL_MIN": "4", "DB_POOL_MAX": "8", "PHONE_PROVIDER": "twilio", "SAMIA_DATA_DIR": str(base)}
+        os.environ.update(env)
+        publish_today(owner, Settings(), base)  # type: ignore[call-arg]
+        with serve(env, workers=args.workers) as url:
+            today = json.load(urllib.request.urlopen(f"{url}/horoscopes/today?sign=Leo"))
+            audio_url = url + today["items"][0]["audio_url"]
+            etag = urllib.request.urlopen(audio_url).headers["ETag"]
+            wrk(f"{url}/horoscopes/today?sign=Leo", seconds=3, clients=c)  # warm-up
+            results = {
+                "api_json": wrk(f"{url}/horoscopes/today?sign=Leo", seconds=s, clients=c),
+                "pg_json": pgbench(db.as_user(owner, "authenticator"), sql_script(service.beirut_day().isoformat()),
+                                   s, c),
+                "api_audio": wrk(audio_url, seconds=s, clients=c),
+                "api_304": wrk(audio_url, seconds=s, clients=c, extra=headers_lua({"If-None-Match": etag})),
+                "api_range": wrk(audio_url, seconds=s, clients=c,
+                                 extra=headers_lua({"Range": "bytes=200000-399999"})),
+            }
+            size = len(urllib.request.urlopen(audio_url).read())
     finally:
-        if server:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(10)
         cluster.destroy()
         shutil.rmtree(base, ignore_errors=True)
     r = results
-    print(f"\nSamia horoscopes bench — {c} concurrent clients, {s} s each, {os.cpu_count()} cores, "
+    print(f"\nSamia horoscopes bench — {c} concurrent clients, {s} s each, {load_note()},\n"
           f"uvicorn {args.workers} workers, pgbench -M prepared, fsync on; audio {size} bytes (60 s MP3)\n")
     print(row("GET /horoscopes/today?sign=Leo (JSON)", r["api_json"]))
     print(row("pgbench, the same SQL", r["pg_json"]))

@@ -119,9 +119,11 @@ def login(url: str, email: str, password: str) -> str:
 
 @contextmanager
 def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:from_env",
-          server: str = "uvicorn", pids: list[int] | None = None, src: Path | None = None) -> Iterator[str]:
+          server: str = "uvicorn", pids: list[int] | None = None, src: Path | None = None,
+          log: Path | None = None) -> Iterator[str]:
     """The app in its own process group on a loopback port, until the block ends (its
-    process id is appended to `pids`: with one worker, the process serving requests)."""
+    process id is appended to `pids`: with one worker, the process serving requests). Its JSON
+    log lines (the access log among them) go to `log` when given."""
     port = free_port()
     if server == "granian":
         cmd = [str(ROOT / ".venv/bin/granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1",
@@ -129,8 +131,9 @@ def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:fr
     else:
         cmd = [str(ROOT / ".venv/bin/uvicorn"), factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    sink = log.open("ab") if log else None
     proc = subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONPATH": f"{src or ROOT / 'src'}:{ROOT / 'bench'}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=sink or subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     if pids is not None:
         pids.append(proc.pid)
@@ -151,6 +154,8 @@ def serve(env: dict[str, str], *, workers: int = 2, factory: str = "samia.app:fr
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if sink:
+            sink.close()
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:

@@ -1,16 +1,17 @@
 """The API against pgbench running the identical SQL, every guard's cost, and latency under load.
 
 In one run, on a private durable cluster (fsync on), with the same number of concurrent clients:
-  reads   GET /me, GET /services, GET /readers, GET /readers/{id}, the storefront home page
+  reads   GET /me, GET /services, GET /readers, GET /readers/{id}, the storefront home page,
+          GET /horoscopes/today (twelve published signs)
   writes  PATCH /me (the row and its audit entry), contended POST /bookings/hold
-Each is measured through the real service (uvicorn, 2 workers, access log and metrics on)
+Each is measured through the real service (uvicorn or granian, 2 workers, access log and metrics on)
 with wrk on loopback, and as pgbench running the statements the service sends (BEGIN, one
 set_config round trip, the queries, COMMIT); reads and writes also as a BYPASSRLS role.
 Then each guard, on ÷ off, on the route where it applies (POST /orders for the idempotency
 key and the rate limiter, GET /me for the access log + metrics), and p50/p95/p99 at about
 70 % of the measured maximum rate. Prints a table of ratios against the goals (issue 18).
 
-Usage: make bench   (or .venv/bin/python bench/run.py [--seconds 10] [--clients 8])
+Usage: make bench   (or .venv/bin/python bench/run.py [--seconds 10] [--clients 8] [--server granian])
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import psycopg
 from lib import load_note, login, pgbench, row, serve, wrk
 from psycopg import sql
 
+from horoscopes import publish_today
+from horoscopes import sql_script as horoscopes_sql
 from samia import db
 from samia.catalogue.service import DIRECTORY, SERVICES
 from samia.cli import create_user
@@ -37,6 +40,7 @@ from samia.config import Settings
 from samia.core.access import ANON_CLAIMS
 from samia.db import migrate
 from samia.db.cluster import Cluster
+from samia.horoscopes.service import beirut_day
 from samia.profiles.service import COLUMNS
 
 PASSWORD = "bench-password-123"
@@ -186,6 +190,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10, help="per path (at most 15 is plenty)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: run `make bench` (it installs Debian's wrk)")
@@ -206,24 +211,28 @@ def main() -> None:
         settings = Settings()  # type: ignore[call-arg]
         cheap = settings.model_copy(update={"argon2_time_cost": 1, "argon2_memory_kib": 1024})
         people = seed(owner, settings, cheap)
+        publish_today(owner, settings, base)
         uid, readers, hold_readers = people["uid"], people["readers"], people["hold_readers"]
         assert isinstance(uid, str)
         assert isinstance(readers, list)
         assert isinstance(hold_readers, list)
         app_dsn = db.as_user(owner, "authenticator")
         scripts = sql_scripts(uid, readers[0])
+        scripts["horoscopes"] = horoscopes_sql(beirut_day().isoformat())
         week = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
         patch = json.dumps({"first_name": "Bench"})
         with ExitStack() as servers:
-            url = servers.enter_context(serve(env, workers=args.workers))
+            on = {"workers": args.workers, "server": args.server}
+            url = servers.enter_context(serve(env, **on))
             # the guards switched off, for on ÷ off ratios (bench/variants.py); idle until used
-            nolimit = servers.enter_context(serve(env, workers=args.workers, factory="variants:no_rate_limit"))
-            quiet = servers.enter_context(serve(env, workers=args.workers, factory="variants:quiet"))
+            nolimit = servers.enter_context(serve(env, factory="variants:no_rate_limit", **on))
+            quiet = servers.enter_context(serve(env, factory="variants:quiet", **on))
             token = login(url, "bench@example.com", PASSWORD)
             buyers = [login(url, f"buyer-{i}@example.com", PASSWORD) for i in range(16)]
             wrk(f"{url}/me", token=token, seconds=2, clients=c)  # warm-up: pools, prepared statements
             for name, path in (("services", "/services"), ("readers", "/readers"),
-                               ("reader", f"/readers/{readers[0]}"), ("home", "/")):
+                               ("reader", f"/readers/{readers[0]}"), ("home", "/"),
+                               ("horoscopes", "/horoscopes/today?sign=Leo")):
                 r[f"api_{name}"] = wrk(url + path, seconds=s, clients=c)
                 r[f"pg_{name}"] = pgbench(app_dsn, scripts[name], s, c)
             r["api_me"] = wrk(f"{url}/me", token=token, seconds=s, clients=c)
@@ -272,13 +281,14 @@ def main() -> None:
 def report(r: dict[str, dict[str, float]], args: argparse.Namespace, **facts: object) -> None:
     s, c = args.seconds, args.clients
     print(f"\nSamia bench — {c} concurrent clients, {s} s per path, {load_note()},\n"
-          f"uvicorn {args.workers} workers (access log + metrics on), pgbench -M prepared, fsync on\n")
+          f"{args.server} {args.workers} workers (access log + metrics on), pgbench -M prepared, fsync on\n")
     labels = [("GET /me", "me"), ("PATCH /me + audit", "patch"), ("GET /services", "services"),
               ("GET /readers", "readers"), ("GET /readers/{id}", "reader"), ("GET / (storefront home)", "home"),
+              ("GET /horoscopes/today?sign=Leo", "horoscopes"),
               ("POST /bookings/hold (contended)", "hold")]
     for label, key in labels:
         print(label)
-        print(row("API  (wrk → uvicorn → PostgreSQL)", r[f"api_{key}"]))
+        print(row(f"API  (wrk → {args.server} → PostgreSQL)", r[f"api_{key}"]))
         print(row("SQL  (pgbench, identical statements)", r[f"pg_{key}"]))
         if f"pg_{key}_bypass" in r:
             print(row("SQL  as BYPASSRLS role", r[f"pg_{key}_bypass"]))
