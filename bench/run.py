@@ -127,11 +127,12 @@ end"""
 
 
 def alternate(seconds: int, runs: dict[str, Callable[[int], dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Each run three times for a third of `seconds`, in turn; the median run of each."""
+    """Each run three times for a third of `seconds`, in turn, the order reversed every other
+    round (so that no side always follows the same neighbour); the median run of each."""
     third = max(2, seconds // 3)
     seen: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
-    for _ in range(3):
-        for key, run in runs.items():
+    for i in range(3):
+        for key, run in (runs.items() if i % 2 == 0 else reversed(runs.items())):
             seen[key].append(run(third))
     return {k: sorted(v, key=lambda x: x["rps"])[1] for k, v in seen.items()}
 
@@ -241,14 +242,17 @@ def main() -> None:
             r["api_patch"] = wrk(f"{url}/me", "PATCH", token, patch, seconds=s, clients=c)
             r["pg_patch"] = pgbench(app_dsn, scripts["patch"], s, c)
             r["pg_patch_bypass"] = pgbench(app_dsn, scripts["patch_bypass"], s, c)
-            # each guard on and off in alternating thirds: the machine's load drifts within a run
+            # each guard on and off in alternating thirds: the machine's load drifts within a run.
+            # The reads first: a read measured right after a burst of writes pays for their
+            # checkpoint and autovacuum work.
+            r.update(alternate(s, {
+                "api_me_on": lambda t: wrk(f"{url}/me", token=token, seconds=t, clients=c),
+                "api_me_quiet": lambda t: wrk(f"{quiet}/me", token=token, seconds=t, clients=c)}))
             keyed, plain = orders_lua(buyers, True), orders_lua(buyers, False)
             r.update(alternate(s, {
                 "api_orders_keyed": lambda t: wrk(f"{url}/orders", seconds=t, clients=c, extra=keyed),
                 "api_orders": lambda t: wrk(f"{url}/orders", seconds=t, clients=c, extra=plain),
-                "api_orders_nolimit": lambda t: wrk(f"{nolimit}/orders", seconds=t, clients=c, extra=plain),
-                "api_me_on": lambda t: wrk(f"{url}/me", token=token, seconds=t, clients=c),
-                "api_me_quiet": lambda t: wrk(f"{quiet}/me", token=token, seconds=t, clients=c)}))
+                "api_orders_nolimit": lambda t: wrk(f"{nolimit}/orders", seconds=t, clients=c, extra=plain)}))
             # latency under load: ~70 % of the maximum just measured
             r["lat_me"] = wrk(f"{url}/me", token=token, seconds=s, clients=c, **at70(r["api_me"], c))
             r["lat_patch"] = wrk(f"{url}/me", "PATCH", token, patch, seconds=s, clients=c,
