@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
 import psycopg
-from lib import ROOT, cpu_seconds, load_note, login, serve, wrk
+from lib import ROOT, cpu_seconds, load_note, login, migrated_cluster, serve, wrk
 
 from samia import db
 from samia.cli import create_user
 from samia.config import Settings
-from samia.db import migrate
-from samia.db.cluster import Cluster
 
 
 def main() -> None:
@@ -35,20 +30,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=4)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="samia-ab-", dir="/var/tmp"))
-    base.chmod(0o755)
-    old_src = base / "old"
-    old_src.mkdir()
-    archive = subprocess.run(["git", "archive", args.base, "src"], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
-    cluster = Cluster(base / "cluster", durable=True)
-    superuser = cluster.start()
     runs: dict[str, list[float]] = {"base": [], "work": []}
     cpu: dict[str, list[float]] = {"base": [], "work": []}
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-ab-") as (owner, base):
+        old_src = base / "old"
+        old_src.mkdir()
+        archive = subprocess.run(["git", "archive", args.base, "src"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
         with psycopg.connect(owner) as conn:
             conn.execute("update rate_limits set limit_count = 1000000")
         env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "INFO",
@@ -74,9 +63,6 @@ def main() -> None:
                     cpu[side].append(user + system)
                     print(f"  {side:4} {r['rps']:7.0f} req/s  p50 {r['p50']:6.2f} ms  CPU per request "
                           f"{user + system:.3f} ms (user {user:.3f}, system {system:.3f})", flush=True)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     ratio = statistics.median(runs["work"]) / statistics.median(runs["base"])
     print(f"{args.method} {args.path}: throughput working tree / {args.base} = {ratio:.2f}; API process CPU per "
           f"request {statistics.median(cpu['work']):.3f} vs {statistics.median(cpu['base']):.3f} ms "

@@ -18,17 +18,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import psycopg
-from lib import load_note, pgbench, row, serve, wrk
+from lib import load_note, migrated_cluster, pgbench, row, serve, wrk
 
 from samia import db
 from samia.config import Settings
-from samia.db import migrate
-from samia.db.cluster import Cluster
 from samia.horoscopes import audio, service
 from samia.providers.storage import make_storage
 
@@ -73,15 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: run `make bench` (it installs Debian's wrk)")
-    base = Path(tempfile.mkdtemp(prefix="samia-bench-", dir="/var/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "cluster", durable=True)
-    superuser = cluster.start()
     s, c = args.seconds, args.clients
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-bench-") as (owner, base):
         env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "WARNING",
                "DATABASE_URL": owner, "APP_DATABASE_URL": db.as_user(owner, "authenticator"),
                "DB_POOL_MIN": "4", "DB_POOL_MAX": "8", "PHONE_PROVIDER": "twilio", "SAMIA_DATA_DIR": str(base)}
@@ -102,9 +92,6 @@ def main() -> None:
                                  extra=headers_lua({"Range": "bytes=200000-399999"})),
             }
             size = len(urllib.request.urlopen(audio_url).read())
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     r = results
     print(f"\nSamia horoscopes bench — {c} concurrent clients, {s} s each, {load_note()},\n"
           f"uvicorn {args.workers} workers, pgbench -M prepared, fsync on; audio {size} bytes (60 s MP3)\n")

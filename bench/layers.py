@@ -17,23 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import uvloop
-from lib import load_note
+from lib import load_note, migrated_cluster
 
 from samia import db
 from samia.cli import create_user
 from samia.config import Settings
-from samia.db import migrate
-from samia.db.cluster import Cluster
 
 PASSWORD = "bench-password-123"
 
@@ -124,14 +119,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="samia-layers-", dir="/var/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "cluster", durable=True)
-    superuser = cluster.start()
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-layers-") as (owner, base):
         with psycopg.connect(owner) as conn:
             conn.execute("update rate_limits set limit_count = 1000000")
         os.environ.update({"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "INFO",
@@ -140,9 +128,6 @@ def main() -> None:
         create_user(owner, email="bench@example.com", password=PASSWORD, role="client", dob="1990-05-15",
                     country="LB", settings=Settings())  # type: ignore[call-arg]
         results = uvloop.run(measure(args.requests, args.rounds))
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"\nGET /me, CPU per request in one process (uvloop; median of {args.rounds} alternating rounds of "
           f"{args.requests}); {load_note()}\n")

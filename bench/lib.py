@@ -25,7 +25,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from samia.db.cluster import pg_bin  # noqa: E402
+from samia import db  # noqa: E402
+from samia.db import migrate  # noqa: E402
+from samia.db.cluster import Cluster, pg_bin  # noqa: E402
 
 WRK_LUA = """
 wrk.method = "{method}"
@@ -47,6 +49,25 @@ PACED_LUA = """
 local gap = {gap_ms}
 delay = function() return gap end
 """
+
+
+@contextmanager
+def migrated_cluster(prefix: str) -> Iterator[tuple[str, Path]]:
+    """A private durable cluster (fsync on, as in production) in a fresh folder under /var/tmp,
+    with the samia database migrated: (its owner's DSN, the folder). Destroyed when the block
+    ends, whatever happened."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    base.chmod(0o755)
+    cluster = Cluster(base / "cluster", durable=True)
+    superuser = cluster.start()
+    try:
+        db.create_database(superuser, "samia")
+        owner = db.with_dbname(superuser, "samia")
+        migrate.up(owner, echo=lambda _: None)
+        yield owner, base
+    finally:
+        cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def free_port() -> int:

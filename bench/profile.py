@@ -14,17 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import psycopg
-from lib import ROOT, login, serve, wrk
+from lib import ROOT, login, migrated_cluster, serve, wrk
 
 from samia import db
 from samia.cli import create_user
 from samia.config import Settings
-from samia.db import migrate
-from samia.db.cluster import Cluster
 
 LIBS = ("fastapi", "starlette", "pydantic", "pydantic_core", "psycopg", "psycopg_pool", "structlog", "uvicorn",
         "asyncio", "anyio", "prometheus_client", "jwt", "jinja2", "json", "samia", "httptools", "uvloop")
@@ -49,14 +45,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=30)
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(ROOT / ".venv/bin/py-spy")
-    base = Path(tempfile.mkdtemp(prefix="samia-profile-", dir="/var/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "cluster", durable=True)
-    superuser = cluster.start()
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-profile-") as (owner, base):
         with psycopg.connect(owner) as conn:
             conn.execute("update rate_limits set limit_count = 1000000")
         env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "INFO",
@@ -89,9 +78,6 @@ def main() -> None:
             libs_self[library(frames[-1])] += n
             for lib in {library(f) for f in frames[1:]}:
                 libs[lib] += n
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     print(f"\n{args.method} {args.path}: {result['rps']:.0f} req/s with one worker under py-spy; {total} samples\n")
     print("self time (top functions):")
     for frame, n in own.most_common(args.top):

@@ -22,13 +22,11 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 
 import psycopg
-from lib import load_note, login, pgbench, row, serve, wrk
+from lib import load_note, login, migrated_cluster, pgbench, row, serve, wrk
 from psycopg import sql
 
 from horoscopes import publish_today
@@ -38,8 +36,6 @@ from samia.catalogue.service import DIRECTORY, SERVICES
 from samia.cli import create_user
 from samia.config import Settings
 from samia.core.access import ANON_CLAIMS
-from samia.db import migrate
-from samia.db.cluster import Cluster
 from samia.horoscopes.service import beirut_day
 from samia.profiles.service import COLUMNS
 
@@ -196,15 +192,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: run `make bench` (it installs Debian's wrk)")
     s, c = args.seconds, args.clients
-    base = Path(tempfile.mkdtemp(prefix="samia-bench-", dir="/var/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "cluster", durable=True)  # production-like: fsync on
-    superuser = cluster.start()
     r: dict[str, dict[str, float]] = {}
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-bench-") as (owner, base):
         env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "prod", "LOG_LEVEL": "INFO",
                "DATABASE_URL": owner, "APP_DATABASE_URL": db.as_user(owner, "authenticator"),
                "DB_POOL_MIN": "4", "DB_POOL_MAX": "8", "PHONE_PROVIDER": "twilio", "SAMIA_DATA_DIR": str(base)}
@@ -275,9 +264,6 @@ def main() -> None:
                                        where a.status in ('held', 'confirmed', 'live')
                                          and b.status in ('held', 'confirmed', 'live')""").fetchone()[0]
             orders = conn.execute("select count(*) from orders").fetchone()[0]
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     report(r, args, audited=audited, broken=broken, won=won, hold_readers=hold_readers, overlaps=overlaps,
            orders=orders)
 

@@ -20,23 +20,20 @@ import base64
 import datetime as dt
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
-from lib import ROOT, load_note, login, serve
+from lib import ROOT, load_note, login, migrated_cluster, serve
 from run import PASSWORD, seed
 
 from samia import db
 from samia.config import Settings
-from samia.db import migrate, pooler
-from samia.db.cluster import Cluster
+from samia.db import pooler
 
 MIX_LUA = """
 local tokens = {%(tokens)s}
@@ -167,15 +164,8 @@ def main() -> None:
     ap.add_argument("--interval", type=int, default=60, help="seconds per report")
     ap.add_argument("--clients", type=int, default=8, help="connections per API process")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="samia-soak-", dir="/var/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "cluster", durable=True)
-    superuser = cluster.start()
     rows: list[dict[str, object]] = []
-    try:
-        db.create_database(superuser, "samia")
-        owner = db.with_dbname(superuser, "samia")
-        migrate.up(owner, echo=lambda _: None)
+    with migrated_cluster("samia-soak-") as (owner, base):
         bouncer = pooler.Bouncer(owner, size=8).start()
         # dev: the card payments go to the built-in test processor (prod would need Stripe)
         env = {"SECRET_KEY": "bench-secret-" + "x" * 40, "SAMIA_ENV": "dev", "LOG_LEVEL": "INFO",
@@ -259,9 +249,6 @@ def main() -> None:
                 for route, ms in sorted(route_latencies(logs, offsets).items()):
                     overall.setdefault(route, []).extend(ms)
                     print(f"       {route:40} server p50/p95/p99 ms {percentiles(ms)}")
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     fivexx = sum(int(r["status"].get("5xx", 0)) for r in rows)  # type: ignore[union-attr]
     sock = sum(int(r["socket_errors"]) for r in rows)  # type: ignore[call-overload]
     end_rss = rows[-1]["rss"] if rows else {}
